@@ -1,0 +1,158 @@
+"""The wallet's domain records. Money is an ``int`` of New Taiwan dollars, never a float."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Generic, TypeVar
+
+
+class UserStatus(StrEnum):
+    """A user is active until closed; closing keeps every record."""
+
+    ACTIVE = "active"
+    CLOSED = "closed"
+
+
+class TransactionType(StrEnum):
+    """What a transaction does to the wallet."""
+
+    DEPOSIT = "deposit"
+    WITHDRAW = "withdraw"
+    REFUND = "refund"
+
+
+class TransactionStatus(StrEnum):
+    """Every status of every transaction type (design §2 lifecycles)."""
+
+    PENDING = "pending"
+    AWAITING_PAYMENT = "awaiting_payment"
+    AWAITING_OFFLINE_PAYMENT = "awaiting_offline_payment"
+    PAID = "paid"
+    FAILED = "failed"
+    EXPIRED = "expired"
+    REFUNDED = "refunded"
+    PARTIALLY_REFUNDED = "partially_refunded"
+    COMPLETED = "completed"
+    CANCELLED = "cancelled"
+
+
+# Statuses in which a transaction is "open": a user with one cannot be closed.
+OPEN_STATUSES: frozenset[TransactionStatus] = frozenset(
+    {
+        TransactionStatus.PENDING,
+        TransactionStatus.AWAITING_PAYMENT,
+        TransactionStatus.AWAITING_OFFLINE_PAYMENT,
+    }
+)
+AWAITING_STATUSES: frozenset[TransactionStatus] = frozenset(
+    {TransactionStatus.AWAITING_PAYMENT, TransactionStatus.AWAITING_OFFLINE_PAYMENT}
+)
+
+
+class PaymentMethod(StrEnum):
+    """ECPay ChoosePayment values a deposit may use."""
+
+    CREDIT = "Credit"
+    ATM = "ATM"
+    CVS = "CVS"
+    BARCODE = "BARCODE"
+    WEBATM = "WebATM"
+    TWQR = "TWQR"
+    APPLEPAY = "ApplePay"
+    BNPL = "BNPL"
+    ALL = "ALL"
+
+
+@dataclass(frozen=True)
+class User:
+    """A wallet owner. ``balance`` is available money, ``held`` is reserved by open withdrawals."""
+
+    user_id: str
+    username: str
+    email: str
+    balance: int
+    held: int
+    status: UserStatus
+    open_transactions: int  # maintained by the store from each write's ``delta_open``
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class Transaction:
+    """One deposit, withdrawal or refund. ``version`` is the compare-and-set token."""
+
+    transaction_id: str  # 12 characters [0-9a-z]: it prefixes the ECPay MerchantTradeNo
+    user_id: str
+    transaction_type: TransactionType
+    amount: int
+    status: TransactionStatus
+    version: int
+    created_at: datetime
+    updated_at: datetime
+    payment_method: PaymentMethod | None = None
+    merchant_trade_no: str | None = None  # the current ECPay attempt
+    trade_no: str | None = None  # ECPay's trade number
+    payment_info: Mapping[str, str] = field(default_factory=dict)  # bank code, vAccount, codes...
+    expires_at: datetime | None = None  # offline payment deadline (UTC)
+    refunded_amount: int = 0  # deposits: how much was refunded so far
+    related_transaction_id: str | None = None  # refund -> its deposit
+    flags: frozenset[str] = frozenset()  # e.g. "duplicate_payment" (a second paid attempt to refund)
+
+
+@dataclass(frozen=True)
+class LedgerEntry:
+    """One append-only change of a user's ``balance``/``held``, written with the change itself."""
+
+    entry_id: str
+    user_id: str
+    transaction_id: str
+    kind: str  # e.g. "deposit_paid", "withdraw_hold", "withdraw_complete", "withdraw_cancel", "refund"
+    delta_balance: int
+    delta_held: int
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class NotificationRecord:
+    """Every request that reached an ECPay callback route, verified or not (append-only).
+
+    ``dedupe_key`` is set only on the record of a verified notification that changes state:
+    ``f"{merchant_trade_no}:{kind}:{period}"``; the store refuses a second record with the same key.
+    """
+
+    notification_id: str
+    received_at: datetime
+    route: str  # "return", "paymentInfo", "periodReturn", "reconcile"
+    raw_body: str  # as received (base64 decoded to text with errors="replace" when not UTF-8)
+    outcome: str  # "applied", "duplicate", "rejected:<check>", "ignored:<reason>", "flagged:<flag>"
+    transaction_id: str | None = None
+    merchant_trade_no: str | None = None
+    dedupe_key: str | None = None
+
+
+@dataclass(frozen=True)
+class IdempotencyRecord:
+    """Stripe-style idempotency key for creating a transaction, scoped to one user."""
+
+    user_id: str
+    key: str
+    request_fingerprint: str  # hash of the normalized request body
+    transaction_id: str
+    created_at: datetime
+    expires_at: datetime  # at least 24 hours after created_at
+
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Page(Generic[T]):
+    """One page of a listing: ``total`` counts all items; ``next_cursor`` continues a cursor listing."""
+
+    items: list[T]
+    total: int
+    next_cursor: str | None = None

@@ -1,0 +1,186 @@
+"""The storage port: what the wallet needs from storage. Adapters in ``ecpay_lambda.store`` implement it.
+
+Every state change goes through :meth:`WalletStore.commit`, one atomic write (all or nothing).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from .models import (
+    IdempotencyRecord,
+    LedgerEntry,
+    NotificationRecord,
+    Page,
+    Transaction,
+    User,
+)
+
+
+@dataclass(frozen=True)
+class TransactionPut:
+    """Write ``new`` in place of the stored version ``expected_version`` (0 = must not exist yet).
+
+    ``new.version`` must be ``expected_version + 1``.
+    """
+
+    new: Transaction
+    expected_version: int
+
+
+@dataclass(frozen=True)
+class UserDelta:
+    """Add to a user's counters, only if the results stay >= 0 (and the user is active when asked)."""
+
+    user_id: str
+    delta_balance: int = 0
+    delta_held: int = 0
+    delta_open: int = 0
+    require_active: bool = False
+
+
+@dataclass(frozen=True)
+class AtomicWrite:
+    """Everything one state change writes, applied all-or-nothing by :meth:`WalletStore.commit`.
+
+    On failure nothing is written and exactly one of the port errors below is raised:
+    ``VersionConflict`` (a ``TransactionPut`` lost the compare-and-set), ``InsufficientFunds``
+    (a ``UserDelta`` would go negative), ``UserNotActive``, ``DuplicateNotification`` (the
+    ``notification.dedupe_key`` was recorded before), ``IdempotencyKeyReused`` (an unexpired
+    record for the same user and key exists).
+    """
+
+    transactions: Sequence[TransactionPut] = ()
+    user_delta: UserDelta | None = None
+    ledger: Sequence[LedgerEntry] = ()
+    notification: NotificationRecord | None = None
+    idempotency: IdempotencyRecord | None = None
+
+
+class StoreConflict(Exception):
+    """Base class of the expected, non-fault outcomes of :meth:`WalletStore.commit`."""
+
+
+class VersionConflict(StoreConflict):
+    """A transaction was not at the expected version. ``current`` is the stored one when known."""
+
+    def __init__(self, transaction_id: str, current: Transaction | None = None) -> None:
+        super().__init__(f"transaction {transaction_id} changed concurrently")
+        self.transaction_id = transaction_id
+        self.current = current
+
+
+class InsufficientFunds(StoreConflict):
+    """A user delta would make ``balance`` or ``held`` negative."""
+
+    def __init__(self, user_id: str) -> None:
+        super().__init__(f"user {user_id} has insufficient funds")
+        self.user_id = user_id
+
+
+class UserNotActive(StoreConflict):
+    """A user delta required an active user (or the user does not exist)."""
+
+    def __init__(self, user_id: str) -> None:
+        super().__init__(f"user {user_id} is not active")
+        self.user_id = user_id
+
+
+class DuplicateNotification(StoreConflict):
+    """A notification with this ``dedupe_key`` was already recorded."""
+
+    def __init__(self, dedupe_key: str) -> None:
+        super().__init__(f"notification {dedupe_key} already applied")
+        self.dedupe_key = dedupe_key
+
+
+class IdempotencyKeyReused(StoreConflict):
+    """An unexpired idempotency record exists for this user and key. ``existing`` when known."""
+
+    def __init__(self, key: str, existing: IdempotencyRecord | None = None) -> None:
+        super().__init__("idempotency key already used")
+        self.key = key
+        self.existing = existing
+
+
+class UserHasFunds(StoreConflict):
+    """``close_user`` found a non-zero balance, held amount or open transaction."""
+
+
+class UserExists(StoreConflict):
+    """``create_user`` found the username already taken."""
+
+
+class WalletStore(Protocol):
+    """The storage port. Every method is atomic; reads are strongly consistent."""
+
+    def ensure_schema(self) -> None:
+        """Create or migrate the schema/table (idempotent; safe to call on every cold start)."""
+        ...
+
+    def ping(self) -> bool:
+        """True when the store is reachable (for /healthz)."""
+        ...
+
+    def create_user(self, user: User) -> None:
+        """Insert a new user; raise ``UserExists`` if the username is taken."""
+        ...
+
+    def get_user(self, user_id: str) -> User | None:
+        """One user, or None."""
+        ...
+
+    def list_users(self, *, page: int = 1, page_size: int = 20, cursor: str | None = None) -> Page[User]:
+        """Users by creation order; ``cursor`` (from a previous page) takes precedence over ``page``."""
+        ...
+
+    def iter_users(self) -> Iterator[User]:
+        """Every user (for the audit)."""
+        ...
+
+    def close_user(self, user_id: str, now: datetime) -> User:
+        """Active -> closed, only if balance, held and open_transactions are 0.
+
+        Raise ``UserNotActive`` if missing or already closed, ``UserHasFunds`` if money or open
+        transactions remain (checked in the same atomic conditional write).
+        """
+        ...
+
+    def commit(self, write: AtomicWrite) -> None:
+        """Apply ``write`` atomically or raise one ``StoreConflict`` subclass (see ``AtomicWrite``)."""
+        ...
+
+    def get_transaction(self, transaction_id: str) -> Transaction | None:
+        """One transaction, or None."""
+        ...
+
+    def list_transactions(
+        self, user_id: str, *, page: int = 1, page_size: int = 20, cursor: str | None = None
+    ) -> Page[Transaction]:
+        """A user's transactions, newest first."""
+        ...
+
+    def get_idempotency(self, user_id: str, key: str) -> IdempotencyRecord | None:
+        """The stored idempotency record (expired ones may be returned; the caller checks)."""
+        ...
+
+    def list_ledger(
+        self, *, transaction_id: str | None = None, user_id: str | None = None
+    ) -> list[LedgerEntry]:
+        """Ledger entries of one transaction or one user, oldest first."""
+        ...
+
+    def record_notification(self, record: NotificationRecord) -> None:
+        """Append a notification record on its own (unverified, duplicate, ignored...)."""
+        ...
+
+    def list_notifications(self, transaction_id: str) -> list[NotificationRecord]:
+        """Notification records of one transaction, oldest first."""
+        ...
+
+    def list_awaiting_payment(self, *, updated_before: datetime, limit: int = 100) -> list[Transaction]:
+        """Deposits in an awaiting_* status last updated before ``updated_before`` (for reconciliation)."""
+        ...
