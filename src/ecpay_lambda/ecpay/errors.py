@@ -21,7 +21,9 @@ class NotificationError(EcpayError):
 
     def __init__(self, check: str, message: str) -> None:
         super().__init__(f"{check}: {message}")
-        self.check = check  # e.g. "malformed", "duplicate_field", "check_mac_value", "merchant_id"
+        # One of: "too_large", "encoding", "malformed", "duplicate_field", "missing_field",
+        # "check_mac_value", "merchant_id", "invalid_field".
+        self.check = check
         self.reason = message
 
 
@@ -42,3 +44,17 @@ class RateLimitedError(TransportError):
 
 class ResponseError(EcpayError):
     """ECPay answered, but the answer is malformed, unsigned where it must be signed, or mis-signed."""
+
+
+class RejectedError(ResponseError):
+    """ECPay answered with an (unsigned) error instead of a result, e.g. ``TradeStatus=10200073``.
+
+    ``code`` is ECPay's RtnCode/TradeStatus and ``rtn_msg`` its message; an unsigned answer is never
+    trusted as a payment result, so it is raised rather than returned.
+    """
+
+    def __init__(self, code: str, rtn_msg: str, endpoint: str) -> None:
+        super().__init__(f"{endpoint}: ECPay answered {code} ({rtn_msg or 'no message'})")
+        self.code = code
+        self.rtn_msg = rtn_msg
+        self.endpoint = endpoint

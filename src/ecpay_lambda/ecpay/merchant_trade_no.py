@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import secrets
+import threading
 import time
 
 from .errors import EcpayValidationError
@@ -13,6 +14,17 @@ ATTEMPT_SUFFIX_LENGTH = 8
 MAX_REFERENCE_LENGTH = MAX_LENGTH - ATTEMPT_SUFFIX_LENGTH
 _ALNUM = re.compile(r"[A-Za-z0-9]+")
 _DIGITS = "0123456789abcdefghijklmnopqrstuvwxyz"
+_clock_lock = threading.Lock()
+_last_centis = 0
+
+
+def _next_centis() -> int:
+    # Strictly increasing within a process, so two attempts made in the same hundredth of a second
+    # (or across a backwards clock step) still get different numbers.
+    global _last_centis  # noqa: PLW0603 - one process-wide counter, guarded by the lock
+    with _clock_lock:
+        _last_centis = max(time.time_ns() // 10_000_000, _last_centis + 1)
+        return _last_centis
 
 
 def _base36(value: int, width: int) -> str:
@@ -33,9 +45,9 @@ def new_merchant_trade_no(reference: str, *, now_ns: int | None = None) -> str:
         raise EcpayValidationError(
             "reference", f"must be 1 to {MAX_REFERENCE_LENGTH} ASCII letters or digits"
         )
-    centis = (time.time_ns() if now_ns is None else now_ns) // 10_000_000
+    centis = _next_centis() if now_ns is None else now_ns // 10_000_000
     # 7 base-36 digits of centiseconds wrap only every ~24 years; the random digit separates two
-    # attempts started within the same hundredth of a second.
+    # attempts of one reference made by different processes within the same hundredth of a second.
     suffix = _base36(centis, 7) + _base36(secrets.randbelow(36), 1)
     return reference + suffix
 

@@ -5,12 +5,26 @@ Must stay free of pydantic and any heavy import: the notification Lambda imports
 
 from __future__ import annotations
 
+import base64
+import binascii
+import re
+import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
+from types import MappingProxyType
 
+from .checkmac import MD5, SHA256, verify_check_mac_value
 from .credentials import MerchantCredentials
+from .errors import CheckMacValueError, NotificationError
+from .timezone import ECPAY_DATE_FORMAT, TAIPEI, parse_ecpay_datetime
+
+MAX_BODY_BYTES = 64 * 1024
+MAX_FIELDS = 256
+# Base64 grows 4/3; allow for that before decoding so an oversized body is refused unread.
+_MAX_BASE64_BYTES = (MAX_BODY_BYTES * 4) // 3 + 4
+_INTEGER = re.compile(r"[0-9]+")
 
 
 class NotificationKind(StrEnum):
@@ -19,6 +33,82 @@ class NotificationKind(StrEnum):
     PAYMENT_RESULT = "payment_result"  # ReturnURL / OrderResultURL
     PAYMENT_INFO = "payment_info"  # PaymentInfoURL / ClientRedirectURL (ATM, CVS, BARCODE, BNPL)
     PERIOD_RESULT = "period_result"  # PeriodReturnURL
+
+
+# NeedExtraPaidInfo=Y fields (protocol page §5.4) and their attribute names on ExtraPaidInfo.
+_EXTRA_PAID_INFO_FIELDS: Mapping[str, str] = MappingProxyType(
+    {
+        "WebATMAccBank": "webatm_acc_bank",
+        "WebATMAccNo": "webatm_acc_no",
+        "WebATMBankName": "webatm_bank_name",
+        "ATMAccBank": "atm_acc_bank",
+        "ATMAccNo": "atm_acc_no",
+        "PaymentNo": "payment_no",
+        "PayFrom": "pay_from",
+        "TWQRTradeNo": "twqr_trade_no",
+        "gwsr": "gwsr",
+        "process_date": "process_date",
+        "auth_code": "auth_code",
+        "amount": "amount",
+        "stage": "stage",
+        "stast": "stast",
+        "staed": "staed",
+        "eci": "eci",
+        "card4no": "card4no",
+        "card6no": "card6no",
+        "red_dan": "red_dan",
+        "red_de_amt": "red_de_amt",
+        "red_ok_amt": "red_ok_amt",
+        "red_yet": "red_yet",
+        "PeriodType": "period_type",
+        "Frequency": "frequency",
+        "ExecTimes": "exec_times",
+        "PeriodAmount": "period_amount",
+        "TotalSuccessTimes": "total_success_times",
+        "TotalSuccessAmount": "total_success_amount",
+    }
+)
+
+
+@dataclass(frozen=True)
+class ExtraPaidInfo:
+    """The NeedExtraPaidInfo=Y fields, exactly as received (blank when absent or sent blank)."""
+
+    present: bool = False  # True when at least one of these fields was received
+    webatm_acc_bank: str = ""
+    webatm_acc_no: str = ""
+    webatm_bank_name: str = ""
+    atm_acc_bank: str = ""
+    atm_acc_no: str = ""
+    payment_no: str = ""
+    pay_from: str = ""
+    twqr_trade_no: str = ""
+    gwsr: str = ""  # card authorisation serial (= CreditRefundId of CreditDetail/QueryTrade/V2)
+    process_date: str = ""
+    auth_code: str = ""
+    amount: str = ""
+    stage: str = ""
+    stast: str = ""
+    staed: str = ""
+    eci: str = ""
+    card4no: str = ""
+    card6no: str = ""
+    red_dan: str = ""
+    red_de_amt: str = ""
+    red_ok_amt: str = ""
+    red_yet: str = ""
+    period_type: str = ""
+    frequency: str = ""
+    exec_times: str = ""
+    period_amount: str = ""
+    total_success_times: str = ""
+    total_success_amount: str = ""
+
+    @classmethod
+    def from_fields(cls, fields: Mapping[str, str]) -> ExtraPaidInfo:
+        """Pick the extra-paid-info fields out of a verified field set."""
+        values = {attr: fields[name] for name, attr in _EXTRA_PAID_INFO_FIELDS.items() if name in fields}
+        return cls(present=bool(values), **values)
 
 
 @dataclass(frozen=True)
@@ -36,6 +126,11 @@ class PaymentResult:
     trade_date: datetime | None  # UTC
     simulate_paid: bool
     fields: Mapping[str, str] = field(repr=False)  # every received field, blank ones kept
+    store_id: str = ""
+    platform_id: str = ""
+    payment_type_charge_fee: str = ""  # may be a decimal ("25.00"); kept as sent
+    custom_fields: tuple[str, str, str, str] = ("", "", "", "")
+    extra: ExtraPaidInfo = field(default_factory=ExtraPaidInfo, repr=False)
 
     @property
     def is_paid(self) -> bool:
@@ -63,6 +158,10 @@ class PaymentInfoNotice:
     barcode3: str
     expire_at: datetime | None  # UTC (ATM dates mean the end of that Taiwan day)
     fields: Mapping[str, str] = field(repr=False)
+    store_id: str = ""
+    custom_fields: tuple[str, str, str, str] = ("", "", "", "")
+    bnpl_trade_no: str = ""
+    bnpl_installment: str = ""
 
     @property
     def is_code_issued(self) -> bool:
@@ -82,39 +181,299 @@ class PeriodResult:
     total_success_times: int
     simulate_paid: bool
     fields: Mapping[str, str] = field(repr=False)
+    period_type: str = ""
+    frequency: int | None = None
+    exec_times: int | None = None
+    first_auth_amount: int | None = None
+    gwsr: str = ""  # ECPay spells it "Gwsr" here; either spelling is read
+    auth_code: str = ""
+    process_date: datetime | None = None  # UTC
+    store_id: str = ""
+    custom_fields: tuple[str, str, str, str] = ("", "", "", "")
+
+    @property
+    def is_paid(self) -> bool:
+        """RtnCode 1 means this charge succeeded."""
+        return self.rtn_code == "1"
+
+
+# --- decoding -----------------------------------------------------------------------------------
+
+
+def _short(text: str, limit: int = 40) -> str:
+    # Untrusted text goes into error messages (and so into logs): bounded and repr-escaped.
+    return repr(text if len(text) <= limit else text[:limit] + "...")
+
+
+def _body_bytes(body: bytes | str, is_base64: bool) -> bytes:
+    if isinstance(body, str):
+        try:
+            data = body.encode("ascii" if is_base64 else "utf-8")
+        except UnicodeEncodeError:
+            what = "base64 body has non-ASCII characters" if is_base64 else "body is not valid Unicode"
+            raise NotificationError("encoding", what) from None
+    else:
+        data = bytes(body)
+    if not is_base64:
+        if len(data) > MAX_BODY_BYTES:
+            raise NotificationError("too_large", f"body is larger than {MAX_BODY_BYTES} bytes")
+        return data
+    if len(data) > _MAX_BASE64_BYTES:
+        raise NotificationError("too_large", f"body is larger than {MAX_BODY_BYTES} bytes")
+    try:
+        decoded = base64.b64decode(data, validate=True)
+    except (binascii.Error, ValueError):
+        raise NotificationError("malformed", "body is not valid base64") from None
+    if len(decoded) > MAX_BODY_BYTES:
+        raise NotificationError("too_large", f"body is larger than {MAX_BODY_BYTES} bytes")
+    return decoded
+
+
+def _form_unquote(text: str) -> str:
+    try:
+        return urllib.parse.unquote_plus(text, encoding="utf-8", errors="strict")
+    except UnicodeDecodeError:
+        raise NotificationError("encoding", "a percent-encoded value is not valid UTF-8") from None
 
 
 def parse_form_body(body: bytes | str, *, is_base64: bool = False) -> dict[str, str]:
     """Decode an x-www-form-urlencoded body (optionally base64) to fields, keeping blank values.
 
-    Raises ``NotificationError("malformed" | "duplicate_field" | "encoding", ...)``.
+    Raises ``NotificationError("too_large" | "malformed" | "duplicate_field" | "encoding", ...)``.
     """
-    raise NotImplementedError
+    data = _body_bytes(body, is_base64)
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise NotificationError("encoding", "body is not valid UTF-8") from None
+    fields: dict[str, str] = {}
+    for piece in text.split("&"):
+        if not piece:
+            continue  # "a=1&&b=2" or a trailing "&": no field there, as in every form parser
+        if "=" not in piece:
+            raise NotificationError("malformed", f"a field has no '=': {_short(piece)}")
+        raw_name, raw_value = piece.split("=", 1)
+        name = _form_unquote(raw_name)
+        if not name:
+            raise NotificationError("malformed", "a field has an empty name")
+        if name in fields:
+            # Two values for one name make the signed set ambiguous: refuse rather than pick one.
+            raise NotificationError("duplicate_field", f"field {_short(name)} appears more than once")
+        fields[name] = _form_unquote(raw_value)
+        if len(fields) > MAX_FIELDS:
+            raise NotificationError("malformed", f"more than {MAX_FIELDS} fields")
+    if not fields:
+        raise NotificationError("malformed", "body has no fields")
+    return fields
+
+
+# --- verification -------------------------------------------------------------------------------
 
 
 def verify_fields(
     fields: Mapping[str, str], credentials: MerchantCredentials, *, encrypt_type: int = 1
 ) -> None:
     """Check CheckMacValue (constant time) and MerchantID; raise ``NotificationError`` naming the check."""
-    raise NotImplementedError
+    if encrypt_type not in (SHA256, MD5):
+        raise ValueError("encrypt_type must be 1 (SHA256) or 0 (MD5)")
+    received = fields.get("CheckMacValue")
+    if not received:
+        raise CheckMacValueError("CheckMacValue is missing")
+    if not verify_check_mac_value(fields, credentials.hash_key, credentials.hash_iv, encrypt_type):
+        expected_length = 64 if encrypt_type == SHA256 else 32
+        detail = ""
+        if len(received) != expected_length:
+            algorithm = "SHA256" if encrypt_type == SHA256 else "MD5"
+            detail = f" (it has {len(received)} characters; {algorithm} values have {expected_length})"
+        raise CheckMacValueError("CheckMacValue does not match" + detail)
+    merchant_id = fields.get("MerchantID")
+    if merchant_id is None:
+        raise NotificationError("missing_field", "MerchantID is missing")
+    if merchant_id != credentials.merchant_id:
+        raise NotificationError("merchant_id", f"MerchantID {_short(merchant_id)} is not this merchant's")
+
+
+# --- typed views --------------------------------------------------------------------------------
+
+
+def _require(fields: Mapping[str, str], names: tuple[str, ...]) -> None:
+    for name in names:
+        if name not in fields:
+            raise NotificationError("missing_field", f"{name} is missing")
+
+
+def _int(fields: Mapping[str, str], name: str) -> int:
+    value = fields.get(name, "")
+    if not _INTEGER.fullmatch(value):
+        raise NotificationError("invalid_field", f"{name} is not a non-negative integer: {_short(value)}")
+    return int(value)
+
+
+def _optional_int(fields: Mapping[str, str], name: str) -> int | None:
+    return _int(fields, name) if fields.get(name, "").strip() else None
+
+
+def _datetime(fields: Mapping[str, str], name: str) -> datetime | None:
+    value = fields.get(name, "").strip()
+    if not value:
+        return None
+    try:
+        return parse_ecpay_datetime(value)
+    except ValueError:
+        raise NotificationError("invalid_field", f"{name} is not a date: {_short(value)}") from None
+
+
+def _expiry(fields: Mapping[str, str]) -> datetime | None:
+    value = fields.get("ExpireDate", "").strip()
+    if not value:
+        return None
+    try:
+        if " " in value:
+            return parse_ecpay_datetime(value)
+        # ATM deadlines are dates: the account can be paid until the end of that Taiwan day.
+        day = datetime.strptime(value, ECPAY_DATE_FORMAT)
+        return day.replace(hour=23, minute=59, second=59, tzinfo=TAIPEI).astimezone(UTC)
+    except ValueError:
+        raise NotificationError("invalid_field", f"ExpireDate is not a date: {_short(value)}") from None
+
+
+def _custom_fields(fields: Mapping[str, str]) -> tuple[str, str, str, str]:
+    return (
+        fields.get("CustomField1", ""),
+        fields.get("CustomField2", ""),
+        fields.get("CustomField3", ""),
+        fields.get("CustomField4", ""),
+    )
+
+
+def _get_any_case(fields: Mapping[str, str], name: str) -> str:
+    if name in fields:
+        return fields[name]
+    lowered = name.lower()
+    return next((value for key, value in fields.items() if key.lower() == lowered), "")
+
+
+_PAYMENT_RESULT_REQUIRED = ("MerchantID", "MerchantTradeNo", "RtnCode", "RtnMsg", "TradeNo", "TradeAmt")
+_PAYMENT_INFO_REQUIRED = ("MerchantID", "MerchantTradeNo", "RtnCode", "RtnMsg", "TradeNo", "TradeAmt")
+_PERIOD_RESULT_REQUIRED = (
+    "MerchantID",
+    "MerchantTradeNo",
+    "RtnCode",
+    "RtnMsg",
+    "Amount",
+    "TotalSuccessTimes",
+)
+
+
+def payment_result_from_fields(fields: Mapping[str, str]) -> PaymentResult:
+    """Build a PaymentResult from fields that were already verified (see ``parse_payment_result``)."""
+    _require(fields, _PAYMENT_RESULT_REQUIRED)
+    return PaymentResult(
+        merchant_id=fields["MerchantID"],
+        merchant_trade_no=fields["MerchantTradeNo"],
+        rtn_code=fields["RtnCode"].strip(),
+        rtn_msg=fields["RtnMsg"],
+        trade_no=fields["TradeNo"],
+        trade_amt=_int(fields, "TradeAmt"),
+        payment_type=fields.get("PaymentType", ""),
+        payment_date=_datetime(fields, "PaymentDate"),
+        trade_date=_datetime(fields, "TradeDate"),
+        simulate_paid=fields.get("SimulatePaid", "").strip() == "1",
+        fields=MappingProxyType(dict(fields)),
+        store_id=fields.get("StoreID", ""),
+        platform_id=fields.get("PlatformID", ""),
+        payment_type_charge_fee=fields.get("PaymentTypeChargeFee", ""),
+        custom_fields=_custom_fields(fields),
+        extra=ExtraPaidInfo.from_fields(fields),
+    )
+
+
+def payment_info_from_fields(fields: Mapping[str, str]) -> PaymentInfoNotice:
+    """Build a PaymentInfoNotice from fields that were already verified (notification or query)."""
+    _require(fields, _PAYMENT_INFO_REQUIRED)
+    return PaymentInfoNotice(
+        merchant_id=fields["MerchantID"],
+        merchant_trade_no=fields["MerchantTradeNo"],
+        rtn_code=fields["RtnCode"].strip(),
+        rtn_msg=fields["RtnMsg"],
+        trade_no=fields["TradeNo"],
+        trade_amt=_int(fields, "TradeAmt"),
+        payment_type=fields.get("PaymentType", ""),
+        trade_date=_datetime(fields, "TradeDate"),
+        bank_code=fields.get("BankCode", ""),
+        v_account=fields.get("vAccount", ""),
+        payment_no=fields.get("PaymentNo", ""),
+        barcode1=fields.get("Barcode1", ""),
+        barcode2=fields.get("Barcode2", ""),
+        barcode3=fields.get("Barcode3", ""),
+        expire_at=_expiry(fields),
+        fields=MappingProxyType(dict(fields)),
+        store_id=fields.get("StoreID", ""),
+        custom_fields=_custom_fields(fields),
+        bnpl_trade_no=fields.get("BNPLTradeNo", ""),
+        bnpl_installment=fields.get("BNPLInstallment", ""),
+    )
+
+
+def period_result_from_fields(fields: Mapping[str, str]) -> PeriodResult:
+    """Build a PeriodResult from fields that were already verified (see ``parse_period_result``)."""
+    _require(fields, _PERIOD_RESULT_REQUIRED)
+    return PeriodResult(
+        merchant_id=fields["MerchantID"],
+        merchant_trade_no=fields["MerchantTradeNo"],
+        rtn_code=fields["RtnCode"].strip(),
+        rtn_msg=fields["RtnMsg"],
+        amount=_int(fields, "Amount"),
+        total_success_times=_int(fields, "TotalSuccessTimes"),
+        simulate_paid=fields.get("SimulatePaid", "").strip() == "1",
+        fields=MappingProxyType(dict(fields)),
+        period_type=fields.get("PeriodType", ""),
+        frequency=_optional_int(fields, "Frequency"),
+        exec_times=_optional_int(fields, "ExecTimes"),
+        first_auth_amount=_optional_int(fields, "FirstAuthAmount"),
+        gwsr=_get_any_case(fields, "Gwsr"),
+        auth_code=fields.get("AuthCode", ""),
+        process_date=_datetime(fields, "ProcessDate"),
+        store_id=fields.get("StoreID", ""),
+        custom_fields=_custom_fields(fields),
+    )
+
+
+def _parse_verified(body: bytes | str, credentials: MerchantCredentials, is_base64: bool) -> dict[str, str]:
+    fields = parse_form_body(body, is_base64=is_base64)
+    verify_fields(fields, credentials)
+    return fields
 
 
 def parse_payment_result(
     body: bytes | str, credentials: MerchantCredentials, *, is_base64: bool = False
 ) -> PaymentResult:
     """Parse and verify a ReturnURL / OrderResultURL body."""
-    raise NotImplementedError
+    return payment_result_from_fields(_parse_verified(body, credentials, is_base64))
 
 
 def parse_payment_info(
     body: bytes | str, credentials: MerchantCredentials, *, is_base64: bool = False
 ) -> PaymentInfoNotice:
     """Parse and verify a PaymentInfoURL / ClientRedirectURL body."""
-    raise NotImplementedError
+    return payment_info_from_fields(_parse_verified(body, credentials, is_base64))
 
 
 def parse_period_result(
     body: bytes | str, credentials: MerchantCredentials, *, is_base64: bool = False
 ) -> PeriodResult:
     """Parse and verify a PeriodReturnURL body."""
-    raise NotImplementedError
+    return period_result_from_fields(_parse_verified(body, credentials, is_base64))
+
+
+def parse_notification(
+    kind: NotificationKind, body: bytes | str, credentials: MerchantCredentials, *, is_base64: bool = False
+) -> PaymentResult | PaymentInfoNotice | PeriodResult:
+    """Parse and verify a body of the given kind (dispatches to the three parsers above)."""
+    if kind == NotificationKind.PAYMENT_RESULT:
+        return parse_payment_result(body, credentials, is_base64=is_base64)
+    if kind == NotificationKind.PAYMENT_INFO:
+        return parse_payment_info(body, credentials, is_base64=is_base64)
+    if kind == NotificationKind.PERIOD_RESULT:
+        return parse_period_result(body, credentials, is_base64=is_base64)
+    raise ValueError(f"unknown notification kind {kind!r}")

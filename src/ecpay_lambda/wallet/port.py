@@ -184,3 +184,7 @@ class WalletStore(Protocol):
     def list_awaiting_payment(self, *, updated_before: datetime, limit: int = 100) -> list[Transaction]:
         """Deposits in an awaiting_* status last updated before ``updated_before`` (for reconciliation)."""
         ...
+
+    def list_pending_refunds(self, *, updated_before: datetime, limit: int = 100) -> list[Transaction]:
+        """Refunds still ``pending`` last updated before ``updated_before``, oldest first (reconciliation)."""
+        ...

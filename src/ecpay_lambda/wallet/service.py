@@ -7,18 +7,68 @@ SQLAlchemy or the Powertools event handler at module level (``ecpay.checkout`` i
 
 from __future__ import annotations
 
+import urllib.parse
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Literal
 
 from ..ecpay.client import EcpayClient
 from ..ecpay.credentials import MerchantCredentials
-from .models import LedgerEntry, NotificationRecord, Page, PaymentMethod, Transaction, TransactionType, User
-from .port import WalletStore
+from ..ecpay.errors import EcpayError, EcpayValidationError, RateLimitedError
+from ..ecpay.merchant_trade_no import new_merchant_trade_no
+from ..ecpay.timezone import format_ecpay_datetime
+from . import errors
+from .audit import run_audit
+from .callbacks import CallbackHandler
+from .idempotency import fingerprint, validate_key
+from .ids import new_entry_id, new_notification_id, new_transaction_id, new_user_id
+from .models import (
+    OPEN_STATUSES,
+    IdempotencyRecord,
+    LedgerEntry,
+    NotificationRecord,
+    Page,
+    PaymentMethod,
+    Transaction,
+    TransactionStatus,
+    TransactionType,
+    User,
+    UserStatus,
+)
+from .outcomes import (
+    CREDITABLE,
+    PAID_FAMILY,
+    Delivery,
+    EcpayOutcome,
+    OutcomeKind,
+    apply_outcome,
+)
+from .port import (
+    AtomicWrite,
+    IdempotencyKeyReused,
+    InsufficientFunds,
+    TransactionPut,
+    UserDelta,
+    UserExists,
+    UserHasFunds,
+    UserNotActive,
+    VersionConflict,
+    WalletStore,
+)
+from .reconcile import outcome_from_query, run_reconcile
+from .results import AuditReport, CallbackReply, ReconcileReport
 
 if TYPE_CHECKING:
     from ..ecpay.checkout import CheckoutForm
+
+MAX_AMOUNT = 100_000_000  # TWD; far above any ECPay single-payment limit, far below BIGINT
+MAX_PAGE_SIZE = 100
+IDEMPOTENCY_TTL = timedelta(hours=24)
+OFFLINE_METHODS = frozenset({PaymentMethod.ATM, PaymentMethod.CVS, PaymentMethod.BARCODE})
+# Statuses from which a deposit may start a (new) ECPay checkout attempt.
+CHECKOUT_FROM = CREDITABLE
+CAS_ATTEMPTS = 20
 
 
 @dataclass(frozen=True)
@@ -43,16 +93,6 @@ class CheckoutUrls:
 
 
 @dataclass(frozen=True)
-class CallbackReply:
-    """What an ECPay callback route answers: exactly ``1|OK`` when accepted (also for duplicates)."""
-
-    accepted: bool
-    body: str  # "1|OK" or "0|<short reason>" (never secrets); ECPay retries on anything but 1|OK
-    outcome: str  # as recorded in the NotificationRecord
-    transaction_id: str | None = None
-
-
-@dataclass(frozen=True)
 class TransactionDetail:
     """A transaction with its ledger entries and notification records."""
 
@@ -61,33 +101,11 @@ class TransactionDetail:
     notifications: list[NotificationRecord]
 
 
-@dataclass(frozen=True)
-class ReconcileReport:
-    """What one reconciliation run did."""
-
-    checked: int = 0
-    paid: int = 0
-    failed: int = 0
-    expired: int = 0
-    unchanged: int = 0
-    errors: list[str] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class AuditReport:
-    """Ledger-vs-balance mismatches and deposits stuck awaiting payment."""
-
-    users_checked: int
-    mismatches: list[str]
-    stuck: list[str]
-
-    @property
-    def clean(self) -> bool:
-        """No ledger mismatch."""
-        return not self.mismatches
-
-
 WithdrawAction = Literal["complete", "cancel"]
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
 
 
 class WalletService:
@@ -106,21 +124,118 @@ class WalletService:
         self.reconcile_grace = reconcile_grace
         self._clock = clock
 
+    # -- helpers ------------------------------------------------------------------------------
+
+    def now(self) -> datetime:
+        """The injected clock's time as an aware UTC datetime."""
+        moment = (self._clock or _utc_now)()
+        if moment.tzinfo is None:
+            raise ValueError("the wallet clock must return aware datetimes")
+        return moment.astimezone(UTC)
+
+    def _user(self, user_id: str) -> User:
+        user = self.store.get_user(user_id)
+        if user is None:
+            raise errors.NotFound(f"user {user_id} not found")
+        return user
+
+    def _own_transaction(self, user_id: str, transaction_id: str) -> Transaction:
+        txn = self.store.get_transaction(transaction_id)
+        if txn is None or txn.user_id != user_id:
+            # A transaction of another user is reported exactly like a missing one.
+            raise errors.NotFound(f"transaction {transaction_id} not found")
+        return txn
+
+    def _ledger(self, txn: Transaction, kind: str, delta_balance: int, delta_held: int) -> LedgerEntry:
+        return LedgerEntry(
+            entry_id=new_entry_id(),
+            user_id=txn.user_id,
+            transaction_id=txn.transaction_id,
+            kind=kind,
+            delta_balance=delta_balance,
+            delta_held=delta_held,
+            created_at=txn.updated_at,
+        )
+
+    def _apply(self, oc: EcpayOutcome, route: str, raw_body: str) -> Transaction:
+        delivery = Delivery(new_notification_id(), route, raw_body, self.now())
+        result = apply_outcome(
+            self.store, oc, delivery, merchant_id=self.ecpay.credentials.merchant_id, clock=self.now
+        )
+        txn = result.transaction or self.store.get_transaction(oc.transaction_id)
+        if txn is None:
+            raise errors.NotFound(f"transaction {oc.transaction_id} not found")
+        return txn
+
+    @staticmethod
+    def _validate_page(page: int, page_size: int) -> None:
+        if page < 1:
+            raise errors.InvalidRequest("page must be >= 1")
+        if not 1 <= page_size <= MAX_PAGE_SIZE:
+            raise errors.InvalidRequest(f"pageSize must be between 1 and {MAX_PAGE_SIZE}")
+
+    @staticmethod
+    def _validate_amount(amount: object) -> int:
+        # bool is an int subclass; True is not an amount.
+        if type(amount) is not int or amount <= 0:
+            raise errors.InvalidRequest("amount must be a positive whole number of TWD")
+        if amount > MAX_AMOUNT:
+            raise errors.InvalidRequest(f"amount must not exceed {MAX_AMOUNT}")
+        return amount
+
+    # -- users --------------------------------------------------------------------------------
+
     def create_user(self, username: str, email: str) -> User:
         """Create an active user with zero balance."""
-        raise NotImplementedError
+        username = username.strip() if isinstance(username, str) else ""
+        email = email.strip() if isinstance(email, str) else ""
+        if not 1 <= len(username) <= 64:
+            raise errors.InvalidRequest("username must be 1 to 64 characters")
+        if not 3 <= len(email) <= 254 or "@" not in email[1:-1]:
+            raise errors.InvalidRequest("email is not a valid address")
+        now = self.now()
+        user = User(
+            user_id=new_user_id(),
+            username=username,
+            email=email,
+            balance=0,
+            held=0,
+            status=UserStatus.ACTIVE,
+            open_transactions=0,
+            created_at=now,
+            updated_at=now,
+        )
+        try:
+            self.store.create_user(user)
+        except UserExists:
+            raise errors.Conflict(f"username {username!r} is taken") from None
+        return user
 
     def get_user(self, user_id: str) -> User:
         """One user (``NotFound``)."""
-        raise NotImplementedError
+        return self._user(user_id)
 
     def list_users(self, *, page: int = 1, page_size: int = 20, cursor: str | None = None) -> Page[User]:
         """Users, by page or cursor."""
-        raise NotImplementedError
+        self._validate_page(page, page_size)
+        try:
+            return self.store.list_users(page=page, page_size=page_size, cursor=cursor)
+        except ValueError:
+            raise errors.InvalidRequest("invalid cursor") from None
 
     def close_user(self, user_id: str) -> User:
         """Close a user with no money and no open transaction (``UserNotEmpty`` otherwise)."""
-        raise NotImplementedError
+        try:
+            return self.store.close_user(user_id, self.now())
+        except UserHasFunds:
+            raise errors.UserNotEmpty(
+                f"user {user_id} still has a balance, held money or open transactions"
+            ) from None
+        except UserNotActive:
+            self._user(user_id)  # NotFound when missing
+            raise errors.UserClosed(f"user {user_id} is already closed") from None
+
+    # -- transactions -------------------------------------------------------------------------
 
     def create_transaction(
         self,
@@ -132,21 +247,147 @@ class WalletService:
         idempotency_key: str | None = None,
     ) -> tuple[Transaction, bool]:
         """Create a deposit (pending) or withdraw (hold). Returns (transaction, replayed_from_key)."""
-        raise NotImplementedError
+        try:
+            ttype = TransactionType(transaction_type)
+            method = None if payment_method is None else PaymentMethod(payment_method)
+        except ValueError:
+            raise errors.InvalidRequest("unknown transaction_type or payment_method") from None
+        if ttype is TransactionType.REFUND:
+            raise errors.InvalidRequest("refunds are created through the refund action of a deposit")
+        if ttype is TransactionType.WITHDRAW:
+            method = None  # payouts happen outside ECPay
+        fp = fingerprint(ttype, amount, method)
+        now = self.now()
+        if idempotency_key is not None:
+            validate_key(idempotency_key)
+            replay = self._replay(user_id, idempotency_key, fp, now)
+            if replay is not None:
+                return replay, True
+        self._validate_amount(amount)
+        user = self._user(user_id)
+        if user.status is UserStatus.CLOSED:
+            raise errors.UserClosed(f"user {user_id} is closed")
+        txn = Transaction(
+            transaction_id=new_transaction_id(),
+            user_id=user_id,
+            transaction_type=ttype,
+            amount=amount,
+            status=TransactionStatus.PENDING,
+            version=1,
+            created_at=now,
+            updated_at=now,
+            payment_method=method,
+        )
+        if ttype is TransactionType.WITHDRAW:
+            delta = UserDelta(user_id, -amount, amount, 1, require_active=True)
+            ledger: tuple[LedgerEntry, ...] = (self._ledger(txn, "withdraw_hold", -amount, amount),)
+        else:
+            delta = UserDelta(user_id, delta_open=1, require_active=True)
+            ledger = ()
+        idem = None
+        if idempotency_key is not None:
+            idem = IdempotencyRecord(
+                user_id=user_id,
+                key=idempotency_key,
+                request_fingerprint=fp,
+                transaction_id=txn.transaction_id,
+                created_at=now,
+                expires_at=now + IDEMPOTENCY_TTL,
+            )
+        write = AtomicWrite(
+            transactions=(TransactionPut(txn, 0),), user_delta=delta, ledger=ledger, idempotency=idem
+        )
+        try:
+            self.store.commit(write)
+        except InsufficientFunds:
+            raise errors.InsufficientBalance(f"balance is below {amount}") from None
+        except UserNotActive:
+            raise errors.UserClosed(f"user {user_id} is closed") from None
+        except IdempotencyKeyReused as exc:
+            # A concurrent request with the same key won the race: answer as it did.
+            assert idempotency_key is not None
+            replay = self._replay(user_id, idempotency_key, fp, now, exc.existing)
+            if replay is None:
+                raise errors.Conflict("idempotency key is being used concurrently; retry") from None
+            return replay, True
+        return txn, False
+
+    def _replay(
+        self,
+        user_id: str,
+        key: str,
+        fp: str,
+        now: datetime,
+        known: IdempotencyRecord | None = None,
+    ) -> Transaction | None:
+        record = known or self.store.get_idempotency(user_id, key)
+        if record is None or record.expires_at <= now:
+            return None
+        if record.request_fingerprint != fp:
+            raise errors.IdempotencyMismatch("this Idempotency-Key was used with a different request body")
+        txn = self.store.get_transaction(record.transaction_id)
+        if txn is None:
+            raise errors.Conflict("the transaction of this Idempotency-Key is missing")
+        return txn
 
     def get_transaction(self, user_id: str, transaction_id: str) -> TransactionDetail:
         """A transaction of this user with its ledger and notifications."""
-        raise NotImplementedError
+        txn = self._own_transaction(user_id, transaction_id)
+        return TransactionDetail(
+            transaction=txn,
+            ledger=self.store.list_ledger(transaction_id=transaction_id),
+            notifications=self.store.list_notifications(transaction_id),
+        )
 
     def list_transactions(
         self, user_id: str, *, page: int = 1, page_size: int = 20, cursor: str | None = None
     ) -> Page[Transaction]:
         """A user's transactions, newest first."""
-        raise NotImplementedError
+        self._validate_page(page, page_size)
+        self._user(user_id)
+        try:
+            return self.store.list_transactions(user_id, page=page, page_size=page_size, cursor=cursor)
+        except ValueError:
+            raise errors.InvalidRequest("invalid cursor") from None
 
     def update_withdraw(self, user_id: str, transaction_id: str, action: WithdrawAction) -> Transaction:
         """Complete or cancel a pending withdraw; a deposit cannot be completed (``InvalidState``)."""
-        raise NotImplementedError
+        if action not in ("complete", "cancel"):
+            raise errors.InvalidRequest("action must be 'complete' or 'cancel'")
+        for _ in range(CAS_ATTEMPTS):
+            txn = self._own_transaction(user_id, transaction_id)
+            if txn.transaction_type is not TransactionType.WITHDRAW:
+                raise errors.InvalidState(
+                    f"a {txn.transaction_type} cannot be {action}d by an operator; "
+                    "deposits are settled by ECPay only"
+                )
+            if txn.status is not TransactionStatus.PENDING:
+                raise errors.InvalidState(f"withdraw {transaction_id} is already {txn.status}")
+            now = self.now()
+            if action == "complete":
+                new = replace(
+                    txn, status=TransactionStatus.COMPLETED, version=txn.version + 1, updated_at=now
+                )
+                delta = UserDelta(user_id, 0, -txn.amount, -1)
+                entry = self._ledger(new, "withdraw_complete", 0, -txn.amount)
+            else:
+                new = replace(
+                    txn, status=TransactionStatus.CANCELLED, version=txn.version + 1, updated_at=now
+                )
+                delta = UserDelta(user_id, txn.amount, -txn.amount, -1)
+                entry = self._ledger(new, "withdraw_cancel", txn.amount, -txn.amount)
+            try:
+                self.store.commit(
+                    AtomicWrite(
+                        transactions=(TransactionPut(new, txn.version),), user_delta=delta, ledger=(entry,)
+                    )
+                )
+            except VersionConflict:
+                continue
+            return new
+        raise errors.Conflict(f"transaction {transaction_id} keeps changing; retry")
+
+    # -- ECPay --------------------------------------------------------------------------------
 
     def checkout(
         self,
@@ -157,32 +398,222 @@ class WalletService:
         payment_method: PaymentMethod | None = None,
     ) -> CheckoutForm:
         """Start (or restart) ECPay checkout of an unpaid deposit with a fresh MerchantTradeNo."""
-        raise NotImplementedError
+        # Lazy: the checkout models load pydantic, which the notification path must not pay for.
+        from ..ecpay.checkout import CheckoutRequest, build_checkout_form  # noqa: PLC0415
+
+        try:
+            wanted = None if payment_method is None else PaymentMethod(payment_method)
+        except ValueError:
+            raise errors.InvalidRequest("unknown payment_method") from None
+        for _ in range(CAS_ATTEMPTS):
+            txn = self._own_transaction(user_id, transaction_id)
+            if txn.transaction_type is not TransactionType.DEPOSIT:
+                raise errors.InvalidState("only a deposit can be paid through ECPay")
+            if txn.status not in CHECKOUT_FROM:
+                raise errors.InvalidState(f"deposit {transaction_id} is {txn.status}")
+            method = wanted or txn.payment_method or PaymentMethod.ALL
+            now = self.now()
+            attempt = replace(
+                txn,
+                status=TransactionStatus.AWAITING_PAYMENT,
+                version=txn.version + 1,
+                updated_at=now,
+                payment_method=method,
+                merchant_trade_no=new_merchant_trade_no(txn.transaction_id),
+                trade_no=None,
+                payment_info={},
+                expires_at=None,
+            )
+            opened = int(attempt.status in OPEN_STATUSES) - int(txn.status in OPEN_STATUSES)
+            delta = UserDelta(user_id, delta_open=opened, require_active=True)
+            try:
+                self.store.commit(
+                    AtomicWrite(transactions=(TransactionPut(attempt, txn.version),), user_delta=delta)
+                )
+            except VersionConflict:
+                continue
+            except UserNotActive:
+                raise errors.UserClosed(f"user {user_id} is closed") from None
+            break
+        else:
+            raise errors.Conflict(f"transaction {transaction_id} keeps changing; retry")
+        assert attempt.merchant_trade_no is not None
+        offline = method in OFFLINE_METHODS
+        request = CheckoutRequest(
+            MerchantTradeNo=attempt.merchant_trade_no,
+            MerchantTradeDate=format_ecpay_datetime(now),
+            TotalAmount=attempt.amount,
+            TradeDesc=self.ecpay.trade_desc,
+            ItemName=self.ecpay.item_name,
+            ReturnURL=urls.return_url,
+            ChoosePayment=method.value,
+            ClientBackURL=urls.client_back_url,
+            # Offline methods report the issued code to PaymentInfoURL and send the browser to
+            # ClientRedirectURL; OrderResultURL is not used for them.
+            OrderResultURL=None if offline else urls.order_result_url,
+            PaymentInfoURL=urls.payment_info_url,
+            ClientRedirectURL=urls.order_result_url if offline else None,
+        )
+        try:
+            return build_checkout_form(request, self.ecpay.credentials, self.ecpay.client.endpoints)
+        except EcpayValidationError as exc:
+            raise errors.InvalidRequest(f"checkout rejected: {exc.field}: {exc.reason}") from None
+
+    def _callbacks(self) -> CallbackHandler:
+        return CallbackHandler(
+            store=self.store,
+            credentials=self.ecpay.credentials,
+            client=self.ecpay.client,
+            cross_check_paid=self.ecpay.cross_check_paid,
+            clock=self.now,
+        )
 
     def handle_return(
         self, body: bytes, *, is_base64: bool = False, route_transaction_id: str | None = None
     ) -> CallbackReply:
         """ReturnURL: record, verify, apply the payment result once."""
-        raise NotImplementedError
+        outcome = self._callbacks().handle_return(
+            body, is_base64=is_base64, route_transaction_id=route_transaction_id
+        )
+        return CallbackReply(outcome.accepted, outcome.body, outcome.outcome, outcome.transaction_id)
 
     def handle_payment_info(
         self, body: bytes, *, is_base64: bool = False, route_transaction_id: str | None = None
     ) -> CallbackReply:
         """PaymentInfoURL: record, verify, store the ATM/CVS/BARCODE code."""
-        raise NotImplementedError
+        outcome = self._callbacks().handle_payment_info(
+            body, is_base64=is_base64, route_transaction_id=route_transaction_id
+        )
+        return CallbackReply(outcome.accepted, outcome.body, outcome.outcome, outcome.transaction_id)
 
     def refund(self, user_id: str, transaction_id: str, amount: int | None = None) -> Transaction:
         """Refund a paid credit-card deposit (whole or part); returns the refund transaction."""
-        raise NotImplementedError
+        for _ in range(CAS_ATTEMPTS):
+            deposit = self._own_transaction(user_id, transaction_id)
+            if deposit.transaction_type is not TransactionType.DEPOSIT:
+                raise errors.InvalidState("only a deposit can be refunded")
+            if deposit.status not in PAID_FAMILY:
+                raise errors.InvalidState(f"deposit {transaction_id} is {deposit.status}, not paid")
+            paid_by = deposit.payment_info.get("payment_type", "")
+            is_card = paid_by.startswith("Credit") or (
+                not paid_by and deposit.payment_method is PaymentMethod.CREDIT
+            )
+            if not is_card or not deposit.trade_no or not deposit.merchant_trade_no:
+                raise errors.InvalidState("only a credit-card deposit can be refunded through ECPay")
+            remaining = deposit.amount - deposit.refunded_amount
+            value = remaining if amount is None else self._validate_amount(amount)
+            if remaining <= 0:
+                raise errors.InvalidState(f"deposit {transaction_id} is fully refunded")
+            if value > remaining:
+                raise errors.InvalidRequest(f"at most {remaining} can still be refunded")
+            now = self.now()
+            refund = Transaction(
+                transaction_id=new_transaction_id(),
+                user_id=user_id,
+                transaction_type=TransactionType.REFUND,
+                amount=value,
+                status=TransactionStatus.PENDING,
+                version=1,
+                created_at=now,
+                updated_at=now,
+                payment_method=deposit.payment_method,
+                merchant_trade_no=deposit.merchant_trade_no,
+                trade_no=deposit.trade_no,
+                related_transaction_id=deposit.transaction_id,
+            )
+            dep = replace(
+                deposit,
+                version=deposit.version + 1,
+                updated_at=now,
+                refunded_amount=deposit.refunded_amount + value,
+            )
+            write = AtomicWrite(
+                transactions=(TransactionPut(refund, 0), TransactionPut(dep, deposit.version)),
+                # The points leave the wallet before the money leaves ECPay: never both kept.
+                user_delta=UserDelta(user_id, delta_balance=-value, delta_open=1),
+                ledger=(self._ledger(refund, "refund", -value, 0),),
+            )
+            try:
+                self.store.commit(write)
+            except VersionConflict:
+                continue
+            except InsufficientFunds:
+                raise errors.InsufficientBalance(
+                    f"the wallet no longer holds {value} points to give back"
+                ) from None
+            break
+        else:
+            raise errors.Conflict(f"transaction {transaction_id} keeps changing; retry")
+        return self._finish_refund(refund)
+
+    def _finish_refund(self, refund: Transaction) -> Transaction:
+        assert refund.merchant_trade_no is not None and refund.trade_no is not None
+        settled = EcpayOutcome(
+            kind=OutcomeKind.REFUNDED,
+            transaction_id=refund.transaction_id,
+            merchant_trade_no=refund.merchant_trade_no,
+            merchant_id=self.ecpay.credentials.merchant_id,
+            amount=refund.amount,
+            trade_no=refund.trade_no,
+        )
+        refused = replace(settled, kind=OutcomeKind.REFUND_FAILED)
+        try:
+            result = self.ecpay.client.do_action(
+                refund.merchant_trade_no, refund.trade_no, "R", refund.amount
+            )
+        except EcpayValidationError as exc:
+            # Refused before anything was sent: the refund certainly did not happen.
+            self._apply(
+                refused, "refund", urllib.parse.urlencode({"error": "validation", "field": exc.field})
+            )
+            raise errors.PaymentGatewayError(f"ECPay refund request invalid: {exc.reason}") from None
+        except EcpayError:
+            # Unknown whether ECPay refunded: keep the refund pending (points stay debited) and let
+            # reconciliation settle it; never give the points back on a guess.
+            raise errors.PaymentGatewayError(
+                "ECPay did not answer the refund; it stays pending until reconciliation settles it"
+            ) from None
+        raw = urllib.parse.urlencode(dict(result.fields))
+        if not result.ok:
+            self._apply(refused, "refund", raw)
+            raise errors.PaymentGatewayError(f"ECPay refused the refund ({result.rtn_code})")
+        return self._apply(settled, "refund", raw)
 
     def sync(self, user_id: str, transaction_id: str) -> Transaction:
         """Ask ECPay (QueryTradeInfo) about one deposit now and apply the answer."""
-        raise NotImplementedError
+        txn = self._own_transaction(user_id, transaction_id)
+        if txn.transaction_type is not TransactionType.DEPOSIT:
+            raise errors.InvalidState("only a deposit can be synchronised with ECPay")
+        if txn.merchant_trade_no is None or txn.status in PAID_FAMILY:
+            return txn  # never checked out, or already final: nothing ECPay could change
+        try:
+            answer = outcome_from_query(
+                self.ecpay.client,
+                txn,
+                self.now(),
+                self.ecpay.credentials.merchant_id,
+                grace=self.reconcile_grace,
+            )
+        except RateLimitedError:
+            raise errors.PaymentGatewayError("ECPay is rate-limiting queries; try again later") from None
+        except EcpayError as exc:
+            raise errors.PaymentGatewayError(f"ECPay query failed: {type(exc).__name__}") from None
+        if answer is None:
+            return txn
+        oc, raw = answer
+        return self._apply(oc, "sync", raw)
 
     def reconcile(self, *, limit: int = 100) -> ReconcileReport:
         """Query deposits awaiting payment past the grace period; expire offline ones past deadline."""
-        raise NotImplementedError
+        return run_reconcile(
+            self.store,
+            self.ecpay.client,
+            merchant_id=self.ecpay.credentials.merchant_id,
+            clock=self.now,
+            grace=self.reconcile_grace,
+            limit=limit,
+        )
 
     def audit(self) -> AuditReport:
         """Check ledger sums against every user's balance and held."""
-        raise NotImplementedError
+        return run_audit(self.store, now=self.now(), grace=self.reconcile_grace)

@@ -1,0 +1,139 @@
+"""The management API's Powertools resolver: routes, validation, OpenAPI (/openapi.json, /docs), errors.
+
+Every error leaves as ``{"error": {"code", "message"}}`` with its status, mapped here once.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, CORSConfig, Response, content_types
+from aws_lambda_powertools.event_handler.exceptions import NotFoundError
+from aws_lambda_powertools.event_handler.openapi.exceptions import (
+    RequestUnsupportedContentType,
+    RequestValidationError,
+)
+from aws_lambda_powertools.event_handler.openapi.models import HTTPBearer, SecurityScheme, Server
+
+from .. import __version__
+from ..wallet.errors import WalletError
+from .errors import to_http_error
+from .events import error_body, stage_prefix
+from .routes import meta, payments, transactions, users
+from .routes.common import ApiError
+
+logger = Logger(child=True)
+
+TITLE = "aws-lambda-ecpay-api"
+DESCRIPTION = (
+    "A points wallet whose deposits are paid through ECPay (綠界). Management routes need "
+    "`Authorization: Bearer <token>` (or a JWT when the API uses its JWT authorizer). The ECPay "
+    "callback routes (`return`, `paymentInfo`, `clientReturn`) are served by a separate lean function "
+    "and are not part of this document."
+)
+SECURITY_SCHEMES: dict[str, SecurityScheme] = {
+    "bearerAuth": HTTPBearer(description="API token (Secrets Manager) or a JWT from the configured issuer")
+}
+PUBLIC_PATHS = frozenset({"/openapi.json", "/docs", "/healthz"})
+
+
+def _error(
+    status: int, code: str, message: str, details: list[dict[str, Any]] | None = None
+) -> Response[Any]:
+    body = error_body(code, message)
+    if details is not None:
+        body = json.dumps(
+            {"error": {"code": code, "message": message, "details": details}}, ensure_ascii=False
+        )
+    return Response(status_code=status, content_type=content_types.APPLICATION_JSON, body=body)
+
+
+def _details(errors: Sequence[Any]) -> list[dict[str, Any]]:
+    # Location, type and message only: the offending input is the client's own and may be huge.
+    out: list[dict[str, Any]] = []
+    for err in errors[:20]:
+        if isinstance(err, dict):
+            out.append({"loc": [str(p) for p in err.get("loc", ())], "type": str(err.get("type", ""))})
+            if err.get("msg"):
+                out[-1]["msg"] = str(err["msg"])
+    return out
+
+
+def _openapi_kwargs(servers: list[Server] | None = None) -> dict[str, Any]:
+    return {
+        "title": TITLE,
+        "version": __version__,
+        "description": DESCRIPTION,
+        "security_schemes": SECURITY_SCHEMES,
+        "servers": servers,
+    }
+
+
+def create_app(cors_origins: Sequence[str] = ()) -> APIGatewayHttpResolver:
+    """A resolver with every management route (CORS for ``cors_origins``; ``*`` allows any origin)."""
+    cors = None
+    if cors_origins:
+        cors = CORSConfig(
+            allow_origin=cors_origins[0],
+            extra_origins=list(cors_origins[1:]),
+            allow_headers=["Authorization", "Content-Type", "Idempotency-Key"],
+            expose_headers=["Idempotent-Replayed"],
+            max_age=600,
+        )
+    app = APIGatewayHttpResolver(enable_validation=True, cors=cors)
+    for module in (users, transactions, payments, meta):
+        app.include_router(module.router)
+    app.enable_swagger(path="/docs", **_openapi_kwargs())
+
+    @app.get("/openapi.json", include_in_schema=False)
+    def openapi_json() -> Response[Any]:
+        """The OpenAPI 3 document (servers: this stage's base path)."""
+        servers = [Server(url=stage_prefix(app.current_event.raw_event) or "/")]
+        return Response(
+            status_code=200,
+            content_type=content_types.APPLICATION_JSON,
+            body=app.get_openapi_json_schema(**_openapi_kwargs(servers)),
+        )
+
+    # Registered without decorator syntax: Powertools' decorators are unannotated (mypy --strict).
+    app.exception_handler(RequestUnsupportedContentType)(_unsupported_content_type)
+    app.exception_handler(RequestValidationError)(_invalid_request)
+    app.exception_handler(ApiError)(_api_error)
+    app.exception_handler(WalletError)(_wallet_error)
+    app.exception_handler(Exception)(_fault)
+    app.not_found(_route_not_found)
+    return app
+
+
+def _unsupported_content_type(exc: RequestUnsupportedContentType) -> Response[Any]:
+    return _error(415, "unsupported_media_type", "send the body as application/json")
+
+
+def _invalid_request(exc: RequestValidationError) -> Response[Any]:
+    errors = list(exc.errors())
+    if any(isinstance(e, dict) and e.get("type") == "json_invalid" for e in errors):
+        return _error(400, "invalid_json", "the request body is not valid JSON")
+    return _error(422, "validation_error", "the request does not match the schema", _details(errors))
+
+
+def _api_error(exc: ApiError) -> Response[Any]:
+    return _error(exc.status, exc.code, exc.message)
+
+
+def _wallet_error(exc: WalletError) -> Response[Any]:
+    mapped = to_http_error(exc)
+    return _error(mapped.status, mapped.code, mapped.message)
+
+
+def _route_not_found(exc: NotFoundError) -> Response[Any]:
+    return _error(404, "route_not_found", "no such route")
+
+
+def _fault(exc: Exception) -> Response[Any]:
+    mapped = to_http_error(exc)
+    # The trace goes to the log (with the correlation id); the client gets the code alone.
+    logger.exception("unhandled error", extra={"error_code": mapped.code})
+    return _error(mapped.status, mapped.code, mapped.message)

@@ -1,0 +1,135 @@
+"""ECPay callback entry points: ReturnURL, PaymentInfoURL and the browser's clientReturn.
+
+Lean by design (a cold start budget of 1.15x a bare ``import boto3``): no Powertools event handler,
+no OpenAPI, no pydantic, no SQLAlchemy. The wallet records, verifies and applies each notification
+and says what to answer; this module only moves bytes in and the ``1|OK`` line out.
+"""
+
+from __future__ import annotations
+
+import html
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from ..config import ConfigError, load_settings
+from ..wallet.errors import NotFound
+from . import logs
+from .composition import get_service
+from .events import (
+    MAX_BODY_BYTES,
+    Event,
+    LambdaResponse,
+    http_method,
+    path_parameter,
+    request_id,
+    route_path,
+    text_response,
+)
+
+logger = logs.get_logger("ecpay_lambda.api.callbacks")
+
+# ECPay wants exactly the four characters 1|OK as plain text; no charset parameter to trip on.
+PLAIN = "text/plain"
+
+NOTIFICATION_ROUTES = frozenset({"return", "paymentInfo"})
+
+
+def _raw_body(event: Event) -> bytes | None:
+    body = event.get("body")
+    if body is None:
+        return b""
+    if not isinstance(body, str) or len(body) > MAX_BODY_BYTES * 2:
+        return None
+    return body.encode("utf-8", errors="surrogatepass")
+
+
+def _notification(event: Event, route: str) -> LambdaResponse:
+    """ReturnURL / PaymentInfoURL: hand the raw body to the wallet and answer its reply line."""
+    if http_method(event) not in ("POST", ""):
+        return text_response(405, "0|MethodNotAllowed", PLAIN, Allow="POST")
+    body = _raw_body(event)
+    if body is None:
+        # Too large to be ECPay's (a few hundred bytes) or to be stored; not recorded, only logged.
+        logger.warning("callback body refused", extra={"route": route, "reason": "too_large"})
+        return text_response(413, "0|PayloadTooLarge", PLAIN)
+    try:
+        settings = load_settings()
+        if not settings.ecpay_enabled:
+            logger.error("callback reached a function without ECPay credentials", extra={"route": route})
+            return text_response(503, "0|Unavailable", PLAIN)
+        service = get_service()
+        transaction_id = path_parameter(event, "transactionId")
+        is_base64 = bool(event.get("isBase64Encoded"))
+        if route == "return":
+            reply = service.handle_return(body, is_base64=is_base64, route_transaction_id=transaction_id)
+        else:
+            reply = service.handle_payment_info(
+                body, is_base64=is_base64, route_transaction_id=transaction_id
+            )
+    except ConfigError as exc:
+        logger.error("configuration error", extra={"route": route, "error": str(exc)})
+        return text_response(503, "0|Unavailable", PLAIN)
+    except Exception:
+        # Anything but 1|OK makes ECPay retry later; the stack trace goes to the log, never out.
+        logger.exception("callback failed", extra={"route": route})
+        return text_response(500, "0|ServerError", PLAIN)
+    logger.info(
+        "ecpay notification",
+        extra={
+            "route": route,
+            "outcome": reply.outcome,
+            "accepted": reply.accepted,
+            "transaction_id": reply.transaction_id,
+        },
+    )
+    return text_response(200, reply.body, PLAIN)
+
+
+def _with_query(url: str, params: dict[str, str]) -> str:
+    parts = urlsplit(url)
+    query = [*parse_qsl(parts.query, keep_blank_values=True), *params.items()]
+    return urlunsplit((parts.scheme, parts.netloc, parts.path or "/", urlencode(query), parts.fragment))
+
+
+def _client_return(event: Event) -> LambdaResponse:
+    """The shopper's browser back from ECPay (GET, or ECPay's cross-site POST): 303 to the front end."""
+    user_id = path_parameter(event, "userId") or ""
+    transaction_id = path_parameter(event, "transactionId") or ""
+    result = {"transaction_id": transaction_id, "status": "unknown"}
+    frontend_url: str | None = None
+    try:
+        frontend_url = load_settings().frontend_url
+        detail = get_service().get_transaction(user_id, transaction_id)
+        result["status"] = str(detail.transaction.status)
+    except NotFound:
+        pass
+    except Exception:
+        # The shopper still gets back to the front end, which can ask the API for the status.
+        logger.exception("clientReturn could not read the transaction")
+    if frontend_url:
+        # 303: the browser follows with a GET whatever method it came with; no cookie is needed.
+        return {
+            "statusCode": 303,
+            "headers": {"Location": _with_query(frontend_url, result), "Cache-Control": "no-store"},
+            "body": "",
+            "isBase64Encoded": False,
+        }
+    page = (
+        "<!doctype html><meta charset=utf-8><title>Payment</title>"
+        f"<p>Transaction {html.escape(result['transaction_id'])}: {html.escape(result['status'])}</p>"
+    )
+    return text_response(200, page, "text/html; charset=utf-8", **{"Cache-Control": "no-store"})
+
+
+def handler(event: dict[str, Any], context: Any) -> LambdaResponse:
+    """Lambda entry point of the callback routes: dispatch on the route's last path segment."""
+    logs.start_invocation(request_id(event), context)
+    try:
+        route = route_path(event).rstrip("/").rsplit("/", 1)[-1]
+        if route in NOTIFICATION_ROUTES:
+            return _notification(event, route)
+        if route == "clientReturn":
+            return _client_return(event)
+        return text_response(404, "0|NotFound", PLAIN)
+    finally:
+        logs.end_invocation()

@@ -1,0 +1,79 @@
+"""Lambda entry point of the management API (users, transactions, payments, docs, health).
+
+template.yaml points every management function at :func:`handler`; each function receives only the
+routes the template gives it, and its IAM policy covers only those. Before routing, the request is
+checked once: it must be readable (size, base64, UTF-8) and, outside the public routes, authenticated.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
+from aws_lambda_powertools.logging import correlation_paths
+
+from ..config import ConfigError, Settings, load_settings
+from . import auth
+from .app import PUBLIC_PATHS, create_app
+from .errors import MISCONFIGURED
+from .events import BadEvent, Event, LambdaResponse, body_bytes, header, http_method, json_error, route_path
+
+logger = Logger()
+
+
+@functools.cache
+def get_app(cors_origins: tuple[str, ...] = ()) -> APIGatewayHttpResolver:
+    """The resolver, built once per cold start (per CORS configuration)."""
+    return create_app(cors_origins)
+
+
+def _cors_headers(event: Event, settings: Settings | None) -> dict[str, str]:
+    # The resolver adds CORS headers to its own answers; errors answered before it need them too.
+    origin = header(event, "origin")
+    if settings is None or origin is None:
+        return {}
+    if "*" in settings.cors_origins:
+        return {"Access-Control-Allow-Origin": "*"}
+    if origin.rstrip("/") in settings.cors_origins:
+        return {"Access-Control-Allow-Origin": origin, "Vary": "Origin"}
+    return {}
+
+
+def _gate(event: Event, settings: Settings) -> LambdaResponse | None:
+    """An error response when the request must not reach the routes, else None."""
+    if http_method(event) != "OPTIONS" and route_path(event) not in PUBLIC_PATHS:
+        failure = auth.check(event, settings)
+        if failure is not None:
+            logger.info("request refused", extra={"reason": failure.code})
+            extra = {"WWW-Authenticate": "Bearer"} if failure.status == 401 else {}
+            return json_error(
+                failure.status, failure.code, failure.message, **extra, **_cors_headers(event, settings)
+            )
+    try:
+        data = body_bytes(event)
+        data.decode("utf-8")
+    except BadEvent as exc:
+        return json_error(exc.status, exc.code, exc.message, **_cors_headers(event, settings))
+    except UnicodeDecodeError:
+        return json_error(
+            400, "bad_request", "the request body is not UTF-8", **_cors_headers(event, settings)
+        )
+    return None
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP, clear_state=True)
+def handler(event: dict[str, Any], context: Any) -> LambdaResponse:
+    """Lambda entry point: gate, then route with the Powertools resolver."""
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        # The message names the variable, never a value; the client learns only that we are misconfigured.
+        logger.error("configuration error", extra={"error": str(exc)})
+        return json_error(MISCONFIGURED.status, MISCONFIGURED.code, MISCONFIGURED.message)
+    refused = _gate(event, settings)
+    if refused is not None:
+        return refused
+    response: LambdaResponse = get_app(settings.cors_origins).resolve(event, context)
+    return response

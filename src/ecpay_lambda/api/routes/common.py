@@ -1,0 +1,72 @@
+"""What every route module shares: parameter types, OpenAPI response declarations, response helpers."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from aws_lambda_powertools.event_handler import Response, content_types
+from aws_lambda_powertools.event_handler.openapi.params import Path, Query
+from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
+from pydantic import BaseModel
+
+from ..schemas import ErrorResponse
+
+# Management routes need credentials (bearer token or JWT); the OpenAPI spec says so per route.
+SECURITY: list[dict[str, list[str]]] = [{"bearerAuth": []}]
+
+UserId = Annotated[str, Path(alias="userId", min_length=1, max_length=64)]
+TransactionId = Annotated[str, Path(alias="transactionId", min_length=1, max_length=64)]
+Page = Annotated[int, Query(ge=1, le=1_000_000, description="1-based page number")]
+PageSize = Annotated[int, Query(alias="pageSize", ge=1, le=100, description="items per page")]
+Cursor = Annotated[
+    str | None, Query(max_length=512, description="continue from a previous page's next_cursor")
+]
+
+_ERROR_TEXT = {
+    400: "Malformed request",
+    401: "Missing or wrong credentials",
+    404: "No such user or transaction",
+    409: "The request conflicts with the current state",
+    413: "Body too large",
+    415: "Unsupported content type",
+    422: "Invalid field values",
+    502: "ECPay could not be reached or refused",
+    503: "Not configured",
+}
+
+
+class ApiError(Exception):
+    """An HTTP error raised by a route (beyond the wallet's domain errors)."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+
+
+def responses(
+    status: int, model: type[BaseModel] | None, description: str, *errors: int
+) -> dict[int, OpenAPIResponse]:
+    """OpenAPI ``responses`` of a route: its success answer and the error answers it may give."""
+    declared: dict[int, OpenAPIResponse] = {}
+    if model is not None:
+        declared[status] = {"description": description, "content": {"application/json": {"model": model}}}
+    else:
+        declared[status] = {"description": description}
+    for code in (400, 401, 413, 422, *errors):
+        declared[code] = {
+            "description": _ERROR_TEXT.get(code, "Error"),
+            "content": {"application/json": {"model": ErrorResponse}},
+        }
+    return declared
+
+
+def json_response(status: int, model: BaseModel, **headers: str) -> Response[Any]:
+    """A JSON response from a pydantic model, by field alias (the seed's ``pageSize``)."""
+    return Response(
+        status_code=status,
+        content_type=content_types.APPLICATION_JSON,
+        body=model.model_dump_json(by_alias=True),
+        headers=headers or None,
+    )

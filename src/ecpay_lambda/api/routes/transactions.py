@@ -1,0 +1,140 @@
+"""Transactions: create (idempotent), list, read with ledger, complete or cancel a withdraw."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.api_gateway import Router
+from aws_lambda_powertools.event_handler.openapi.params import Body, Header
+
+from ...wallet.models import TransactionStatus, TransactionType
+from ...wallet.service import WithdrawAction
+from ..composition import get_service
+from ..schemas import (
+    TransactionCreate,
+    TransactionDetailOut,
+    TransactionList,
+    TransactionOut,
+    WithdrawUpdate,
+)
+from .common import (
+    SECURITY,
+    ApiError,
+    Cursor,
+    Page,
+    PageSize,
+    TransactionId,
+    UserId,
+    json_response,
+    responses,
+)
+
+router = Router()  # type: ignore[no-untyped-call]  # Powertools' __init__ is unannotated
+
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=255,
+        description="Repeat a create safely: the same key and body answer the same transaction.",
+    ),
+]
+
+
+@router.post(
+    "/users/<userId>/transactions",
+    summary="Create a deposit or a withdrawal",
+    description=(
+        "A deposit starts `pending` (pay it with requestPayment); a withdrawal moves the amount from "
+        "balance to held. With `Idempotency-Key`, a repeat answers the first transaction (200, header "
+        "`Idempotent-Replayed: true`); the same key with another body is refused (422)."
+    ),
+    responses=responses(201, TransactionOut, "The new transaction", 404, 409),
+    security=SECURITY,
+    tags=["transactions"],
+)
+def create_transaction(
+    user_id: UserId, body: Annotated[TransactionCreate, Body()], idempotency_key: IdempotencyKey = None
+) -> Response[Any]:
+    """POST /users/{userId}/transactions ``{transaction_type, amount}`` -> ``{transaction_id, ...}``."""
+    transaction, replayed = get_service().create_transaction(
+        user_id,
+        TransactionType(body.transaction_type),
+        body.amount,
+        payment_method=body.payment_method,
+        idempotency_key=idempotency_key,
+    )
+    if replayed:
+        return json_response(200, TransactionOut.of(transaction), **{"Idempotent-Replayed": "true"})
+    return json_response(201, TransactionOut.of(transaction))
+
+
+@router.get(
+    "/users/<userId>/transactions",
+    summary="List a user's transactions, newest first",
+    responses=responses(200, TransactionList, "One page of transactions", 404),
+    security=SECURITY,
+    tags=["transactions"],
+)
+def list_transactions(
+    user_id: UserId, page: Page = 1, page_size: PageSize = 20, cursor: Cursor = None
+) -> Response[Any]:
+    """GET /users/{userId}/transactions?page&pageSize -> ``{transactions, total, ...}``."""
+    listing = get_service().list_transactions(user_id, page=page, page_size=page_size, cursor=cursor)
+    return json_response(
+        200,
+        TransactionList(
+            transactions=[TransactionOut.of(t) for t in listing.items],
+            total=listing.total,
+            page=page,
+            pageSize=page_size,
+            next_cursor=listing.next_cursor,
+        ),
+    )
+
+
+@router.get(
+    "/users/<userId>/transactions/<transactionId>",
+    summary="Get a transaction with its ledger entries and ECPay notifications",
+    responses=responses(200, TransactionDetailOut, "The transaction", 404),
+    security=SECURITY,
+    tags=["transactions"],
+)
+def get_transaction(user_id: UserId, transaction_id: TransactionId) -> Response[Any]:
+    """GET /users/{userId}/transactions/{transactionId}."""
+    detail = get_service().get_transaction(user_id, transaction_id)
+    return json_response(200, TransactionDetailOut.of_detail(detail))
+
+
+def _withdraw_action(update: WithdrawUpdate | None) -> WithdrawAction:
+    if update is None:
+        return "complete"
+    from_status: WithdrawAction | None = None
+    if update.status == TransactionStatus.COMPLETED:
+        from_status = "complete"
+    elif update.status == TransactionStatus.CANCELLED:
+        from_status = "cancel"
+    if update.action is not None and from_status is not None and update.action != from_status:
+        raise ApiError(422, "validation_error", "action and status disagree")
+    return update.action or from_status or "complete"
+
+
+@router.patch(
+    "/users/<userId>/transactions/<transactionId>",
+    summary="Complete (default) or cancel a pending withdrawal",
+    description=(
+        'Body optional: `{"action": "complete" | "cancel"}` (or `{"status": "completed" | "cancelled"}`). '
+        "A deposit cannot be completed this way (409): only ECPay marks it paid."
+    ),
+    responses=responses(200, TransactionOut, "The updated withdrawal", 404, 409, 415),
+    security=SECURITY,
+    tags=["transactions"],
+)
+def update_transaction(
+    user_id: UserId, transaction_id: TransactionId, body: Annotated[WithdrawUpdate | None, Body()] = None
+) -> Response[Any]:
+    """PATCH /users/{userId}/transactions/{transactionId}: the seed sends no body to complete."""
+    transaction = get_service().update_withdraw(user_id, transaction_id, _withdraw_action(body))
+    return json_response(200, TransactionOut.of(transaction))

@@ -1,0 +1,75 @@
+"""Users: create, list, read, close (the seed's routes and field names)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.api_gateway import Router
+from aws_lambda_powertools.event_handler.openapi.params import Body
+
+from ..composition import get_service
+from ..schemas import UserCreate, UserList, UserOut
+from .common import SECURITY, Cursor, Page, PageSize, UserId, json_response, responses
+
+router = Router()  # type: ignore[no-untyped-call]  # Powertools' __init__ is unannotated
+
+
+@router.post(
+    "/users",
+    summary="Create a user",
+    responses=responses(201, UserOut, "The new user", 409),
+    security=SECURITY,
+    tags=["users"],
+)
+def create_user(body: Annotated[UserCreate, Body()]) -> Response[Any]:
+    """POST /users ``{username, email}`` -> 201 with the user."""
+    user = get_service().create_user(body.username, body.email)
+    return json_response(201, UserOut.of(user))
+
+
+@router.get(
+    "/users",
+    summary="List users",
+    responses=responses(200, UserList, "One page of users"),
+    security=SECURITY,
+    tags=["users"],
+)
+def list_users(page: Page = 1, page_size: PageSize = 20, cursor: Cursor = None) -> Response[Any]:
+    """GET /users?page&pageSize (or &cursor) -> ``{users, total, page, pageSize, next_cursor}``."""
+    listing = get_service().list_users(page=page, page_size=page_size, cursor=cursor)
+    return json_response(
+        200,
+        UserList(
+            users=[UserOut.of(u) for u in listing.items],
+            total=listing.total,
+            page=page,
+            pageSize=page_size,
+            next_cursor=listing.next_cursor,
+        ),
+    )
+
+
+@router.get(
+    "/users/<userId>",
+    summary="Get a user",
+    responses=responses(200, UserOut, "The user", 404),
+    security=SECURITY,
+    tags=["users"],
+)
+def get_user(user_id: UserId) -> Response[Any]:
+    """GET /users/{userId}."""
+    return json_response(200, UserOut.of(get_service().get_user(user_id)))
+
+
+@router.delete(
+    "/users/<userId>",
+    summary="Close a user",
+    description="Keeps every record. 409 while the user has money, held money or open transactions.",
+    responses=responses(200, UserOut, "The closed user", 404, 409),
+    security=SECURITY,
+    tags=["users"],
+)
+def close_user(user_id: UserId) -> Response[Any]:
+    """DELETE /users/{userId} -> 200 with the closed user (JSON, which the seed's front end expects)."""
+    return json_response(200, UserOut.of(get_service().close_user(user_id)))

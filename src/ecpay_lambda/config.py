@@ -1,0 +1,203 @@
+"""Typed settings, read once per cold start from environment variables (secrets from AWS on Lambda).
+
+Import discipline: the ECPay notification Lambda reads these settings, so this module stays on the
+standard library (a frozen dataclass and hand-written parsing, no pydantic); boto3 is imported only
+when a secret has to be fetched from Secrets Manager.
+
+Variables (the local server sets the same names):
+
+- ``ECPAY_ENV``: ``sandbox`` (default) | ``stage`` | ``production``
+- ``ECPAY_BASE_URL``: ECPay payment host; required for ``sandbox`` (e.g. ``http://127.0.0.1:3000``)
+- ``ECPAY_MERCHANT_ID`` / ``ECPAY_HASH_KEY`` / ``ECPAY_HASH_IV``, or ``ECPAY_SECRET_ARN`` (a Secrets
+  Manager secret holding ``{"MerchantID", "HashKey", "HashIV"}``); ECPay's public test merchant
+  3002607 is the default for sandbox and stage; production refuses to start without real ones
+- ``ECPAY_CREDENTIALS``: ``none`` for a function that never talks to ECPay (least privilege)
+- ``ECPAY_CROSS_CHECK``: confirm paid notifications with QueryTradeInfo; default true outside sandbox
+- ``STORE_URL``: default ``sqlite:///.data/wallet.db``
+- ``API_TOKEN`` or ``API_TOKEN_SECRET_ARN``; ``AUTH_MODE``: ``token`` (default) | ``jwt``
+- ``FRONTEND_URL``, ``PUBLIC_BASE_URL``, ``CORS_ORIGINS`` (comma-separated)
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal, cast
+
+from .ecpay.credentials import MerchantCredentials
+
+EcpayEnvironment = Literal["sandbox", "stage", "production"]
+AuthMode = Literal["token", "jwt"]
+
+ENVIRONMENTS: tuple[EcpayEnvironment, ...] = ("sandbox", "stage", "production")
+AUTH_MODES: tuple[AuthMode, ...] = ("token", "jwt")
+DEFAULT_STORE_URL = "sqlite:///.data/wallet.db"
+_TRUE = frozenset({"1", "true", "yes", "on"})
+_FALSE = frozenset({"0", "false", "no", "off"})
+
+# Reads a secret's string by ARN; injectable so tests never reach AWS.
+SecretReader = Callable[[str], str]
+
+
+class ConfigError(Exception):
+    """The configuration is invalid or incomplete; the message names the variable, never a value."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the handlers and commands need to know, parsed and checked once."""
+
+    ecpay_env: EcpayEnvironment = "sandbox"
+    ecpay_base_url: str | None = None
+    # None when this function is configured never to talk to ECPay (ECPAY_CREDENTIALS=none).
+    credentials: MerchantCredentials | None = field(default_factory=MerchantCredentials.stage_test_merchant)
+    cross_check: bool = False
+    store_url: str = DEFAULT_STORE_URL
+    api_token: str | None = field(default=None, repr=False)
+    auth_mode: AuthMode = "token"
+    frontend_url: str | None = None
+    public_base_url: str | None = None
+    cors_origins: tuple[str, ...] = ()
+    on_lambda: bool = False
+
+    @property
+    def ecpay_enabled(self) -> bool:
+        """True when this function has ECPay credentials (checkout, callbacks, refund, sync)."""
+        return self.credentials is not None
+
+    @property
+    def auth_required(self) -> bool:
+        """True when management routes must present credentials (a token, or a JWT checked upstream)."""
+        return self.auth_mode == "jwt" or self.api_token is not None or self.on_lambda
+
+
+def _clean(env: Mapping[str, str], name: str) -> str | None:
+    value = env.get(name, "").strip()
+    return value or None
+
+
+def _parse_bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    value = _clean(env, name)
+    if value is None:
+        return default
+    if value.lower() in _TRUE:
+        return True
+    if value.lower() in _FALSE:
+        return False
+    raise ConfigError(f"{name} must be true or false")
+
+
+def _parse_url(env: Mapping[str, str], name: str) -> str | None:
+    value = _clean(env, name)
+    if value is None:
+        return None
+    if not value.startswith(("http://", "https://")) or any(c.isspace() for c in value):
+        raise ConfigError(f"{name} must be an http(s) URL")
+    return value.rstrip("/")
+
+
+def _read_secret_with_boto3(arn: str) -> str:
+    # Imported here: only functions that hold a secret ARN pay for boto3 at this point.
+    import boto3  # noqa: PLC0415
+
+    client: Any = boto3.client("secretsmanager")
+    try:
+        answer = client.get_secret_value(SecretId=arn)
+    except Exception as exc:  # botocore's errors carry no secret; keep only the class name anyway
+        raise ConfigError(f"cannot read secret {arn} ({type(exc).__name__})") from None
+    secret = answer.get("SecretString")
+    if not isinstance(secret, str):
+        raise ConfigError(f"secret {arn} has no SecretString")
+    return secret
+
+
+def _credentials_from_secret(arn: str, read_secret: SecretReader) -> MerchantCredentials | None:
+    try:
+        data = json.loads(read_secret(arn))
+    except json.JSONDecodeError:
+        raise ConfigError("ECPAY_SECRET_ARN must hold JSON {MerchantID, HashKey, HashIV}") from None
+    if not isinstance(data, dict):
+        raise ConfigError("ECPAY_SECRET_ARN must hold JSON {MerchantID, HashKey, HashIV}")
+    values = [str(data.get(key) or "").strip() for key in ("MerchantID", "HashKey", "HashIV")]
+    if not any(values):
+        # A freshly deployed stack holds a blank secret until the operator puts the real one.
+        return None
+    if not all(values):
+        raise ConfigError("ECPAY_SECRET_ARN must set all of MerchantID, HashKey and HashIV")
+    return MerchantCredentials(values[0], values[1], values[2])
+
+
+def _resolve_credentials(
+    env: Mapping[str, str], ecpay_env: EcpayEnvironment, read_secret: SecretReader
+) -> MerchantCredentials | None:
+    mode = (_clean(env, "ECPAY_CREDENTIALS") or "auto").lower()
+    if mode == "none":
+        return None
+    if mode != "auto":
+        raise ConfigError("ECPAY_CREDENTIALS must be 'auto' or 'none'")
+    credentials: MerchantCredentials | None = None
+    arn = _clean(env, "ECPAY_SECRET_ARN")
+    given = [_clean(env, name) for name in ("ECPAY_MERCHANT_ID", "ECPAY_HASH_KEY", "ECPAY_HASH_IV")]
+    if arn is not None:
+        credentials = _credentials_from_secret(arn, read_secret)
+    elif any(given):
+        if not all(given):
+            raise ConfigError("set all of ECPAY_MERCHANT_ID, ECPAY_HASH_KEY and ECPAY_HASH_IV")
+        credentials = MerchantCredentials(cast(str, given[0]), cast(str, given[1]), cast(str, given[2]))
+    if credentials is None:
+        if ecpay_env == "production":
+            raise ConfigError(
+                "ECPAY_ENV=production needs real merchant credentials "
+                "(ECPAY_SECRET_ARN, or ECPAY_MERCHANT_ID/ECPAY_HASH_KEY/ECPAY_HASH_IV)"
+            )
+        return MerchantCredentials.stage_test_merchant()
+    if ecpay_env == "production" and credentials.is_public_test_merchant:
+        raise ConfigError("ECPAY_ENV=production refuses ECPay's public test merchant")
+    return credentials
+
+
+def _resolve_token(env: Mapping[str, str], read_secret: SecretReader) -> str | None:
+    token = _clean(env, "API_TOKEN")
+    arn = _clean(env, "API_TOKEN_SECRET_ARN")
+    if token is None and arn is not None:
+        token = read_secret(arn).strip() or None
+    return token
+
+
+def parse_settings(env: Mapping[str, str], *, read_secret: SecretReader | None = None) -> Settings:
+    """Build settings from a mapping of environment variables (raises ``ConfigError``)."""
+    reader = read_secret or _read_secret_with_boto3
+    ecpay_env = (_clean(env, "ECPAY_ENV") or "sandbox").lower()
+    if ecpay_env not in ENVIRONMENTS:
+        raise ConfigError("ECPAY_ENV must be sandbox, stage or production")
+    ecpay_env_t: EcpayEnvironment = ecpay_env
+    base_url = _parse_url(env, "ECPAY_BASE_URL")
+    credentials = _resolve_credentials(env, ecpay_env_t, reader)
+    if ecpay_env_t == "sandbox" and base_url is None and credentials is not None:
+        raise ConfigError("ECPAY_ENV=sandbox needs ECPAY_BASE_URL (the offline sandbox's address)")
+    auth_mode = (_clean(env, "AUTH_MODE") or "token").lower()
+    if auth_mode not in AUTH_MODES:
+        raise ConfigError("AUTH_MODE must be token or jwt")
+    origins = tuple(o.strip().rstrip("/") for o in (env.get("CORS_ORIGINS") or "").split(",") if o.strip())
+    return Settings(
+        ecpay_env=ecpay_env_t,
+        ecpay_base_url=base_url,
+        credentials=credentials,
+        cross_check=_parse_bool(env, "ECPAY_CROSS_CHECK", default=ecpay_env_t != "sandbox"),
+        store_url=_clean(env, "STORE_URL") or DEFAULT_STORE_URL,
+        api_token=_resolve_token(env, reader) if auth_mode == "token" else None,
+        auth_mode=auth_mode,
+        frontend_url=_parse_url(env, "FRONTEND_URL"),
+        public_base_url=_parse_url(env, "PUBLIC_BASE_URL"),
+        cors_origins=origins,
+        on_lambda=_clean(env, "AWS_LAMBDA_FUNCTION_NAME") is not None,
+    )
+
+
+@functools.cache
+def load_settings() -> Settings:
+    """The process's settings from ``os.environ``, parsed once (per Lambda cold start)."""
+    return parse_settings(os.environ)

@@ -1,0 +1,127 @@
+"""The local API Gateway: route by template.yaml, build the v2 event, call the named handler in-process."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import threading
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from .events import INTERNAL_ERROR, NOT_FOUND, LambdaContext, build_event, gateway_error, to_http_response
+from .http import Request, Response
+from .template_routes import CorsConfig, Route, RouteMatch, RouteTable
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[dict[str, Any], Any], Any]
+HandlerResolver = Callable[[Route], Handler]
+MAX_PAYLOAD_BYTES = 10 * 1024 * 1024  # HTTP API request payload limit
+
+
+def import_handler(route: Route) -> Handler:
+    """Import ``module.function`` as Lambda does (the module is imported once: a cold start)."""
+    module = importlib.import_module(route.handler_module)
+    handler = getattr(module, route.handler_function, None)
+    if not callable(handler):
+        raise ImportError(f"{route.handler} is not a callable in {route.handler_module}")
+    return handler  # type: ignore[no-any-return]
+
+
+class ApiGateway:
+    """An App serving the template's HTTP API routes; unmatched requests get API Gateway's 404."""
+
+    def __init__(self, routes: RouteTable, *, resolver: HandlerResolver = import_handler) -> None:
+        self.routes = routes
+        self._resolver = resolver
+        self._handlers: dict[str, Handler] = {}
+        self._lock = threading.Lock()
+
+    def preload(self) -> list[str]:
+        """Import every handler now; returns one message per handler that failed (for start-up logs)."""
+        problems: list[str] = []
+        for route in self.routes.routes:
+            try:
+                self._handler_for(route)
+            except Exception as exc:
+                problems.append(f"{route.route_key} -> {route.handler}: {type(exc).__name__}: {exc}")
+        return problems
+
+    def _handler_for(self, route: Route) -> Handler:
+        with self._lock:
+            handler = self._handlers.get(route.handler)
+            if handler is None:
+                handler = self._resolver(route)
+                self._handlers[route.handler] = handler
+            return handler
+
+    def handle(self, request: Request) -> Response | None:
+        """Answer every request it gets (it is the last app): a route's handler, CORS, or 404."""
+        cors = self.routes.cors
+        origin = request.header("Origin")
+        if (
+            cors
+            and origin
+            and request.method == "OPTIONS"
+            and request.header("Access-Control-Request-Method")
+        ):
+            return _preflight(cors, origin, request)
+        if len(request.body) > MAX_PAYLOAD_BYTES:
+            return gateway_error(413, b'{"message":"Request Entity Too Large"}')
+        match = self.routes.match(request.method, request.raw_path)
+        if match is None:
+            response = gateway_error(404, NOT_FOUND)
+        else:
+            response = self._invoke(request, match.route, match)
+        if cors and origin:
+            _add_cors_headers(cors, origin, response)
+        return response
+
+    def _invoke(self, request: Request, route: Route, match: RouteMatch) -> Response:
+        request_id = str(uuid.uuid4())
+        event = build_event(request, match, request_id=request_id)
+        context = LambdaContext(route.function_name, route.memory_size, route.timeout)
+        try:
+            handler = self._handler_for(route)
+            result = handler(event, context)
+        except Exception:
+            # Lambda logs the traceback; the client only sees API Gateway's generic 500.
+            log.exception("%s (%s) raised", route.handler, route.route_key)
+            return gateway_error(500, INTERNAL_ERROR)
+        return to_http_response(result, request_id)
+
+
+def _origin_allowed(cors: CorsConfig, origin: str) -> bool:
+    return "*" in cors.allow_origins or origin in cors.allow_origins
+
+
+def _preflight(cors: CorsConfig, origin: str, request: Request) -> Response:
+    headers: list[tuple[str, str]] = []
+    if _origin_allowed(cors, origin):
+        headers.append(("Access-Control-Allow-Origin", "*" if "*" in cors.allow_origins else origin))
+        if cors.allow_methods:
+            headers.append(("Access-Control-Allow-Methods", ",".join(cors.allow_methods)))
+        wanted = request.header("Access-Control-Request-Headers")
+        if cors.allow_headers and wanted:
+            allowed = "*" in cors.allow_headers
+            names = [h.strip() for h in wanted.split(",") if h.strip()]
+            if allowed or all(h.lower() in cors.allow_headers for h in names):
+                headers.append(("Access-Control-Allow-Headers", ",".join(names)))
+        if cors.allow_credentials:
+            headers.append(("Access-Control-Allow-Credentials", "true"))
+        if cors.max_age is not None:
+            headers.append(("Access-Control-Max-Age", str(cors.max_age)))
+    return Response(204, headers, b"")
+
+
+def _add_cors_headers(cors: CorsConfig, origin: str, response: Response) -> None:
+    # API Gateway replaces the integration's CORS headers with its own configuration.
+    response.headers = [(k, v) for k, v in response.headers if not k.lower().startswith("access-control-")]
+    if not _origin_allowed(cors, origin):
+        return
+    response.headers.append(("Access-Control-Allow-Origin", "*" if "*" in cors.allow_origins else origin))
+    if cors.expose_headers:
+        response.headers.append(("Access-Control-Expose-Headers", ",".join(cors.expose_headers)))
+    if cors.allow_credentials:
+        response.headers.append(("Access-Control-Allow-Credentials", "true"))

@@ -1,0 +1,728 @@
+"""The SQL adapter of the wallet's storage port, on SQLAlchemy Core (no ORM session).
+
+SQLite (the embedded default: WAL, ``synchronous=FULL``, ``BEGIN IMMEDIATE`` for writes, busy
+timeout), MySQL/MariaDB (pymysql) and PostgreSQL (psycopg 3), chosen by URL. Every ``commit`` is one
+database transaction of conditional statements checked by row count:
+``UPDATE ... WHERE version = :expected`` for transactions, ``balance + :delta >= 0`` for users, and
+unique constraints for notification dedupe keys and idempotency keys.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import threading
+import time
+import zlib
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import (
+    Connection,
+    Engine,
+    RowMapping,
+    and_,
+    create_engine,
+    delete,
+    event,
+    func,
+    insert,
+    or_,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+
+from ..wallet.models import (
+    AWAITING_STATUSES,
+    IdempotencyRecord,
+    LedgerEntry,
+    NotificationRecord,
+    Page,
+    PaymentMethod,
+    Transaction,
+    TransactionStatus,
+    TransactionType,
+    User,
+    UserStatus,
+)
+from ..wallet.port import (
+    AtomicWrite,
+    DuplicateNotification,
+    IdempotencyKeyReused,
+    InsufficientFunds,
+    StoreConflict,
+    TransactionPut,
+    UserDelta,
+    UserExists,
+    UserHasFunds,
+    UserNotActive,
+    VersionConflict,
+)
+from . import sql_schema as s
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICRO = timedelta(microseconds=1)
+_BUSY_TIMEOUT_S = 30.0
+_RETRIES = 8  # deadlocks / serialization failures / SQLite busy beyond the timeout
+# PostgreSQL: deadlock_detected, serialization_failure. MySQL: deadlock, lock wait timeout.
+_PG_RETRY = frozenset({"40P01", "40001"})
+_MYSQL_RETRY = frozenset({1213, 1205})
+_SCHEMA_LOCK = "ecpay_lambda_wallet_schema"
+
+
+def _us(moment: datetime) -> int:
+    if moment.tzinfo is None:
+        raise ValueError("naive datetime: the wallet stores aware UTC datetimes")
+    return (moment - _EPOCH) // _MICRO
+
+
+def _dt(micros: int) -> datetime:
+    return _EPOCH + timedelta(microseconds=micros)
+
+
+def _opt_dt(micros: int | None) -> datetime | None:
+    return None if micros is None else _dt(micros)
+
+
+def _encode_cursor(tag: str, micros: int, key: str) -> str:
+    raw = json.dumps([tag, micros, key], separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_cursor(tag: str, cursor: str) -> tuple[int, str]:
+    """Raise ValueError for anything but a cursor this adapter made for this listing."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        got_tag, micros, key = json.loads(raw)
+    except (binascii.Error, ValueError, TypeError) as exc:
+        raise ValueError("invalid cursor") from exc
+    if got_tag != tag or type(micros) is not int or not isinstance(key, str):
+        raise ValueError("invalid cursor")
+    return micros, key
+
+
+def _user(row: RowMapping) -> User:
+    return User(
+        user_id=row["user_id"],
+        username=row["username"],
+        email=row["email"],
+        balance=int(row["balance"]),
+        held=int(row["held"]),
+        status=UserStatus(row["status"]),
+        open_transactions=int(row["open_transactions"]),
+        created_at=_dt(row["created_us"]),
+        updated_at=_dt(row["updated_us"]),
+    )
+
+
+def _txn(row: RowMapping) -> Transaction:
+    return Transaction(
+        transaction_id=row["transaction_id"],
+        user_id=row["user_id"],
+        transaction_type=TransactionType(row["transaction_type"]),
+        amount=int(row["amount"]),
+        status=TransactionStatus(row["status"]),
+        version=int(row["version"]),
+        created_at=_dt(row["created_us"]),
+        updated_at=_dt(row["updated_us"]),
+        payment_method=None if row["payment_method"] is None else PaymentMethod(row["payment_method"]),
+        merchant_trade_no=row["merchant_trade_no"],
+        trade_no=row["trade_no"],
+        payment_info=json.loads(row["payment_info"]),
+        expires_at=_opt_dt(row["expires_us"]),
+        refunded_amount=int(row["refunded_amount"]),
+        related_transaction_id=row["related_transaction_id"],
+        flags=frozenset(json.loads(row["flags"])),
+    )
+
+
+def _txn_values(t: Transaction) -> dict[str, Any]:
+    return {
+        "transaction_id": t.transaction_id,
+        "user_id": t.user_id,
+        "transaction_type": str(t.transaction_type),
+        "amount": t.amount,
+        "status": str(t.status),
+        "version": t.version,
+        "created_us": _us(t.created_at),
+        "updated_us": _us(t.updated_at),
+        "payment_method": None if t.payment_method is None else str(t.payment_method),
+        "merchant_trade_no": t.merchant_trade_no,
+        "trade_no": t.trade_no,
+        "payment_info": json.dumps(dict(t.payment_info), sort_keys=True),
+        "expires_us": None if t.expires_at is None else _us(t.expires_at),
+        "refunded_amount": t.refunded_amount,
+        "related_transaction_id": t.related_transaction_id,
+        "flags": json.dumps(sorted(t.flags)),
+    }
+
+
+def _entry(row: RowMapping) -> LedgerEntry:
+    return LedgerEntry(
+        entry_id=row["entry_id"],
+        user_id=row["user_id"],
+        transaction_id=row["transaction_id"],
+        kind=row["kind"],
+        delta_balance=int(row["delta_balance"]),
+        delta_held=int(row["delta_held"]),
+        created_at=_dt(row["created_us"]),
+    )
+
+
+def _notification(row: RowMapping) -> NotificationRecord:
+    return NotificationRecord(
+        notification_id=row["notification_id"],
+        received_at=_dt(row["received_us"]),
+        route=row["route"],
+        raw_body=row["raw_body"],
+        outcome=row["outcome"],
+        transaction_id=row["transaction_id"],
+        merchant_trade_no=row["merchant_trade_no"],
+        dedupe_key=row["dedupe_key"],
+    )
+
+
+def _notification_values(n: NotificationRecord) -> dict[str, Any]:
+    return {
+        "notification_id": n.notification_id,
+        "received_us": _us(n.received_at),
+        "route": n.route,
+        "raw_body": n.raw_body,
+        "outcome": n.outcome,
+        "transaction_id": n.transaction_id,
+        "merchant_trade_no": n.merchant_trade_no,
+        "dedupe_key": n.dedupe_key,
+    }
+
+
+def _idempotency(row: RowMapping) -> IdempotencyRecord:
+    return IdempotencyRecord(
+        user_id=row["user_id"],
+        key=row["idem_key"],
+        request_fingerprint=row["fingerprint"],
+        transaction_id=row["transaction_id"],
+        created_at=_dt(row["created_us"]),
+        expires_at=_dt(row["expires_us"]),
+    )
+
+
+class _Abort(Exception):
+    """Raised inside a database transaction to roll it back; carries the conflict to report."""
+
+    def __init__(self, conflict: StoreConflict) -> None:
+        super().__init__(str(conflict))
+        self.conflict = conflict
+
+
+def normalize_url(url: str) -> str:
+    """Pick the project's drivers for bare scheme names (mysql -> pymysql, postgresql -> psycopg 3)."""
+    for bare, full in (
+        ("mysql://", "mysql+pymysql://"),
+        ("mariadb://", "mariadb+pymysql://"),
+        ("postgresql://", "postgresql+psycopg://"),
+        ("postgres://", "postgresql+psycopg://"),
+    ):
+        if url.startswith(bare):
+            return full + url[len(bare) :]
+    return url
+
+
+class SqlStore:
+    """``WalletStore`` on SQLAlchemy Core; the schema is created/migrated on first use."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._dialect = engine.dialect.name
+        self._sqlite = self._dialect == "sqlite"
+        self._ready = False
+        self._ready_lock = threading.Lock()
+
+    @classmethod
+    def from_url(cls, url: str) -> SqlStore:
+        """``sqlite:///path``, ``mysql+pymysql://...``, ``postgresql+psycopg://...``."""
+        parsed = make_url(normalize_url(url))
+        backend = parsed.get_backend_name()
+        if backend == "sqlite":
+            return cls(_sqlite_engine(parsed.database))
+        kwargs: dict[str, Any] = {
+            "pool_pre_ping": True,
+            "pool_recycle": 300,
+            "pool_size": 10,
+            "max_overflow": 20,
+            # Conditional UPDATEs re-check their WHERE on the newest committed row; READ COMMITTED
+            # also avoids MySQL's gap locks (and the deadlocks they bring) on unique inserts.
+            "isolation_level": "READ COMMITTED",
+        }
+        if backend in ("mysql", "mariadb"):
+            if "charset" not in parsed.query:
+                parsed = parsed.update_query_dict({"charset": "utf8mb4"})
+        elif backend != "postgresql":
+            raise ValueError(f"unsupported SQL store URL scheme {parsed.drivername!r}")
+        return cls(create_engine(parsed, **kwargs))
+
+    # -- plumbing ---------------------------------------------------------------------------
+
+    @contextmanager
+    def _tx(self, *, write: bool) -> Iterator[Connection]:
+        with self.engine.connect() as conn:
+            if self._sqlite:
+                # Picked up by the "begin" listener: writers take the write lock at BEGIN, so a
+                # read-then-write transaction never fails half-way with "database is locked".
+                conn.execution_options(sqlite_begin="BEGIN IMMEDIATE" if write else "BEGIN")
+            with conn.begin():
+                yield conn
+
+    def _retryable(self, exc: DBAPIError) -> bool:
+        orig = exc.orig
+        if self._sqlite:
+            return isinstance(exc, OperationalError) and "locked" in str(orig).lower()
+        if self._dialect == "postgresql":
+            return getattr(orig, "sqlstate", None) in _PG_RETRY
+        args: tuple[Any, ...] = tuple(getattr(orig, "args", ()))
+        return len(args) > 0 and args[0] in _MYSQL_RETRY
+
+    def _write(self, fn: Any) -> Any:
+        """Run ``fn(conn)`` in a write transaction, retrying deadlocks; map ``_Abort`` to its conflict."""
+        self._ensure()
+        for attempt in range(_RETRIES):
+            try:
+                with self._tx(write=True) as conn:
+                    return fn(conn)
+            except _Abort as abort:
+                raise abort.conflict from None
+            except DBAPIError as exc:
+                if attempt + 1 < _RETRIES and self._retryable(exc):
+                    time.sleep(0.01 * (attempt + 1))  # back off a little; the other writer finishes
+                    continue
+                raise
+        raise AssertionError("unreachable")
+
+    def _ensure(self) -> None:
+        if self._ready:
+            return
+        with self._ready_lock:
+            if not self._ready:
+                self.ensure_schema()
+                self._ready = True
+
+    # -- schema -----------------------------------------------------------------------------
+
+    def ensure_schema(self) -> None:
+        """Create or migrate the tables (idempotent; concurrent cold starts serialize on a lock)."""
+        if self._dialect in ("mysql", "mariadb"):
+            # MySQL DDL commits implicitly, so a session-level named lock serializes migrations.
+            with self.engine.connect() as conn:
+                got = conn.execute(text("SELECT GET_LOCK(:name, 60)"), {"name": _SCHEMA_LOCK}).scalar()
+                if got != 1:
+                    raise RuntimeError("could not take the schema migration lock")
+                try:
+                    self._migrate(conn)
+                    conn.commit()
+                finally:
+                    conn.execute(text("SELECT RELEASE_LOCK(:name)"), {"name": _SCHEMA_LOCK})
+                    conn.commit()
+            return
+        with self._tx(write=True) as conn:
+            if self._dialect == "postgresql":
+                lock_id = zlib.crc32(_SCHEMA_LOCK.encode())
+                conn.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": lock_id})
+            self._migrate(conn)
+
+    def _migrate(self, conn: Connection) -> None:
+        s.schema_version.create(conn, checkfirst=True)
+        current = conn.execute(select(func.max(s.schema_version.c.version))).scalar() or 0
+        if current > s.LATEST_VERSION:
+            raise RuntimeError(
+                f"database schema version {current} is newer than this code ({s.LATEST_VERSION})"
+            )
+        for version, migrate in s.MIGRATIONS:
+            if version > current:
+                migrate(conn)
+                conn.execute(
+                    insert(s.schema_version).values(version=version, applied_us=_us(datetime.now(UTC)))
+                )
+
+    def schema_version(self) -> int:
+        """The applied schema version (0 before first use)."""
+        self._ensure()
+        with self._tx(write=False) as conn:
+            return int(conn.execute(select(func.max(s.schema_version.c.version))).scalar() or 0)
+
+    def ping(self) -> bool:
+        """True when the database answers."""
+        try:
+            with self.engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+        except DBAPIError:
+            return False
+        return True
+
+    def dispose(self) -> None:
+        """Close pooled connections (tests, shutdown)."""
+        self.engine.dispose()
+
+    # -- users ------------------------------------------------------------------------------
+
+    def create_user(self, user: User) -> None:
+        """Insert a new user; ``UserExists`` if the username (or id) is taken."""
+        values = {
+            "user_id": user.user_id,
+            "username": user.username,
+            "email": user.email,
+            "balance": user.balance,
+            "held": user.held,
+            "status": str(user.status),
+            "open_transactions": user.open_transactions,
+            "created_us": _us(user.created_at),
+            "updated_us": _us(user.updated_at),
+        }
+
+        def run(conn: Connection) -> None:
+            try:
+                conn.execute(insert(s.users).values(**values))
+            except IntegrityError:
+                raise _Abort(UserExists(f"username {user.username!r} is taken")) from None
+
+        self._write(run)
+
+    def get_user(self, user_id: str) -> User | None:
+        """One user, or None."""
+        self._ensure()
+        with self._tx(write=False) as conn:
+            row = conn.execute(select(s.users).where(s.users.c.user_id == user_id)).mappings().first()
+        return None if row is None else _user(row)
+
+    def list_users(self, *, page: int = 1, page_size: int = 20, cursor: str | None = None) -> Page[User]:
+        """Users by creation order; ``cursor`` takes precedence over ``page``."""
+        self._ensure()
+        c = s.users.c
+        query = select(s.users).order_by(c.created_us, c.user_id).limit(page_size + 1)
+        if cursor is not None:
+            micros, key = _decode_cursor("u", cursor)
+            query = query.where(or_(c.created_us > micros, and_(c.created_us == micros, c.user_id > key)))
+        else:
+            query = query.offset((page - 1) * page_size)
+        with self._tx(write=False) as conn:
+            total = int(conn.execute(select(func.count()).select_from(s.users)).scalar() or 0)
+            rows = conn.execute(query).mappings().all()
+        items = [_user(r) for r in rows[:page_size]]
+        more = len(rows) > page_size
+        next_cursor = _encode_cursor("u", _us(items[-1].created_at), items[-1].user_id) if more else None
+        return Page(items=items, total=total, next_cursor=next_cursor)
+
+    def iter_users(self) -> Iterator[User]:
+        """Every user, fetched in keyset pages so no connection stays open between pages."""
+        cursor: str | None = None
+        while True:
+            page = self.list_users(page_size=500, cursor=cursor)
+            yield from page.items
+            if page.next_cursor is None:
+                return
+            cursor = page.next_cursor
+
+    def close_user(self, user_id: str, now: datetime) -> User:
+        """Active -> closed in one conditional UPDATE; ``UserNotActive`` / ``UserHasFunds`` otherwise."""
+        c = s.users.c
+
+        def run(conn: Connection) -> User:
+            result = conn.execute(
+                update(s.users)
+                .where(
+                    c.user_id == user_id,
+                    c.status == str(UserStatus.ACTIVE),
+                    c.balance == 0,
+                    c.held == 0,
+                    c.open_transactions == 0,
+                )
+                .values(status=str(UserStatus.CLOSED), updated_us=_us(now))
+            )
+            row = conn.execute(select(s.users).where(c.user_id == user_id)).mappings().first()
+            if result.rowcount == 1 and row is not None:
+                return _user(row)
+            if row is None or row["status"] != str(UserStatus.ACTIVE):
+                raise _Abort(UserNotActive(user_id))
+            raise _Abort(UserHasFunds(f"user {user_id} has money or open transactions"))
+
+        user: User = self._write(run)
+        return user
+
+    # -- the atomic write -------------------------------------------------------------------
+
+    def commit(self, write: AtomicWrite) -> None:
+        """Apply ``write`` in one database transaction or raise exactly one ``StoreConflict``."""
+        for put in write.transactions:
+            if put.new.version != put.expected_version + 1:
+                raise ValueError("TransactionPut.new.version must be expected_version + 1")
+        try:
+            self._write(lambda conn: self._apply(conn, write))
+        except VersionConflict as conflict:
+            # Read the winner after the rollback so the caller can decide again without a read.
+            raise VersionConflict(
+                conflict.transaction_id, self.get_transaction(conflict.transaction_id)
+            ) from None
+        except IdempotencyKeyReused as conflict:
+            existing = None
+            if write.idempotency is not None:
+                existing = self.get_idempotency(write.idempotency.user_id, write.idempotency.key)
+            raise IdempotencyKeyReused(conflict.key, existing) from None
+
+    def _apply(self, conn: Connection, write: AtomicWrite) -> None:
+        # Statement order is the lock order (notification, idempotency, transactions by id, user):
+        # the same in every write, so concurrent writers queue instead of deadlocking.
+        if write.notification is not None:
+            self._insert_notification(conn, write.notification)
+        if write.idempotency is not None:
+            self._insert_idempotency(conn, write.idempotency)
+        for put in sorted(write.transactions, key=lambda p: p.new.transaction_id):
+            self._put_transaction(conn, put)
+        if write.user_delta is not None:
+            self._apply_delta(conn, write.user_delta, write)
+        if write.ledger:
+            conn.execute(
+                insert(s.ledger),
+                [
+                    {
+                        "entry_id": e.entry_id,
+                        "user_id": e.user_id,
+                        "transaction_id": e.transaction_id,
+                        "kind": e.kind,
+                        "delta_balance": e.delta_balance,
+                        "delta_held": e.delta_held,
+                        "created_us": _us(e.created_at),
+                    }
+                    for e in write.ledger
+                ],
+            )
+
+    def _insert_notification(self, conn: Connection, record: NotificationRecord) -> None:
+        try:
+            conn.execute(insert(s.notifications).values(**_notification_values(record)))
+        except IntegrityError:
+            if record.dedupe_key is None:
+                raise
+            raise _Abort(DuplicateNotification(record.dedupe_key)) from None
+
+    def _insert_idempotency(self, conn: Connection, record: IdempotencyRecord) -> None:
+        c = s.idempotency.c
+        created = _us(record.created_at)
+        # An expired key may be used again: drop the old record in the same transaction.
+        conn.execute(
+            delete(s.idempotency).where(
+                c.user_id == record.user_id, c.idem_key == record.key, c.expires_us <= created
+            )
+        )
+        try:
+            conn.execute(
+                insert(s.idempotency).values(
+                    user_id=record.user_id,
+                    idem_key=record.key,
+                    fingerprint=record.request_fingerprint,
+                    transaction_id=record.transaction_id,
+                    created_us=created,
+                    expires_us=_us(record.expires_at),
+                )
+            )
+        except IntegrityError:
+            raise _Abort(IdempotencyKeyReused(record.key)) from None
+
+    def _put_transaction(self, conn: Connection, put: TransactionPut) -> None:
+        values = _txn_values(put.new)
+        tid = put.new.transaction_id
+        if put.expected_version == 0:
+            try:
+                conn.execute(insert(s.transactions).values(**values))
+            except IntegrityError:
+                raise _Abort(VersionConflict(tid)) from None
+            return
+        c = s.transactions.c
+        del values["transaction_id"]
+        result = conn.execute(
+            update(s.transactions)
+            .where(c.transaction_id == tid, c.version == put.expected_version)
+            .values(**values)
+        )
+        if result.rowcount != 1:
+            raise _Abort(VersionConflict(tid))
+
+    def _apply_delta(self, conn: Connection, delta: UserDelta, write: AtomicWrite) -> None:
+        c = s.users.c
+        conditions = [
+            c.user_id == delta.user_id,
+            c.balance + delta.delta_balance >= 0,
+            c.held + delta.delta_held >= 0,
+            c.open_transactions + delta.delta_open >= 0,
+        ]
+        if delta.require_active:
+            conditions.append(c.status == str(UserStatus.ACTIVE))
+        stamp = max(
+            [_us(p.new.updated_at) for p in write.transactions] + [_us(e.created_at) for e in write.ledger],
+            default=None,
+        )
+        values: dict[str, Any] = {
+            "balance": c.balance + delta.delta_balance,
+            "held": c.held + delta.delta_held,
+            "open_transactions": c.open_transactions + delta.delta_open,
+        }
+        if stamp is not None:
+            values["updated_us"] = stamp
+        result = conn.execute(update(s.users).where(*conditions).values(**values))
+        if result.rowcount == 1:
+            return
+        row = conn.execute(select(s.users.c.status).where(c.user_id == delta.user_id)).first()
+        if row is None or (delta.require_active and row[0] != str(UserStatus.ACTIVE)):
+            raise _Abort(UserNotActive(delta.user_id))
+        raise _Abort(InsufficientFunds(delta.user_id))
+
+    # -- transactions -----------------------------------------------------------------------
+
+    def get_transaction(self, transaction_id: str) -> Transaction | None:
+        """One transaction, or None."""
+        self._ensure()
+        with self._tx(write=False) as conn:
+            row = (
+                conn.execute(select(s.transactions).where(s.transactions.c.transaction_id == transaction_id))
+                .mappings()
+                .first()
+            )
+        return None if row is None else _txn(row)
+
+    def list_transactions(
+        self, user_id: str, *, page: int = 1, page_size: int = 20, cursor: str | None = None
+    ) -> Page[Transaction]:
+        """A user's transactions, newest first."""
+        self._ensure()
+        c = s.transactions.c
+        query = (
+            select(s.transactions)
+            .where(c.user_id == user_id)
+            .order_by(c.created_us.desc(), c.transaction_id.desc())
+            .limit(page_size + 1)
+        )
+        if cursor is not None:
+            micros, key = _decode_cursor("t", cursor)
+            query = query.where(
+                or_(c.created_us < micros, and_(c.created_us == micros, c.transaction_id < key))
+            )
+        else:
+            query = query.offset((page - 1) * page_size)
+        count = select(func.count()).select_from(s.transactions).where(c.user_id == user_id)
+        with self._tx(write=False) as conn:
+            total = int(conn.execute(count).scalar() or 0)
+            rows = conn.execute(query).mappings().all()
+        items = [_txn(r) for r in rows[:page_size]]
+        more = len(rows) > page_size
+        next_cursor = (
+            _encode_cursor("t", _us(items[-1].created_at), items[-1].transaction_id) if more else None
+        )
+        return Page(items=items, total=total, next_cursor=next_cursor)
+
+    def _list_stale(
+        self, ttype: TransactionType, statuses: Sequence[str], updated_before: datetime, limit: int
+    ) -> list[Transaction]:
+        self._ensure()
+        c = s.transactions.c
+        query = (
+            select(s.transactions)
+            .where(
+                c.transaction_type == str(ttype),
+                c.status.in_(list(statuses)),
+                c.updated_us < _us(updated_before),
+            )
+            .order_by(c.updated_us, c.transaction_id)
+            .limit(limit)
+        )
+        with self._tx(write=False) as conn:
+            return [_txn(r) for r in conn.execute(query).mappings().all()]
+
+    def list_awaiting_payment(self, *, updated_before: datetime, limit: int = 100) -> list[Transaction]:
+        """Deposits in an awaiting_* status last updated before ``updated_before``, oldest first."""
+        statuses = sorted(str(x) for x in AWAITING_STATUSES)
+        return self._list_stale(TransactionType.DEPOSIT, statuses, updated_before, limit)
+
+    def list_pending_refunds(self, *, updated_before: datetime, limit: int = 100) -> list[Transaction]:
+        """Refunds still pending last updated before ``updated_before``, oldest first."""
+        statuses = [str(TransactionStatus.PENDING)]
+        return self._list_stale(TransactionType.REFUND, statuses, updated_before, limit)
+
+    def get_idempotency(self, user_id: str, key: str) -> IdempotencyRecord | None:
+        """The stored idempotency record (possibly expired)."""
+        self._ensure()
+        c = s.idempotency.c
+        with self._tx(write=False) as conn:
+            row = (
+                conn.execute(select(s.idempotency).where(c.user_id == user_id, c.idem_key == key))
+                .mappings()
+                .first()
+            )
+        return None if row is None else _idempotency(row)
+
+    # -- ledger and notifications -----------------------------------------------------------
+
+    def list_ledger(
+        self, *, transaction_id: str | None = None, user_id: str | None = None
+    ) -> list[LedgerEntry]:
+        """Ledger entries of one transaction or one user, oldest first."""
+        if (transaction_id is None) == (user_id is None):
+            raise ValueError("pass exactly one of transaction_id and user_id")
+        self._ensure()
+        c = s.ledger.c
+        where = c.transaction_id == transaction_id if transaction_id is not None else c.user_id == user_id
+        with self._tx(write=False) as conn:
+            rows = conn.execute(select(s.ledger).where(where).order_by(c.seq)).mappings().all()
+        return [_entry(r) for r in rows]
+
+    def record_notification(self, record: NotificationRecord) -> None:
+        """Append a notification record on its own; ``DuplicateNotification`` if its key exists."""
+        self._write(lambda conn: self._insert_notification(conn, record))
+
+    def list_notifications(self, transaction_id: str) -> list[NotificationRecord]:
+        """Notification records of one transaction, oldest first."""
+        self._ensure()
+        c = s.notifications.c
+        with self._tx(write=False) as conn:
+            rows = (
+                conn.execute(
+                    select(s.notifications).where(c.transaction_id == transaction_id).order_by(c.seq)
+                )
+                .mappings()
+                .all()
+            )
+        return [_notification(r) for r in rows]
+
+
+def _sqlite_engine(database: str | None) -> Engine:
+    if not database or database == ":memory:" or database.startswith("file:"):
+        raise ValueError("the SQLite store needs a file path: sqlite:///path/to/wallet.db")
+    path = Path(database)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(
+        f"sqlite:///{path}",
+        connect_args={"timeout": _BUSY_TIMEOUT_S, "check_same_thread": False},
+        pool_size=10,
+        max_overflow=30,
+        pool_timeout=60,
+    )
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        # Transactions are issued by hand below: pysqlite's own implicit BEGIN is switched off.
+        dbapi_conn.isolation_level = None
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        # FULL: a commit is on disk before it is acknowledged (money is never acknowledged early).
+        cur.execute("PRAGMA synchronous=FULL")
+        cur.execute(f"PRAGMA busy_timeout={int(_BUSY_TIMEOUT_S * 1000)}")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        conn.exec_driver_sql(conn.get_execution_options().get("sqlite_begin", "BEGIN"))
+
+    return engine

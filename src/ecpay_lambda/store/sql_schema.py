@@ -1,0 +1,138 @@
+"""The SQL adapter's tables and ordered migrations (recorded in ``wallet_schema_version``).
+
+Times are stored as BIGINT microseconds since the Unix epoch (UTC): exact, sortable and identical on
+SQLite, MySQL/MariaDB and PostgreSQL, whose native datetime types differ in precision and zones.
+To change the schema: add a migration at the end of ``MIGRATIONS`` (never edit an applied one) and
+update the table definitions below to the result.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Connection,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+from sqlalchemy.dialects import mysql
+
+metadata = MetaData()
+
+# SQLite autoincrements only an INTEGER PRIMARY KEY; elsewhere a 64-bit sequence.
+_SEQ = BigInteger().with_variant(Integer(), "sqlite")
+# MySQL's TEXT stops at 64 KB; raw notification bodies are kept whole.
+_LONG_TEXT = Text().with_variant(mysql.MEDIUMTEXT(), "mysql", "mariadb")
+_MYSQL: dict[str, Any] = {"mysql_engine": "InnoDB", "mysql_charset": "utf8mb4", "mariadb_engine": "InnoDB"}
+
+schema_version = Table(
+    "wallet_schema_version",
+    metadata,
+    Column("version", Integer, primary_key=True, autoincrement=False),
+    Column("applied_us", BigInteger, nullable=False),
+    **_MYSQL,
+)
+
+users = Table(
+    "wallet_users",
+    metadata,
+    Column("user_id", String(32), primary_key=True),
+    Column("username", String(64), nullable=False, unique=True),
+    Column("email", String(254), nullable=False),
+    Column("balance", BigInteger, nullable=False),
+    Column("held", BigInteger, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("open_transactions", Integer, nullable=False),
+    Column("created_us", BigInteger, nullable=False),
+    Column("updated_us", BigInteger, nullable=False),
+    Index("ix_wallet_users_created", "created_us", "user_id"),
+    **_MYSQL,
+)
+
+transactions = Table(
+    "wallet_transactions",
+    metadata,
+    Column("transaction_id", String(32), primary_key=True),
+    Column("user_id", String(32), nullable=False),
+    Column("transaction_type", String(16), nullable=False),
+    Column("amount", BigInteger, nullable=False),
+    Column("status", String(32), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("created_us", BigInteger, nullable=False),
+    Column("updated_us", BigInteger, nullable=False),
+    Column("payment_method", String(16)),
+    Column("merchant_trade_no", String(20)),
+    Column("trade_no", String(32)),
+    Column("payment_info", Text, nullable=False),  # JSON object of strings
+    Column("expires_us", BigInteger),
+    Column("refunded_amount", BigInteger, nullable=False),
+    Column("related_transaction_id", String(32)),
+    Column("flags", Text, nullable=False),  # JSON list of strings
+    Index("ix_wallet_transactions_user", "user_id", "created_us", "transaction_id"),
+    Index("ix_wallet_transactions_status", "transaction_type", "status", "updated_us"),
+    **_MYSQL,
+)
+
+ledger = Table(
+    "wallet_ledger",
+    metadata,
+    Column("seq", _SEQ, primary_key=True, autoincrement=True),
+    Column("entry_id", String(40), nullable=False, unique=True),
+    Column("user_id", String(32), nullable=False),
+    Column("transaction_id", String(32), nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("delta_balance", BigInteger, nullable=False),
+    Column("delta_held", BigInteger, nullable=False),
+    Column("created_us", BigInteger, nullable=False),
+    Index("ix_wallet_ledger_user", "user_id", "seq"),
+    Index("ix_wallet_ledger_transaction", "transaction_id", "seq"),
+    **_MYSQL,
+)
+
+notifications = Table(
+    "wallet_notifications",
+    metadata,
+    Column("seq", _SEQ, primary_key=True, autoincrement=True),
+    Column("notification_id", String(40), nullable=False, unique=True),
+    Column("received_us", BigInteger, nullable=False),
+    Column("route", String(32), nullable=False),
+    Column("raw_body", _LONG_TEXT, nullable=False),
+    Column("outcome", String(128), nullable=False),
+    Column("transaction_id", String(64)),
+    Column("merchant_trade_no", String(64)),
+    # Unique: the store refuses a second applied notification with the same meaning. NULLs (records
+    # that change nothing) are not compared on any of the three databases.
+    Column("dedupe_key", String(128), unique=True),
+    Index("ix_wallet_notifications_transaction", "transaction_id", "seq"),
+    **_MYSQL,
+)
+
+idempotency = Table(
+    "wallet_idempotency",
+    metadata,
+    Column("user_id", String(32), primary_key=True),
+    Column("idem_key", String(255), primary_key=True),
+    Column("fingerprint", String(64), nullable=False),
+    Column("transaction_id", String(32), nullable=False),
+    Column("created_us", BigInteger, nullable=False),
+    Column("expires_us", BigInteger, nullable=False),
+    **_MYSQL,
+)
+
+V1_TABLES = (users, transactions, ledger, notifications, idempotency)
+
+
+def _v1(conn: Connection) -> None:
+    metadata.create_all(conn, tables=list(V1_TABLES), checkfirst=True)
+
+
+# (version, migration) in order; each runs once, inside the schema lock, then is recorded.
+MIGRATIONS: tuple[tuple[int, Callable[[Connection], None]], ...] = ((1, _v1),)
+LATEST_VERSION = MIGRATIONS[-1][0]

@@ -1,0 +1,191 @@
+"""ECPay callbacks (ReturnURL, PaymentInfoURL): record every body, verify it, apply it once.
+
+Kept apart from ``service`` so the notification Lambda's path is small and obvious; it imports
+only the light ``ecpay.notifications`` module.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import contextlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from ..ecpay.client import EcpayClient
+from ..ecpay.credentials import MerchantCredentials
+from ..ecpay.errors import EcpayError, EcpayValidationError, NotificationError
+from ..ecpay.merchant_trade_no import reference_of
+from ..ecpay.notifications import parse_form_body, parse_payment_info, parse_payment_result
+from .ids import new_notification_id
+from .models import Transaction
+from .outcomes import Confirm, Delivery, EcpayOutcome, OutcomeKind, OutcomeResult, apply_outcome
+from .port import WalletStore
+from .results import CallbackReply
+
+OK = "1|OK"
+# The store keeps at most this much of a body: ECPay's are about 1 KB, and an abusive one must not
+# exceed a DynamoDB item (400 KB). Bodies this large are refused by the parser anyway.
+MAX_RECORDED_CHARS = 64 * 1024
+
+
+def body_text(body: bytes | str, *, is_base64: bool) -> str:
+    """The body as text for the record: base64 undone when it decodes, invalid UTF-8 replaced."""
+    raw = body.encode("utf-8", errors="replace") if isinstance(body, str) else body
+    if is_base64:
+        # Undecodable base64 is kept as it arrived: it is evidence either way.
+        with contextlib.suppress(binascii.Error, ValueError):
+            raw = base64.b64decode(raw, validate=True)
+    text = raw.decode("utf-8", errors="replace")
+    if len(text) > MAX_RECORDED_CHARS:
+        text = text[:MAX_RECORDED_CHARS] + f"...[truncated {len(text) - MAX_RECORDED_CHARS} chars]"
+    return text
+
+
+def _reply(result: OutcomeResult, transaction_id: str | None) -> CallbackReply:
+    if result.accepted:
+        return CallbackReply(True, OK, result.outcome, transaction_id)
+    reason = result.outcome.split(":", 1)[-1]
+    return CallbackReply(False, f"0|{reason}", result.outcome, transaction_id)
+
+
+@dataclass(frozen=True)
+class CallbackHandler:
+    """Handles ECPay's server-to-server notifications for the wallet."""
+
+    store: WalletStore
+    credentials: MerchantCredentials
+    client: EcpayClient
+    cross_check_paid: bool
+    clock: Callable[[], datetime]
+
+    def _delivery(self, route: str, body: bytes | str, is_base64: bool) -> Delivery:
+        return Delivery(new_notification_id(), route, body_text(body, is_base64=is_base64), self.clock())
+
+    def _reject(
+        self,
+        delivery: Delivery,
+        check: str,
+        *,
+        transaction_id: str | None,
+        merchant_trade_no: str | None,
+    ) -> CallbackReply:
+        label = f"rejected:{check}"
+        self.store.record_notification(
+            delivery.record(label, transaction_id=transaction_id, merchant_trade_no=merchant_trade_no)
+        )
+        return CallbackReply(False, f"0|{check}", label, transaction_id)
+
+    def _reject_unverified(
+        self,
+        delivery: Delivery,
+        exc: NotificationError,
+        body: bytes | str,
+        is_base64: bool,
+        route_id: str | None,
+    ) -> CallbackReply:
+        # Best effort to file the record under its transaction; nothing in it is trusted.
+        mtn: str | None = None
+        with contextlib.suppress(NotificationError):
+            mtn = parse_form_body(body, is_base64=is_base64).get("MerchantTradeNo") or None
+        tid = route_id
+        if tid is None and mtn is not None:
+            try:
+                tid = reference_of(mtn)
+            except EcpayValidationError:
+                tid = None
+        return self._reject(delivery, exc.check, transaction_id=tid, merchant_trade_no=mtn)
+
+    def _route_check(self, delivery: Delivery, mtn: str, route_id: str | None) -> str | CallbackReply:
+        try:
+            reference = reference_of(mtn)
+        except EcpayValidationError:
+            return self._reject(delivery, "merchant_trade_no", transaction_id=route_id, merchant_trade_no=mtn)
+        if route_id is not None and route_id != reference:
+            return self._reject(delivery, "route", transaction_id=route_id, merchant_trade_no=mtn)
+        return reference
+
+    def _cross_check(self, txn: Transaction, oc: EcpayOutcome) -> str | None:
+        try:
+            info = self.client.query_trade_info(oc.merchant_trade_no)
+        except EcpayError:
+            # Not confirmed: do not credit; the error reply makes ECPay deliver again later.
+            return "rejected:cross_check_unavailable"
+        if (
+            info.merchant_trade_no != oc.merchant_trade_no
+            or not info.is_paid
+            or info.trade_amt != txn.amount
+            or info.simulate_paid
+        ):
+            return "rejected:cross_check"
+        return None
+
+    def _apply(self, oc: EcpayOutcome, delivery: Delivery, confirm: Confirm | None) -> CallbackReply:
+        result = apply_outcome(
+            self.store,
+            oc,
+            delivery,
+            merchant_id=self.credentials.merchant_id,
+            confirm=confirm,
+            clock=self.clock,
+        )
+        return _reply(result, oc.transaction_id)
+
+    def handle_return(
+        self, body: bytes | str, *, is_base64: bool = False, route_transaction_id: str | None = None
+    ) -> CallbackReply:
+        """ReturnURL: record, verify, apply the payment result once."""
+        delivery = self._delivery("return", body, is_base64)
+        try:
+            result = parse_payment_result(body, self.credentials, is_base64=is_base64)
+        except NotificationError as exc:
+            return self._reject_unverified(delivery, exc, body, is_base64, route_transaction_id)
+        tid = self._route_check(delivery, result.merchant_trade_no, route_transaction_id)
+        if isinstance(tid, CallbackReply):
+            return tid
+        oc = EcpayOutcome(
+            kind=OutcomeKind.PAID if result.is_paid else OutcomeKind.FAILED,
+            transaction_id=tid,
+            merchant_trade_no=result.merchant_trade_no,
+            merchant_id=result.merchant_id,
+            amount=result.trade_amt,
+            trade_no=result.trade_no,
+            simulate_paid=result.simulate_paid,
+            payment_type=result.payment_type,
+        )
+        confirm = self._cross_check if self.cross_check_paid and result.is_paid else None
+        return self._apply(oc, delivery, confirm)
+
+    def handle_payment_info(
+        self, body: bytes | str, *, is_base64: bool = False, route_transaction_id: str | None = None
+    ) -> CallbackReply:
+        """PaymentInfoURL: record, verify, store the ATM/CVS/BARCODE code."""
+        delivery = self._delivery("paymentInfo", body, is_base64)
+        try:
+            notice = parse_payment_info(body, self.credentials, is_base64=is_base64)
+        except NotificationError as exc:
+            return self._reject_unverified(delivery, exc, body, is_base64, route_transaction_id)
+        tid = self._route_check(delivery, notice.merchant_trade_no, route_transaction_id)
+        if isinstance(tid, CallbackReply):
+            return tid
+        info = {
+            "bank_code": notice.bank_code,
+            "v_account": notice.v_account,
+            "payment_no": notice.payment_no,
+            "barcode1": notice.barcode1,
+            "barcode2": notice.barcode2,
+            "barcode3": notice.barcode3,
+        }
+        oc = EcpayOutcome(
+            kind=OutcomeKind.CODE_ISSUED if notice.is_code_issued else OutcomeKind.FAILED,
+            transaction_id=tid,
+            merchant_trade_no=notice.merchant_trade_no,
+            merchant_id=notice.merchant_id,
+            amount=notice.trade_amt,
+            trade_no=notice.trade_no,
+            payment_type=notice.payment_type,
+            payment_info={k: v for k, v in info.items() if v},
+            expires_at=notice.expire_at,
+        )
+        return self._apply(oc, delivery, None)

@@ -1,0 +1,378 @@
+"""Apply one ECPay outcome (paid, failed, code issued, expired, refunded) to the wallet.
+
+This is the only code path that turns what ECPay says into a state change: ReturnURL and
+PaymentInfoURL notifications, QueryTradeInfo answers (sync, reconciliation) and DoAction refund
+results all come through :func:`apply_outcome`. It enforces the rules of design §2: MerchantID and
+amount must match, SimulatePaid never credits, ``paid`` is final, a duplicate (same dedupe key)
+changes nothing, and a second paid attempt of one transaction is recorded and flagged, never
+credited twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from enum import StrEnum
+from typing import Literal
+
+from .ids import new_entry_id
+from .models import (
+    AWAITING_STATUSES,
+    OPEN_STATUSES,
+    LedgerEntry,
+    NotificationRecord,
+    Transaction,
+    TransactionStatus,
+    TransactionType,
+)
+from .port import AtomicWrite, DuplicateNotification, TransactionPut, UserDelta, VersionConflict, WalletStore
+
+# A verified paid deposit is in one of these; "paid is final" covers them all.
+PAID_FAMILY: frozenset[TransactionStatus] = frozenset(
+    {TransactionStatus.PAID, TransactionStatus.REFUNDED, TransactionStatus.PARTIALLY_REFUNDED}
+)
+# Unpaid deposit statuses a verified payment may still land on: ECPay can report a payment after we
+# saw the attempt fail or expire (clock skew, a late ATM transfer); the money is real, so it counts.
+CREDITABLE: frozenset[TransactionStatus] = frozenset(
+    {
+        TransactionStatus.PENDING,
+        TransactionStatus.AWAITING_PAYMENT,
+        TransactionStatus.AWAITING_OFFLINE_PAYMENT,
+        TransactionStatus.FAILED,
+        TransactionStatus.EXPIRED,
+    }
+)
+FLAG_DUPLICATE_PAYMENT = "duplicate_payment"
+FLAG_REFUND_UNCONFIRMED = "refund_unconfirmed"
+# Compare-and-set retries before giving up (ECPay then retries the notification later).
+MAX_ATTEMPTS = 20
+
+
+class OutcomeKind(StrEnum):
+    """What ECPay says happened."""
+
+    PAID = "paid"
+    FAILED = "failed"
+    CODE_ISSUED = "code_issued"
+    EXPIRED = "expired"
+    REFUNDED = "refunded"
+    REFUND_FAILED = "refund_failed"
+
+
+REFUND_KINDS = frozenset({OutcomeKind.REFUNDED, OutcomeKind.REFUND_FAILED})
+
+
+@dataclass(frozen=True)
+class EcpayOutcome:
+    """One verified statement from ECPay about one transaction.
+
+    ``transaction_id`` is the deposit (or, for refund kinds, the refund transaction). ``period`` is
+    the periodic charge count (PeriodReturnURL TotalSuccessTimes), 0 otherwise.
+    """
+
+    kind: OutcomeKind
+    transaction_id: str
+    merchant_trade_no: str
+    merchant_id: str
+    amount: int
+    trade_no: str = ""
+    simulate_paid: bool = False
+    period: int = 0
+    payment_type: str = ""
+    payment_info: Mapping[str, str] = field(default_factory=dict)
+    expires_at: datetime | None = None
+    flags: frozenset[str] = frozenset()
+
+    @property
+    def dedupe_key(self) -> str:
+        """Meaning-based dedupe key: (MerchantTradeNo, kind, period); refunds key on the refund id."""
+        if self.kind in REFUND_KINDS:
+            # One deposit (one MerchantTradeNo) may have several refunds: each settles once.
+            return f"{self.transaction_id}:{self.kind}:0"
+        return f"{self.merchant_trade_no}:{self.kind}:{self.period}"
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """Where an outcome came from: becomes the append-only NotificationRecord."""
+
+    notification_id: str
+    route: str  # "return", "paymentInfo", "reconcile", "sync", "refund"
+    raw_body: str
+    received_at: datetime
+
+    def record(
+        self,
+        outcome: str,
+        *,
+        transaction_id: str | None = None,
+        merchant_trade_no: str | None = None,
+        dedupe_key: str | None = None,
+    ) -> NotificationRecord:
+        """The NotificationRecord of this delivery with its outcome."""
+        return NotificationRecord(
+            notification_id=self.notification_id,
+            received_at=self.received_at,
+            route=self.route,
+            raw_body=self.raw_body,
+            outcome=outcome,
+            transaction_id=transaction_id,
+            merchant_trade_no=merchant_trade_no,
+            dedupe_key=dedupe_key,
+        )
+
+
+ResultStatus = Literal["applied", "flagged", "duplicate", "ignored", "rejected", "retry"]
+
+
+@dataclass(frozen=True)
+class OutcomeResult:
+    """What :func:`apply_outcome` did; ``outcome`` is the label recorded in the NotificationRecord."""
+
+    status: ResultStatus
+    outcome: str
+    transaction: Transaction | None = None
+
+    @property
+    def accepted(self) -> bool:
+        """True when ECPay should stop resending (``1|OK``); rejected and retry ask for a resend."""
+        return self.status not in ("rejected", "retry")
+
+
+@dataclass(frozen=True)
+class _Skip:
+    status: ResultStatus
+    label: str
+
+
+@dataclass(frozen=True)
+class _Change:
+    status: ResultStatus  # applied or flagged
+    label: str
+    puts: tuple[TransactionPut, ...]
+    user_delta: UserDelta | None = None
+    ledger: tuple[LedgerEntry, ...] = ()
+    credits_money: bool = False
+
+
+# Called before a credit is committed (the QueryTradeInfo cross-check); returns None to go on, or
+# the label of the rejection (e.g. "rejected:cross_check") to stop without crediting.
+Confirm = Callable[[Transaction, EcpayOutcome], str | None]
+
+
+def _open_delta(old: TransactionStatus, new: TransactionStatus) -> int:
+    return int(new in OPEN_STATUSES) - int(old in OPEN_STATUSES)
+
+
+def _next(txn: Transaction, now: datetime, **changes: object) -> Transaction:
+    return replace(txn, version=txn.version + 1, updated_at=now, **changes)  # type: ignore[arg-type]
+
+
+def _put(old: Transaction, new: Transaction) -> TransactionPut:
+    return TransactionPut(new=new, expected_version=old.version)
+
+
+def _entry(txn: Transaction, kind: str, delta_balance: int, delta_held: int, now: datetime) -> LedgerEntry:
+    return LedgerEntry(
+        entry_id=new_entry_id(),
+        user_id=txn.user_id,
+        transaction_id=txn.transaction_id,
+        kind=kind,
+        delta_balance=delta_balance,
+        delta_held=delta_held,
+        created_at=now,
+    )
+
+
+def _decide_deposit(txn: Transaction, oc: EcpayOutcome, now: datetime) -> _Skip | _Change:
+    same_attempt = txn.merchant_trade_no == oc.merchant_trade_no
+    if oc.kind is OutcomeKind.PAID:
+        if oc.simulate_paid:
+            return _Skip("ignored", "ignored:simulate_paid")
+        if txn.status in PAID_FAMILY:
+            if same_attempt:
+                return _Skip("duplicate", "duplicate")
+            # Two attempts were both paid: keep the record, flag it for a refund, credit nothing.
+            flagged = _next(txn, now, flags=txn.flags | {FLAG_DUPLICATE_PAYMENT})
+            return _Change("flagged", f"flagged:{FLAG_DUPLICATE_PAYMENT}", (_put(txn, flagged),))
+        info = dict(txn.payment_info)
+        if oc.payment_type:
+            info["payment_type"] = oc.payment_type
+        paid = _next(
+            txn,
+            now,
+            status=TransactionStatus.PAID,
+            merchant_trade_no=oc.merchant_trade_no,
+            trade_no=oc.trade_no or txn.trade_no,
+            payment_info=info,
+        )
+        delta = UserDelta(
+            txn.user_id, delta_balance=txn.amount, delta_open=_open_delta(txn.status, paid.status)
+        )
+        return _Change(
+            "applied",
+            "applied",
+            (_put(txn, paid),),
+            delta,
+            (_entry(txn, "deposit_paid", txn.amount, 0, now),),
+            credits_money=True,
+        )
+    if txn.status in PAID_FAMILY:
+        return _Skip("ignored", "ignored:already_paid")
+    if not same_attempt:
+        return _Skip("ignored", "ignored:stale_attempt")
+    if oc.kind is OutcomeKind.FAILED:
+        if txn.status is TransactionStatus.FAILED:
+            return _Skip("duplicate", "duplicate")
+        if txn.status not in AWAITING_STATUSES:
+            return _Skip("ignored", f"ignored:status_{txn.status}")
+        failed = _next(txn, now, status=TransactionStatus.FAILED, trade_no=oc.trade_no or txn.trade_no)
+        delta = UserDelta(txn.user_id, delta_open=_open_delta(txn.status, failed.status))
+        return _Change("applied", "applied", (_put(txn, failed),), delta)
+    if oc.kind is OutcomeKind.CODE_ISSUED:
+        if txn.status is TransactionStatus.AWAITING_OFFLINE_PAYMENT:
+            return _Skip("duplicate", "duplicate")
+        if txn.status is not TransactionStatus.AWAITING_PAYMENT:
+            return _Skip("ignored", f"ignored:status_{txn.status}")
+        info = dict(oc.payment_info)
+        if oc.payment_type:
+            info["payment_type"] = oc.payment_type
+        issued = _next(
+            txn,
+            now,
+            status=TransactionStatus.AWAITING_OFFLINE_PAYMENT,
+            trade_no=oc.trade_no or txn.trade_no,
+            payment_info=info,
+            expires_at=oc.expires_at,
+        )
+        return _Change("applied", "applied", (_put(txn, issued),))
+    # EXPIRED
+    if txn.status is TransactionStatus.EXPIRED:
+        return _Skip("duplicate", "duplicate")
+    if txn.status is not TransactionStatus.AWAITING_OFFLINE_PAYMENT:
+        return _Skip("ignored", f"ignored:status_{txn.status}")
+    expired = _next(txn, now, status=TransactionStatus.EXPIRED)
+    delta = UserDelta(txn.user_id, delta_open=_open_delta(txn.status, expired.status))
+    return _Change("applied", "applied", (_put(txn, expired),), delta)
+
+
+def _decide_refund(
+    refund: Transaction, deposit: Transaction | None, oc: EcpayOutcome, now: datetime
+) -> _Skip | _Change:
+    if deposit is None:
+        return _Skip("ignored", "ignored:unknown_deposit")
+    done = {
+        OutcomeKind.REFUNDED: TransactionStatus.COMPLETED,
+        OutcomeKind.REFUND_FAILED: TransactionStatus.FAILED,
+    }[oc.kind]
+    if refund.status is done:
+        return _Skip("duplicate", "duplicate")
+    if refund.status is not TransactionStatus.PENDING:
+        return _Skip("ignored", f"ignored:status_{refund.status}")
+    settled = _next(refund, now, status=done, flags=refund.flags | oc.flags)
+    if oc.kind is OutcomeKind.REFUNDED:
+        dep_status = (
+            TransactionStatus.REFUNDED
+            if deposit.refunded_amount >= deposit.amount
+            else TransactionStatus.PARTIALLY_REFUNDED
+        )
+        dep = _next(deposit, now, status=dep_status)
+        delta = UserDelta(refund.user_id, delta_open=_open_delta(refund.status, done))
+        return _Change("applied", "applied", (_put(refund, settled), _put(deposit, dep)), delta)
+    # ECPay refused: the refund never happened, so the points come back.
+    remaining = max(deposit.refunded_amount - refund.amount, 0)
+    if remaining == 0:
+        dep_status = TransactionStatus.PAID
+    elif deposit.status is TransactionStatus.REFUNDED:
+        dep_status = TransactionStatus.PARTIALLY_REFUNDED
+    else:
+        dep_status = deposit.status  # other refunds of this deposit are still pending or done
+    dep = _next(deposit, now, status=dep_status, refunded_amount=remaining)
+    delta = UserDelta(
+        refund.user_id, delta_balance=refund.amount, delta_open=_open_delta(refund.status, done)
+    )
+    entry = _entry(refund, "refund_reversed", refund.amount, 0, now)
+    return _Change("applied", "applied", (_put(refund, settled), _put(deposit, dep)), delta, (entry,))
+
+
+def decide(
+    txn: Transaction,
+    oc: EcpayOutcome,
+    now: datetime,
+    *,
+    merchant_id: str,
+    related: Transaction | None = None,
+) -> _Skip | _Change:
+    """The pure state-machine step: what ``oc`` does to ``txn`` (and, for refunds, its deposit)."""
+    if oc.merchant_id != merchant_id:
+        return _Skip("rejected", "rejected:merchant_id")
+    if oc.kind in REFUND_KINDS:
+        if txn.transaction_type is not TransactionType.REFUND:
+            return _Skip("ignored", "ignored:not_a_refund")
+        if oc.amount != txn.amount:
+            return _Skip("rejected", "rejected:amount")
+        return _decide_refund(txn, related, oc, now)
+    if txn.transaction_type is not TransactionType.DEPOSIT:
+        return _Skip("ignored", "ignored:not_a_deposit")
+    if oc.amount != txn.amount:
+        return _Skip("rejected", "rejected:amount")
+    return _decide_deposit(txn, oc, now)
+
+
+def apply_outcome(
+    store: WalletStore,
+    oc: EcpayOutcome,
+    delivery: Delivery,
+    *,
+    merchant_id: str,
+    confirm: Confirm | None = None,
+    clock: Callable[[], datetime],
+) -> OutcomeResult:
+    """Apply ``oc`` once: one atomic commit that also records ``delivery``, or a record alone."""
+    confirmed = False
+
+    def record_only(status: ResultStatus, label: str, txn: Transaction | None) -> OutcomeResult:
+        store.record_notification(
+            delivery.record(
+                label,
+                transaction_id=oc.transaction_id,
+                merchant_trade_no=oc.merchant_trade_no or None,
+            )
+        )
+        return OutcomeResult(status, label, txn)
+
+    for _ in range(MAX_ATTEMPTS):
+        txn = store.get_transaction(oc.transaction_id)
+        if txn is None:
+            return record_only("ignored", "ignored:unknown_transaction", None)
+        related = None
+        if oc.kind in REFUND_KINDS and txn.related_transaction_id:
+            related = store.get_transaction(txn.related_transaction_id)
+        step = decide(txn, oc, clock(), merchant_id=merchant_id, related=related)
+        if isinstance(step, _Skip):
+            return record_only(step.status, step.label, txn)
+        if step.credits_money and confirm is not None and not confirmed:
+            refusal = confirm(txn, oc)
+            if refusal is not None:
+                return record_only("rejected", refusal, txn)
+            confirmed = True
+        write = AtomicWrite(
+            transactions=step.puts,
+            user_delta=step.user_delta,
+            ledger=step.ledger,
+            notification=delivery.record(
+                step.label,
+                transaction_id=oc.transaction_id,
+                merchant_trade_no=oc.merchant_trade_no or None,
+                dedupe_key=oc.dedupe_key,
+            ),
+        )
+        try:
+            store.commit(write)
+        except DuplicateNotification:
+            return record_only("duplicate", "duplicate", store.get_transaction(oc.transaction_id))
+        except VersionConflict:
+            continue  # someone else changed it: decide again on the fresh state
+        return OutcomeResult(step.status, step.label, step.puts[0].new)
+    return record_only("retry", "retry:contention", None)

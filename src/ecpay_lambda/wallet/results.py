@@ -1,0 +1,43 @@
+"""Result records of the callback, reconciliation and audit use cases (re-exported by ``service``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class CallbackReply:
+    """What an ECPay callback route answers: exactly ``1|OK`` when accepted (also for duplicates)."""
+
+    accepted: bool
+    body: str  # "1|OK" or "0|<short reason>" (never secrets); ECPay retries on anything but 1|OK
+    outcome: str  # as recorded in the NotificationRecord
+    transaction_id: str | None = None
+
+
+@dataclass(frozen=True)
+class ReconcileReport:
+    """What one reconciliation run did."""
+
+    checked: int = 0
+    paid: int = 0
+    failed: int = 0
+    expired: int = 0
+    unchanged: int = 0
+    errors: list[str] = field(default_factory=list)
+    refunds_settled: int = 0  # refunds left pending past the grace period, settled as completed
+    review: list[str] = field(default_factory=list)  # what an operator should check by hand
+
+
+@dataclass(frozen=True)
+class AuditReport:
+    """Ledger-vs-balance mismatches and deposits stuck awaiting payment."""
+
+    users_checked: int
+    mismatches: list[str]
+    stuck: list[str]
+
+    @property
+    def clean(self) -> bool:
+        """No ledger mismatch."""
+        return not self.mismatches
