@@ -53,7 +53,10 @@ start_mariadb() {
   fi
   "$mariadbd" --user=root --datadir="$data" --socket="$sock" --pid-file="$pidf" \
     --bind-address=127.0.0.1 --port="$MYSQL_PORT" --skip-name-resolve \
-    --innodb-flush-log-at-trx-commit=1 --max-connections=500 \
+    --max-connections=500 \
+    `# A throwaway test server: no fsync, so per-test databases are created in milliseconds.` \
+    --innodb-flush-log-at-trx-commit=0 --innodb-doublewrite=0 --innodb-file-per-table=0 \
+    --innodb-flush-method=nosync \
     >"$DIR/mariadb.log" 2>&1 &
   local client; client="$(mysql_client)"
   for _ in $(seq 1 100); do
@@ -85,7 +88,7 @@ start_postgres() {
     log "PostgreSQL already running on 127.0.0.1:$PG_PORT"
   else
     runuser -u postgres -- "$pg_ctl" -D "$data" -l "$sockdir/postgres.log" -w \
-      -o "-p $PG_PORT -k $sockdir -c listen_addresses=127.0.0.1 -c max_connections=300" start >/dev/null
+      -o "-p $PG_PORT -k $sockdir -c listen_addresses=127.0.0.1 -c max_connections=300 -c fsync=off -c synchronous_commit=off" start >/dev/null
   fi
   runuser -u postgres -- "$psql" -h "$sockdir" -p "$PG_PORT" -U postgres -v ON_ERROR_STOP=1 -q <<SQL
 DO \$\$ BEGIN

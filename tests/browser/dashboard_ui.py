@@ -104,12 +104,23 @@ class Dashboard:
         self.back_to_the_shop()
 
     def back_to_the_shop(self) -> None:
-        """Follow ECPay's way back (an automatic POST, or the "back to the shop" link) to the dashboard."""
+        """Follow ECPay's way back to the dashboard: the page's automatic POST to OrderResultURL, or,
+        without one, the result page's "back to the shop" link (ClientBackURL)."""
         dashboard = self.page.get_by_test_id("user-detail")
-        back = self.page.locator("#client-back").or_(self.page.locator("#autopost button"))
+        back = self.page.locator("#client-back")
         expect(dashboard.or_(back).first).to_be_visible()
-        if not dashboard.is_visible():
-            back.first.click()
+        if back.is_visible():
+            back.click()
+        self.page.wait_for_url(re.compile(re.escape(self.base_url) + r"/(\?.*)?$"))
+        expect(self.page.locator("body")).to_have_attribute("data-ready", "true")
+
+    def get_code_on_sandbox(self) -> None:
+        """ATM/CVS/BARCODE: have the sandbox issue the payment code, then go back to the shop."""
+        expect(self.page).to_have_url(CHECKOUT_URL)
+        self.sandbox_action("issue-code").click()
+        expect(self.page.locator("code[data-field]").first).to_be_visible()
+        back = self.page.locator('form:has(input[name="action"][value="client-redirect"]) button')
+        back.or_(self.page.locator("#client-back")).first.click()
         self.page.wait_for_url(re.compile(re.escape(self.base_url) + r"/(\?.*)?$"))
         expect(self.page.locator("body")).to_have_attribute("data-ready", "true")
 

@@ -98,6 +98,19 @@ def test_withdrawing_more_than_the_balance_shows_a_readable_error(
     expect(dashboard.balance).to_have_attribute("data-value", "0")
 
 
+@pytest.mark.parametrize(("language", "field"), [("en", "Email"), ("zh-TW", "電子郵件")])
+def test_an_invalid_field_is_named_in_the_error(dashboard: Dashboard, language: str, field: str) -> None:
+    dashboard.open(language)
+    dashboard.page.get_by_test_id("new-username").fill(unique("typo"))
+    dashboard.page.get_by_test_id("new-email").fill("not-an-email")
+    dashboard.page.get_by_test_id("create-user").click()
+
+    error = dashboard.errors.first
+    expect(error).to_have_attribute("data-code", "validation_error")
+    expect(error).to_contain_text(field)
+    expect(error).not_to_contain_text("{")
+
+
 def test_withdrawals_hold_the_amount_until_completed_or_cancelled(dashboard: Dashboard) -> None:
     texts = TEXTS["en"]
     dashboard.open("en")
@@ -148,6 +161,39 @@ def test_an_unpaid_deposit_can_be_paid_later(dashboard: Dashboard) -> None:
 
     expect(dashboard.balance).to_have_attribute("data-value", "300")
     expect(dashboard.rows(type_="deposit", status="paid")).to_have_count(1)
+
+
+def test_an_atm_deposit_shows_its_code_then_turns_paid_without_a_reload(dashboard: Dashboard) -> None:
+    page = dashboard.page
+    dashboard.open("zh-TW")
+    new_user(dashboard, "tsai")
+    dashboard.start_deposit(700, "ATM")
+    dashboard.get_code_on_sandbox()
+
+    waiting = dashboard.rows(type_="deposit", status="awaiting_offline_payment")
+    expect(waiting).to_have_count(1)
+    expect(page.get_by_test_id("live-indicator")).to_be_visible()
+    drawer = dashboard.open_details(waiting)
+    info = drawer.get_by_test_id("payment-info")
+    expect(info).to_be_visible()
+    expect(info.get_by_test_id("info-BankCode")).not_to_be_empty()
+    expect(info.get_by_test_id("info-vAccount")).not_to_be_empty()
+    merchant_trade_no = drawer.get_by_test_id("tx-detail-mtn").inner_text().strip()
+
+    # The shopper pays at an ATM later: the sandbox's control API plays the bank. The page, not
+    # reloaded, follows by itself.
+    navigations: list[str] = []
+    page.on(
+        "framenavigated", lambda frame: navigations.append(frame.url) if frame == page.main_frame else None
+    )
+    answer = page.request.post(f"{dashboard.base_url}/sandbox/api/trades/{merchant_trade_no}/pay", data={})
+    assert answer.ok, answer.text()
+
+    expect(drawer.get_by_test_id("tx-detail-status")).to_have_attribute("data-status", "paid")
+    expect(dashboard.balance).to_have_attribute("data-value", "700")
+    expect(dashboard.rows(type_="deposit", status="paid")).to_have_count(1)
+    expect(page.get_by_test_id("live-indicator")).to_be_hidden()
+    assert navigations == [], f"the page reloaded or navigated: {navigations}"
 
 
 def test_a_paid_card_deposit_can_be_refunded(dashboard: Dashboard) -> None:
@@ -218,6 +264,22 @@ def test_the_api_token_is_sent_as_a_bearer_token(dashboard: Dashboard) -> None:
     assert "authorization" not in listing.value.headers
 
 
+def named_user(dashboard: Dashboard, name: str, email: str) -> str:
+    """Create a user with this exact name, or, if another run took it, the name with a suffix."""
+    page = dashboard.page
+    page.get_by_test_id("new-username").fill(name)
+    page.get_by_test_id("new-email").fill(email)
+    page.get_by_test_id("create-user").click()
+    created = page.get_by_test_id("user-name").filter(has_text=name)
+    conflict = page.locator('[data-testid="error-message"][data-code="conflict"]')
+    expect(created.or_(conflict).first).to_be_visible()
+    if conflict.is_visible():
+        conflict.locator(".toast-close").click()
+        name = unique(name)
+        dashboard.create_user(name, email)
+    return name
+
+
 def test_dashboard_screenshots(dashboard: Dashboard, screenshot_dir: Path) -> None:
     """A realistic dashboard, in English and 繁體中文 (docs/screenshots with UPDATE_SCREENSHOTS=1)."""
     from tests.browser.conftest import cjk_font_installed, missing_prerequisite  # noqa: PLC0415
@@ -226,9 +288,9 @@ def test_dashboard_screenshots(dashboard: Dashboard, screenshot_dir: Path) -> No
         missing_prerequisite("no Traditional Chinese font: apt-get install -y fonts-noto-cjk")
     page = dashboard.page
     dashboard.open("en")
-    for prefix in ("lin.yating", "wang.xiaoming"):
-        new_user(dashboard, prefix)
-    new_user(dashboard, "chen.meiling")
+    named_user(dashboard, "林雅婷", "yating.lin@example.com")
+    named_user(dashboard, "xiaoming.wang", "xiaoming.wang@example.com")
+    named_user(dashboard, "meiling.chen", "meiling.chen@example.com")
     paid_deposit(dashboard, 500)
     dashboard.withdraw(120)
     expect(dashboard.rows(type_="withdraw", status="pending")).to_have_count(1)

@@ -72,7 +72,9 @@ def fake_ecpay() -> FakeEcpay:
     return FakeEcpay()
 
 
-def make_service(store: WalletStore, fake: FakeEcpay, clock: Clock, *, cross_check: bool = False) -> WalletService:
+def make_service(
+    store: WalletStore, fake: FakeEcpay, clock: Clock, *, cross_check: bool = False
+) -> WalletService:
     """A WalletService over ``store`` talking to ``fake``."""
     config = EcpayConfig(credentials=CREDENTIALS, client=make_client(fake), cross_check_paid=cross_check)
     return WalletService(store, config, clock=clock)

@@ -156,9 +156,7 @@ def return_body(mtn: str, amount: int, **kwargs: str) -> bytes:
     return signed_body(return_fields(mtn, amount, **kwargs))
 
 
-def atm_info_body(
-    mtn: str, amount: int, *, rtn_code: str = "2", expire_date: str = "2026/12/01"
-) -> bytes:
+def atm_info_body(mtn: str, amount: int, *, rtn_code: str = "2", expire_date: str = "2026/12/01") -> bytes:
     """A signed PaymentInfoURL body for an ATM virtual account."""
     return signed_body(
         {

@@ -266,7 +266,9 @@ def test_duplicate_notification_key_is_refused_and_nothing_written(store: Wallet
     user = _user()
     store.create_user(user)
     txn = _txn(user.user_id)
-    store.commit(AtomicWrite(transactions=[TransactionPut(txn, 0)], notification=_note("m:paid:0", txn.transaction_id)))
+    store.commit(
+        AtomicWrite(transactions=[TransactionPut(txn, 0)], notification=_note("m:paid:0", txn.transaction_id))
+    )
     v2 = replace(txn, status=TransactionStatus.PAID, version=2)
     with pytest.raises(DuplicateNotification) as info:
         store.commit(
@@ -309,7 +311,9 @@ def test_idempotency_key_is_unique_per_user_until_it_expires(store: WalletStore)
     store.commit(AtomicWrite(transactions=[TransactionPut(t1, 0)], idempotency=rec))
     assert store.get_idempotency(user.user_id, "key-1") == rec
     t2 = _txn(user.user_id)
-    rec2 = replace(rec, request_fingerprint="fp2", transaction_id=t2.transaction_id, created_at=T0 + timedelta(hours=1))
+    rec2 = replace(
+        rec, request_fingerprint="fp2", transaction_id=t2.transaction_id, created_at=T0 + timedelta(hours=1)
+    )
     with pytest.raises(IdempotencyKeyReused) as info:
         store.commit(AtomicWrite(transactions=[TransactionPut(t2, 0)], idempotency=rec2))
     assert info.value.existing is None or info.value.existing == rec
@@ -337,7 +341,9 @@ def test_list_transactions_newest_first_with_pages_and_cursor(store: WalletStore
     store.create_user(other)
     made = []
     for i in range(5):
-        t = _txn(user.user_id, 10 + i, created_at=T0 + timedelta(minutes=i), updated_at=T0 + timedelta(minutes=i))
+        t = _txn(
+            user.user_id, 10 + i, created_at=T0 + timedelta(minutes=i), updated_at=T0 + timedelta(minutes=i)
+        )
         store.commit(AtomicWrite(transactions=[TransactionPut(t, 0)]))
         made.append(t)
     store.commit(AtomicWrite(transactions=[TransactionPut(_txn(other.user_id), 0)]))
@@ -360,10 +366,16 @@ def test_list_transactions_newest_first_with_pages_and_cursor(store: WalletStore
 
 
 def test_ledger_lists_by_user_and_transaction_in_order(store: WalletStore) -> None:
-    user, paid = _funded(store, 300)
+    user, _ = _funded(store, 300)
     w = _txn(user.user_id, 100, transaction_type=TransactionType.WITHDRAW)
     hold = _entry(w, -100, 100, "withdraw_hold")
-    store.commit(AtomicWrite(transactions=[TransactionPut(w, 0)], user_delta=UserDelta(user.user_id, -100, 100, 1), ledger=[hold]))
+    store.commit(
+        AtomicWrite(
+            transactions=[TransactionPut(w, 0)],
+            user_delta=UserDelta(user.user_id, -100, 100, 1),
+            ledger=[hold],
+        )
+    )
     done = _entry(w, 0, -100, "withdraw_complete")
     store.commit(
         AtomicWrite(
@@ -372,7 +384,10 @@ def test_ledger_lists_by_user_and_transaction_in_order(store: WalletStore) -> No
             ledger=[done],
         )
     )
-    assert [e.kind for e in store.list_ledger(transaction_id=w.transaction_id)] == ["withdraw_hold", "withdraw_complete"]
+    assert [e.kind for e in store.list_ledger(transaction_id=w.transaction_id)] == [
+        "withdraw_hold",
+        "withdraw_complete",
+    ]
     entries = store.list_ledger(user_id=user.user_id)
     assert len(entries) == 3 and entries[1:] == [hold, done]
     assert sum(e.delta_balance for e in entries) == 200
@@ -386,7 +401,7 @@ def test_stale_listings_filter_by_type_status_and_age(store: WalletStore) -> Non
     old, new = T0, T0 + timedelta(hours=1)
 
     def put(**kw: object) -> Transaction:
-        t = _txn(user.user_id, **kw)
+        t = _txn(user.user_id, 100, **kw)
         store.commit(AtomicWrite(transactions=[TransactionPut(t, 0)]))
         return t
 

@@ -11,17 +11,18 @@ from ecpay_lambda.wallet.models import (
     TransactionType,
     UserStatus,
 )
-from ecpay_lambda.wallet.service import WalletService
+from ecpay_lambda.wallet.service import WalletService, WithdrawAction
 
 from .conftest import URLS, Clock
 from .helpers import balance, fund, new_user, start_deposit
 
 
-def test_create_get_list_and_close_user(service: WalletService) -> None:
+def test_create_get_list_and_close_user(service: WalletService, clock: Clock) -> None:
     alice = new_user(service, "alice")
     assert (alice.balance, alice.held, alice.status) == (0, 0, UserStatus.ACTIVE)
     assert len(alice.user_id) == 16
     assert service.get_user(alice.user_id) == alice
+    clock.advance(seconds=1)  # users list in creation order
     new_user(service, "bob")
     page = service.list_users(page=1, page_size=1)
     assert page.total == 2 and [u.username for u in page.items] == ["alice"]
@@ -143,9 +144,10 @@ def test_user_with_money_or_open_transactions_cannot_close(service: WalletServic
 def test_a_deposit_cannot_be_completed_by_an_operator(service: WalletService) -> None:
     user = new_user(service)
     deposit, _ = start_deposit(service, user.user_id, 300)
-    for action in ("complete", "cancel"):
+    actions: tuple[WithdrawAction, ...] = ("complete", "cancel")
+    for action in actions:
         with pytest.raises(errors.InvalidState):
-            service.update_withdraw(user.user_id, deposit.transaction_id, action)  # type: ignore[arg-type]
+            service.update_withdraw(user.user_id, deposit.transaction_id, action)
     got = service.get_transaction(user.user_id, deposit.transaction_id).transaction
     assert got.status is TransactionStatus.AWAITING_PAYMENT
     assert balance(service, user.user_id) == (0, 0)
@@ -186,7 +188,9 @@ def test_idempotency_key_replays_and_detects_a_different_body(service: WalletSer
     )
     assert replayed
     clock.advance(minutes=2)  # past 24 hours: the key is free again
-    fresh, replayed = service.create_transaction(user.user_id, TransactionType.DEPOSIT, 101, idempotency_key="k-1")
+    fresh, replayed = service.create_transaction(
+        user.user_id, TransactionType.DEPOSIT, 101, idempotency_key="k-1"
+    )
     assert not replayed and fresh.transaction_id != first.transaction_id
     with pytest.raises(errors.InvalidRequest):
         service.create_transaction(user.user_id, TransactionType.DEPOSIT, 5, idempotency_key="")

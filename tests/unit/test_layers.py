@@ -47,7 +47,9 @@ def _imported_parts(path: Path) -> set[str]:
         for name in names:
             parts = name.split(".")
             if parts[0] == "ecpay_lambda" and len(parts) > 1:
-                found.add(parts[1])
+                is_module = (PACKAGE_ROOT / parts[1]).is_dir() or (PACKAGE_ROOT / f"{parts[1]}.py").exists()
+                # ``from .. import __version__`` reads the root package, which every layer may do.
+                found.add(parts[1] if is_module else "__init__")
     return found
 
 
@@ -63,7 +65,7 @@ def test_every_part_has_a_rule() -> None:
 @pytest.mark.parametrize("path", _modules(), ids=lambda p: str(p.relative_to(PACKAGE_ROOT)))
 def test_imports_point_downward(path: Path) -> None:
     part = _part_of(path)
-    illegal = _imported_parts(path) - ALLOWED[part] - {part}
+    illegal = _imported_parts(path) - ALLOWED[part] - {part, "__init__"}
     assert not illegal, f"{path.relative_to(PACKAGE_ROOT)} ({part}) imports {sorted(illegal)}"
 
 

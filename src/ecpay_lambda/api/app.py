@@ -22,10 +22,11 @@ from .. import __version__
 from ..wallet.errors import WalletError
 from .errors import to_http_error
 from .events import error_body, stage_prefix
+from .logs import SERVICE
 from .routes import meta, payments, transactions, users
 from .routes.common import ApiError
 
-logger = Logger(child=True)
+logger = Logger(service=SERVICE, child=True)
 
 TITLE = "aws-lambda-ecpay-api"
 DESCRIPTION = (
@@ -72,6 +73,11 @@ def _openapi_kwargs(servers: list[Server] | None = None) -> dict[str, Any]:
     }
 
 
+def openapi_document(app: APIGatewayHttpResolver, server_url: str = "/") -> str:
+    """The OpenAPI 3 document of ``app`` as JSON, served from ``server_url``."""
+    return app.get_openapi_json_schema(**_openapi_kwargs([Server(url=server_url)]))
+
+
 def create_app(cors_origins: Sequence[str] = ()) -> APIGatewayHttpResolver:
     """A resolver with every management route (CORS for ``cors_origins``; ``*`` allows any origin)."""
     cors = None
@@ -91,11 +97,10 @@ def create_app(cors_origins: Sequence[str] = ()) -> APIGatewayHttpResolver:
     @app.get("/openapi.json", include_in_schema=False)
     def openapi_json() -> Response[Any]:
         """The OpenAPI 3 document (servers: this stage's base path)."""
-        servers = [Server(url=stage_prefix(app.current_event.raw_event) or "/")]
         return Response(
             status_code=200,
             content_type=content_types.APPLICATION_JSON,
-            body=app.get_openapi_json_schema(**_openapi_kwargs(servers)),
+            body=openapi_document(app, stage_prefix(app.current_event.raw_event) or "/"),
         )
 
     # Registered without decorator syntax: Powertools' decorators are unannotated (mypy --strict).

@@ -58,13 +58,28 @@ def build_service(
     return WalletService(store or build_store(settings), _ecpay_config(settings, transport))
 
 
+_override: WalletService | None = None
+
+
 @functools.cache
+def _built_service() -> WalletService:
+    return build_service(load_settings())
+
+
 def get_service() -> WalletService:
     """The process's WalletService, built once per cold start from ``load_settings()``."""
-    return build_service(load_settings())
+    return _override if _override is not None else _built_service()
+
+
+def set_service(service: WalletService | None) -> None:
+    """Serve ``service`` instead of the one built from settings (tests, or a host with its own wiring)."""
+    global _override  # noqa: PLW0603 - the composition root is the one place that holds it
+    _override = service
 
 
 def reset() -> None:
     """Forget the cached settings and service (tests; the local server after changing variables)."""
-    get_service.cache_clear()
+    global _override  # noqa: PLW0603
+    _override = None
+    _built_service.cache_clear()
     load_settings.cache_clear()

@@ -19,8 +19,9 @@ from . import auth
 from .app import PUBLIC_PATHS, create_app
 from .errors import MISCONFIGURED
 from .events import BadEvent, Event, LambdaResponse, body_bytes, header, http_method, json_error, route_path
+from .logs import SERVICE
 
-logger = Logger()
+logger = Logger(service=SERVICE)
 
 
 @functools.cache
@@ -51,6 +52,15 @@ def _gate(event: Event, settings: Settings) -> LambdaResponse | None:
             return json_error(
                 failure.status, failure.code, failure.message, **extra, **_cors_headers(event, settings)
             )
+    media = (header(event, "content-type") or "").split(";", 1)[0].strip().lower()
+    if media.startswith("multipart/"):
+        # No route takes uploads; Powertools would try (and fail) to parse one.
+        return json_error(
+            415,
+            "unsupported_media_type",
+            "send the body as application/json",
+            **_cors_headers(event, settings),
+        )
     try:
         data = body_bytes(event)
         data.decode("utf-8")

@@ -15,6 +15,8 @@ import sys
 import time
 from typing import Any
 
+# One service name for every logger of the package (the template sets POWERTOOLS_SERVICE_NAME).
+SERVICE = os.environ.get("POWERTOOLS_SERVICE_NAME") or "ecpay-lambda"
 _STANDARD_ATTRS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
 
 
@@ -59,7 +61,7 @@ def get_logger(name: str) -> logging.Logger:
     logger = logging.getLogger(name)
     if not any(isinstance(h.formatter, JsonFormatter) for h in logger.handlers):
         handler = logging.StreamHandler(sys.stdout)
-        handler.setFormatter(JsonFormatter(os.environ.get("POWERTOOLS_SERVICE_NAME", "ecpay-lambda")))
+        handler.setFormatter(JsonFormatter(SERVICE))
         logger.addHandler(handler)
         level = os.environ.get("POWERTOOLS_LOG_LEVEL") or os.environ.get("LOG_LEVEL") or "INFO"
         try:

@@ -45,7 +45,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--json", metavar="FILE", help="a JSON object of parameters ('-' reads stdin)")
     parser.add_argument(
-        "--hash-key", metavar="KEY", help="HashKey (default: $ECPAY_HASH_KEY, else stage test)"
+        "--hash-key",
+        metavar="KEY",
+        help="HashKey (default: $ECPAY_HASH_KEY, else the stage test merchant's; "
+        "prefer the variable: options show up in ps and shell history)",
     )
     parser.add_argument("--hash-iv", metavar="IV", help="HashIV (default: $ECPAY_HASH_IV, else stage test)")
     parser.add_argument("--md5", action="store_true", help="MD5 (EncryptType=0) instead of SHA256")

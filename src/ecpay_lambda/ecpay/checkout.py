@@ -70,6 +70,7 @@ _ALLOWED_WITH: dict[str, frozenset[str]] = {
     "Desc_4": frozenset({"CVS", "BARCODE", "ALL"}),
     "IgnorePayment": frozenset({"ALL"}),
 }
+_SERVER_CALLBACKS = ("ReturnURL", "PaymentInfoURL", "PeriodReturnURL")
 _BUILDER_FIELDS = frozenset({"MerchantID", "PaymentType", "EncryptType", "CheckMacValue"})
 
 _ALNUM = re.compile(r"[A-Za-z0-9]+")
@@ -437,9 +438,11 @@ def build_checkout_form(
         raise EcpayValidationError("MerchantID", "must be 1 to 10 ASCII letters or digits")
     params = request.ecpay_fields()
     if _is_official_host(endpoints):
-        # ECPay only calls merchants back on the default ports; the offline sandbox has no such limit.
-        for name, value in params.items():
-            if name.endswith("URL") and value:
+        # ECPay's servers only call merchants back on the default ports (browser redirects may use
+        # any port); the offline sandbox has no such limit.
+        for name in _SERVER_CALLBACKS:
+            value = params.get(name)
+            if value:
                 port = urllib.parse.urlsplit(value).port
                 if port not in (None, 80, 443):
                     raise EcpayValidationError(name, "ECPay only reaches ports 80 and 443")

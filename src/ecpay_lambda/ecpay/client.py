@@ -274,9 +274,10 @@ class EcpayClient:
     def _verified_raw(self, text: str, endpoint: str, merchant_trade_no: str) -> dict[str, str]:
         fields = parse_raw_pairs(text)
         if "CheckMacValue" not in fields:
-            code = fields.get("TradeStatus") or fields.get("RtnCode")
-            if code:
+            code = (fields.get("TradeStatus") or fields.get("RtnCode") or "").strip()
+            if code and code != "1":
                 raise RejectedError(code, fields.get("RtnMsg", "")[:200], endpoint)
+            # An unsigned answer claiming success is exactly what must never be believed.
             raise ResponseError(f"{endpoint}: answer is not signed")
         if not self._verifies(fields):
             # The documented format is raw; should ECPay ever percent-encode a value, the decoded

@@ -47,6 +47,7 @@ def build_event(
     *,
     request_id: str | None = None,
     now: datetime | None = None,
+    stage: str = "$default",
 ) -> dict[str, Any]:
     """The API Gateway v2 event that AWS would send for ``request`` on ``match``'s route."""
     moment = now or datetime.now(UTC)
@@ -93,7 +94,7 @@ def build_event(
         },
         "requestId": request_id,
         "routeKey": match.route.route_key,
-        "stage": "$default",
+        "stage": stage,
         "time": _apigw_time(moment),
         "timeEpoch": int(moment.timestamp() * 1000),
     }

@@ -69,18 +69,21 @@ class ApiGateway:
             return _preflight(cors, origin, request)
         if len(request.body) > MAX_PAYLOAD_BYTES:
             return gateway_error(413, b'{"message":"Request Entity Too Large"}')
-        match = self.routes.match(request.method, request.raw_path)
-        if match is None:
-            response = gateway_error(404, NOT_FOUND)
-        else:
-            response = self._invoke(request, match.route, match)
+        route_path, stage = request.raw_path, "$default"
+        named = self.routes.stage
+        if named and (request.raw_path == f"/{named}" or request.raw_path.startswith(f"/{named}/")):
+            # As on AWS with a named stage: routed without the prefix, rawPath keeps it.
+            route_path, stage = request.raw_path[len(named) + 1 :] or "/", named
+        match = self.routes.match(request.method, route_path)
+        response = gateway_error(404, NOT_FOUND) if match is None else self._invoke(request, match, stage)
         if cors and origin:
             _add_cors_headers(cors, origin, response)
         return response
 
-    def _invoke(self, request: Request, route: Route, match: RouteMatch) -> Response:
+    def _invoke(self, request: Request, match: RouteMatch, stage: str) -> Response:
+        route = match.route
         request_id = str(uuid.uuid4())
-        event = build_event(request, match, request_id=request_id)
+        event = build_event(request, match, request_id=request_id, stage=stage)
         context = LambdaContext(route.function_name, route.memory_size, route.timeout)
         try:
             handler = self._handler_for(route)

@@ -161,7 +161,9 @@ class LocalServer(ThreadingHTTPServer):
 
     def start_background(self) -> threading.Thread:
         """Serve in a daemon thread (tests, fixtures); stop with :meth:`stop`."""
-        self._thread = threading.Thread(target=self.serve_forever, name="local-server", daemon=True)
+        self._thread = threading.Thread(
+            target=self.serve_forever, kwargs={"poll_interval": 0.05}, name="local-server", daemon=True
+        )
         self._thread.start()
         return self._thread
 

@@ -149,6 +149,18 @@ def _as_tuple(value: object) -> tuple[str, ...]:
     return (text,) if text else ()
 
 
+def _resolve_refs(value: object, parameters: Mapping[str, Any]) -> object:
+    """Replace ``{"Ref": Param}`` by the parameter's Default (what an undeployed template means)."""
+    if isinstance(value, Mapping):
+        if set(value) == {"Ref"} and isinstance(value["Ref"], str):
+            param = parameters.get(value["Ref"])
+            return param.get("Default") if isinstance(param, Mapping) else None
+        return {k: _resolve_refs(v, parameters) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_resolve_refs(v, parameters) for v in value]
+    return value
+
+
 def _cors_from(value: object) -> CorsConfig | None:
     if value is True:
         return CorsConfig(allow_origins=("*",), allow_methods=("*",), allow_headers=("*",))
@@ -168,9 +180,10 @@ def _cors_from(value: object) -> CorsConfig | None:
 class RouteTable:
     """The HTTP API routes of a template, with API Gateway's matching rules."""
 
-    def __init__(self, routes: list[Route], cors: CorsConfig | None = None) -> None:
+    def __init__(self, routes: list[Route], cors: CorsConfig | None = None, stage: str | None = None) -> None:
         self.routes = routes
         self.cors = cors
+        self.stage = stage  # a named stage (e.g. Prod): AWS serves the API under /<stage>/...
 
     @classmethod
     def from_template(cls, template: Mapping[str, Any]) -> RouteTable:
@@ -184,16 +197,20 @@ class RouteTable:
         api_globals = globals_.get("HttpApi", {}) if isinstance(globals_, Mapping) else {}
         api_globals = api_globals if isinstance(api_globals, Mapping) else {}
 
+        params = template.get("Parameters")
+        parameters: Mapping[str, Any] = params if isinstance(params, Mapping) else {}
         routes: list[Route] = []
         seen: dict[str, str] = {}
-        cors: CorsConfig | None = _cors_from(api_globals.get("CorsConfiguration"))
+        cors: CorsConfig | None = _cors_from(_resolve_refs(api_globals.get("CorsConfiguration"), parameters))
+        stage = _as_str(_resolve_refs(api_globals.get("StageName"), parameters))
         for logical_id, resource in resources.items():
             if not isinstance(resource, Mapping):
                 continue
             props = resource.get("Properties")
             props = props if isinstance(props, Mapping) else {}
             if resource.get("Type") == "AWS::Serverless::HttpApi":
-                cors = _cors_from(props.get("CorsConfiguration")) or cors
+                cors = _cors_from(_resolve_refs(props.get("CorsConfiguration"), parameters)) or cors
+                stage = _as_str(_resolve_refs(props.get("StageName"), parameters)) or stage
                 continue
             if resource.get("Type") != "AWS::Serverless::Function":
                 continue
@@ -242,7 +259,7 @@ class RouteTable:
                 routes.append(route)
         if not routes:
             raise TemplateError("template has no HttpApi events")
-        return cls(routes, cors)
+        return cls(routes, cors, None if stage in (None, "", "$default") else stage)
 
     @classmethod
     def from_file(cls, path: str | Path) -> RouteTable:

@@ -25,7 +25,7 @@ import boto3
 import botocore.session
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
-from botocore.loaders import Loader, create_loader
+from botocore.loaders import Loader
 
 from ..wallet.errors import InvalidRequest
 from ..wallet.models import (
@@ -363,7 +363,7 @@ class DynamoDBStore:
         except ClientError as exc:
             if _error_code(exc) != "ConditionalCheckFailedException":
                 raise
-            old: StoredItem | None = _response(exc).get("Item")
+            old: StoredItem | None = _response(exc).get("Item") or None
             if old is None or get_s(old, "status") != UserStatus.ACTIVE.value:
                 raise UserNotActive(user_id) from None
             raise UserHasFunds(f"user {user_id} still has money or open transactions") from None
@@ -586,7 +586,7 @@ class DynamoDBStore:
                 ]
                 if failed:
                     op, reason = min(failed, key=lambda pair: pair[0].rank)
-                    raise op.conflict(reason.get("Item")) from None
+                    raise op.conflict(reason.get("Item") or None) from None
                 codes = {str(reason.get("Code")) for reason in reasons} - {"None"}
                 if not codes <= _RETRYABLE_REASONS or attempt == _MAX_ATTEMPTS:
                     raise DynamoDBStoreError(f"transaction cancelled: {sorted(codes)}") from exc
@@ -835,7 +835,9 @@ class DynamoDBStore:
 
 @functools.cache
 def _shared_loader() -> Loader:
-    return create_loader()
+    # The loader of a default botocore session, so AWS_DATA_PATH and the like are honoured.
+    loader: Loader = botocore.session.get_session().get_component("data_loader")
+    return loader
 
 
 def _error_code(exc: ClientError) -> str:

@@ -328,12 +328,13 @@ class SqlStore:
                 finally:
                     conn.execute(text("SELECT RELEASE_LOCK(:name)"), {"name": _SCHEMA_LOCK})
                     conn.commit()
-            return
-        with self._tx(write=True) as conn:
-            if self._dialect == "postgresql":
-                lock_id = zlib.crc32(_SCHEMA_LOCK.encode())
-                conn.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": lock_id})
-            self._migrate(conn)
+        else:
+            with self._tx(write=True) as conn:
+                if self._dialect == "postgresql":
+                    lock_id = zlib.crc32(_SCHEMA_LOCK.encode())
+                    conn.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": lock_id})
+                self._migrate(conn)
+        self._ready = True
 
     def _migrate(self, conn: Connection) -> None:
         s.schema_version.create(conn, checkfirst=True)

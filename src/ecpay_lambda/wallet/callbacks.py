@@ -18,7 +18,7 @@ from ..ecpay.credentials import MerchantCredentials
 from ..ecpay.errors import EcpayError, EcpayValidationError, NotificationError
 from ..ecpay.merchant_trade_no import reference_of
 from ..ecpay.notifications import parse_form_body, parse_payment_info, parse_payment_result
-from .ids import new_notification_id
+from .ids import is_transaction_id, new_notification_id
 from .models import Transaction
 from .outcomes import Confirm, Delivery, EcpayOutcome, OutcomeKind, OutcomeResult, apply_outcome
 from .port import WalletStore
@@ -37,10 +37,16 @@ def body_text(body: bytes | str, *, is_base64: bool) -> str:
         # Undecodable base64 is kept as it arrived: it is evidence either way.
         with contextlib.suppress(binascii.Error, ValueError):
             raw = base64.b64decode(raw, validate=True)
-    text = raw.decode("utf-8", errors="replace")
+    # NUL is replaced like invalid UTF-8: PostgreSQL text cannot hold it, and no ECPay body has one.
+    text = raw.decode("utf-8", errors="replace").replace("\x00", "\ufffd")
     if len(text) > MAX_RECORDED_CHARS:
         text = text[:MAX_RECORDED_CHARS] + f"...[truncated {len(text) - MAX_RECORDED_CHARS} chars]"
     return text
+
+
+def _route_id(route_id: str | None) -> str | None:
+    """The route's transaction id when it has the shape of one (it comes from the URL, untrusted)."""
+    return route_id if route_id is not None and is_transaction_id(route_id) else None
 
 
 def _reply(result: OutcomeResult, transaction_id: str | None) -> CallbackReply:
@@ -85,11 +91,12 @@ class CallbackHandler:
         is_base64: bool,
         route_id: str | None,
     ) -> CallbackReply:
-        # Best effort to file the record under its transaction; nothing in it is trusted.
+        # Best effort to file the record under its transaction; nothing in it is trusted, and
+        # nothing longer than a MerchantTradeNo column is kept as an index value.
         mtn: str | None = None
         with contextlib.suppress(NotificationError):
-            mtn = parse_form_body(body, is_base64=is_base64).get("MerchantTradeNo") or None
-        tid = route_id
+            mtn = (parse_form_body(body, is_base64=is_base64).get("MerchantTradeNo") or "")[:64] or None
+        tid = _route_id(route_id)
         if tid is None and mtn is not None:
             try:
                 tid = reference_of(mtn)
@@ -101,9 +108,11 @@ class CallbackHandler:
         try:
             reference = reference_of(mtn)
         except EcpayValidationError:
-            return self._reject(delivery, "merchant_trade_no", transaction_id=route_id, merchant_trade_no=mtn)
+            return self._reject(
+                delivery, "merchant_trade_no", transaction_id=_route_id(route_id), merchant_trade_no=mtn[:64]
+            )
         if route_id is not None and route_id != reference:
-            return self._reject(delivery, "route", transaction_id=route_id, merchant_trade_no=mtn)
+            return self._reject(delivery, "route", transaction_id=_route_id(route_id), merchant_trade_no=mtn)
         return reference
 
     def _cross_check(self, txn: Transaction, oc: EcpayOutcome) -> str | None:

@@ -141,13 +141,17 @@ class OutcomeResult:
 
 
 @dataclass(frozen=True)
-class _Skip:
+class Skip:
+    """A decision that changes nothing: only the delivery is recorded, under ``label``."""
+
     status: ResultStatus
     label: str
 
 
 @dataclass(frozen=True)
-class _Change:
+class Change:
+    """A decision that changes state: one atomic write (``puts`` + delta + ledger)."""
+
     status: ResultStatus  # applied or flagged
     label: str
     puts: tuple[TransactionPut, ...]
@@ -185,17 +189,17 @@ def _entry(txn: Transaction, kind: str, delta_balance: int, delta_held: int, now
     )
 
 
-def _decide_deposit(txn: Transaction, oc: EcpayOutcome, now: datetime) -> _Skip | _Change:
+def _decide_deposit(txn: Transaction, oc: EcpayOutcome, now: datetime) -> Skip | Change:
     same_attempt = txn.merchant_trade_no == oc.merchant_trade_no
     if oc.kind is OutcomeKind.PAID:
         if oc.simulate_paid:
-            return _Skip("ignored", "ignored:simulate_paid")
+            return Skip("ignored", "ignored:simulate_paid")
         if txn.status in PAID_FAMILY:
             if same_attempt:
-                return _Skip("duplicate", "duplicate")
+                return Skip("duplicate", "duplicate")
             # Two attempts were both paid: keep the record, flag it for a refund, credit nothing.
             flagged = _next(txn, now, flags=txn.flags | {FLAG_DUPLICATE_PAYMENT})
-            return _Change("flagged", f"flagged:{FLAG_DUPLICATE_PAYMENT}", (_put(txn, flagged),))
+            return Change("flagged", f"flagged:{FLAG_DUPLICATE_PAYMENT}", (_put(txn, flagged),))
         info = dict(txn.payment_info)
         if oc.payment_type:
             info["payment_type"] = oc.payment_type
@@ -210,7 +214,7 @@ def _decide_deposit(txn: Transaction, oc: EcpayOutcome, now: datetime) -> _Skip 
         delta = UserDelta(
             txn.user_id, delta_balance=txn.amount, delta_open=_open_delta(txn.status, paid.status)
         )
-        return _Change(
+        return Change(
             "applied",
             "applied",
             (_put(txn, paid),),
@@ -219,22 +223,22 @@ def _decide_deposit(txn: Transaction, oc: EcpayOutcome, now: datetime) -> _Skip 
             credits_money=True,
         )
     if txn.status in PAID_FAMILY:
-        return _Skip("ignored", "ignored:already_paid")
+        return Skip("ignored", "ignored:already_paid")
     if not same_attempt:
-        return _Skip("ignored", "ignored:stale_attempt")
+        return Skip("ignored", "ignored:stale_attempt")
     if oc.kind is OutcomeKind.FAILED:
         if txn.status is TransactionStatus.FAILED:
-            return _Skip("duplicate", "duplicate")
+            return Skip("duplicate", "duplicate")
         if txn.status not in AWAITING_STATUSES:
-            return _Skip("ignored", f"ignored:status_{txn.status}")
+            return Skip("ignored", f"ignored:status_{txn.status}")
         failed = _next(txn, now, status=TransactionStatus.FAILED, trade_no=oc.trade_no or txn.trade_no)
         delta = UserDelta(txn.user_id, delta_open=_open_delta(txn.status, failed.status))
-        return _Change("applied", "applied", (_put(txn, failed),), delta)
+        return Change("applied", "applied", (_put(txn, failed),), delta)
     if oc.kind is OutcomeKind.CODE_ISSUED:
         if txn.status is TransactionStatus.AWAITING_OFFLINE_PAYMENT:
-            return _Skip("duplicate", "duplicate")
+            return Skip("duplicate", "duplicate")
         if txn.status is not TransactionStatus.AWAITING_PAYMENT:
-            return _Skip("ignored", f"ignored:status_{txn.status}")
+            return Skip("ignored", f"ignored:status_{txn.status}")
         info = dict(oc.payment_info)
         if oc.payment_type:
             info["payment_type"] = oc.payment_type
@@ -246,30 +250,30 @@ def _decide_deposit(txn: Transaction, oc: EcpayOutcome, now: datetime) -> _Skip 
             payment_info=info,
             expires_at=oc.expires_at,
         )
-        return _Change("applied", "applied", (_put(txn, issued),))
+        return Change("applied", "applied", (_put(txn, issued),))
     # EXPIRED
     if txn.status is TransactionStatus.EXPIRED:
-        return _Skip("duplicate", "duplicate")
+        return Skip("duplicate", "duplicate")
     if txn.status is not TransactionStatus.AWAITING_OFFLINE_PAYMENT:
-        return _Skip("ignored", f"ignored:status_{txn.status}")
+        return Skip("ignored", f"ignored:status_{txn.status}")
     expired = _next(txn, now, status=TransactionStatus.EXPIRED)
     delta = UserDelta(txn.user_id, delta_open=_open_delta(txn.status, expired.status))
-    return _Change("applied", "applied", (_put(txn, expired),), delta)
+    return Change("applied", "applied", (_put(txn, expired),), delta)
 
 
 def _decide_refund(
     refund: Transaction, deposit: Transaction | None, oc: EcpayOutcome, now: datetime
-) -> _Skip | _Change:
+) -> Skip | Change:
     if deposit is None:
-        return _Skip("ignored", "ignored:unknown_deposit")
+        return Skip("ignored", "ignored:unknown_deposit")
     done = {
         OutcomeKind.REFUNDED: TransactionStatus.COMPLETED,
         OutcomeKind.REFUND_FAILED: TransactionStatus.FAILED,
     }[oc.kind]
     if refund.status is done:
-        return _Skip("duplicate", "duplicate")
+        return Skip("duplicate", "duplicate")
     if refund.status is not TransactionStatus.PENDING:
-        return _Skip("ignored", f"ignored:status_{refund.status}")
+        return Skip("ignored", f"ignored:status_{refund.status}")
     settled = _next(refund, now, status=done, flags=refund.flags | oc.flags)
     if oc.kind is OutcomeKind.REFUNDED:
         dep_status = (
@@ -279,7 +283,7 @@ def _decide_refund(
         )
         dep = _next(deposit, now, status=dep_status)
         delta = UserDelta(refund.user_id, delta_open=_open_delta(refund.status, done))
-        return _Change("applied", "applied", (_put(refund, settled), _put(deposit, dep)), delta)
+        return Change("applied", "applied", (_put(refund, settled), _put(deposit, dep)), delta)
     # ECPay refused: the refund never happened, so the points come back.
     remaining = max(deposit.refunded_amount - refund.amount, 0)
     if remaining == 0:
@@ -293,7 +297,7 @@ def _decide_refund(
         refund.user_id, delta_balance=refund.amount, delta_open=_open_delta(refund.status, done)
     )
     entry = _entry(refund, "refund_reversed", refund.amount, 0, now)
-    return _Change("applied", "applied", (_put(refund, settled), _put(deposit, dep)), delta, (entry,))
+    return Change("applied", "applied", (_put(refund, settled), _put(deposit, dep)), delta, (entry,))
 
 
 def decide(
@@ -303,20 +307,20 @@ def decide(
     *,
     merchant_id: str,
     related: Transaction | None = None,
-) -> _Skip | _Change:
+) -> Skip | Change:
     """The pure state-machine step: what ``oc`` does to ``txn`` (and, for refunds, its deposit)."""
     if oc.merchant_id != merchant_id:
-        return _Skip("rejected", "rejected:merchant_id")
+        return Skip("rejected", "rejected:merchant_id")
     if oc.kind in REFUND_KINDS:
         if txn.transaction_type is not TransactionType.REFUND:
-            return _Skip("ignored", "ignored:not_a_refund")
+            return Skip("ignored", "ignored:not_a_refund")
         if oc.amount != txn.amount:
-            return _Skip("rejected", "rejected:amount")
+            return Skip("rejected", "rejected:amount")
         return _decide_refund(txn, related, oc, now)
     if txn.transaction_type is not TransactionType.DEPOSIT:
-        return _Skip("ignored", "ignored:not_a_deposit")
+        return Skip("ignored", "ignored:not_a_deposit")
     if oc.amount != txn.amount:
-        return _Skip("rejected", "rejected:amount")
+        return Skip("rejected", "rejected:amount")
     return _decide_deposit(txn, oc, now)
 
 
@@ -350,7 +354,7 @@ def apply_outcome(
         if oc.kind in REFUND_KINDS and txn.related_transaction_id:
             related = store.get_transaction(txn.related_transaction_id)
         step = decide(txn, oc, clock(), merchant_id=merchant_id, related=related)
-        if isinstance(step, _Skip):
+        if isinstance(step, Skip):
             return record_only(step.status, step.label, txn)
         if step.credits_money and confirm is not None and not confirmed:
             refusal = confirm(txn, oc)

@@ -66,6 +66,8 @@ MAX_AMOUNT = 100_000_000  # TWD; far above any ECPay single-payment limit, far b
 MAX_PAGE_SIZE = 100
 IDEMPOTENCY_TTL = timedelta(hours=24)
 OFFLINE_METHODS = frozenset({PaymentMethod.ATM, PaymentMethod.CVS, PaymentMethod.BARCODE})
+# Methods whose code (or BNPL application) ECPay reports to PaymentInfoURL.
+CODE_METHODS = OFFLINE_METHODS | {PaymentMethod.BNPL, PaymentMethod.ALL}
 # Statuses from which a deposit may start a (new) ECPay checkout attempt.
 CHECKOUT_FROM = CREDITABLE
 CAS_ATTEMPTS = 20
@@ -398,9 +400,6 @@ class WalletService:
         payment_method: PaymentMethod | None = None,
     ) -> CheckoutForm:
         """Start (or restart) ECPay checkout of an unpaid deposit with a fresh MerchantTradeNo."""
-        # Lazy: the checkout models load pydantic, which the notification path must not pay for.
-        from ..ecpay.checkout import CheckoutRequest, build_checkout_form  # noqa: PLC0415
-
         try:
             wanted = None if payment_method is None else PaymentMethod(payment_method)
         except ValueError:
@@ -424,6 +423,8 @@ class WalletService:
                 payment_info={},
                 expires_at=None,
             )
+            # Built and signed before anything is stored: a request ECPay would refuse changes nothing.
+            form = self._checkout_form(attempt, method, urls, now)
             opened = int(attempt.status in OPEN_STATUSES) - int(txn.status in OPEN_STATUSES)
             delta = UserDelta(user_id, delta_open=opened, require_active=True)
             try:
@@ -434,30 +435,36 @@ class WalletService:
                 continue
             except UserNotActive:
                 raise errors.UserClosed(f"user {user_id} is closed") from None
-            break
-        else:
-            raise errors.Conflict(f"transaction {transaction_id} keeps changing; retry")
+            return form
+        raise errors.Conflict(f"transaction {transaction_id} keeps changing; retry")
+
+    def _checkout_form(
+        self, attempt: Transaction, method: PaymentMethod, urls: CheckoutUrls, now: datetime
+    ) -> CheckoutForm:
+        # Lazy: the checkout models load pydantic, which the notification path must not pay for.
+        from ..ecpay.checkout import CheckoutRequest, build_checkout_form  # noqa: PLC0415
+
         assert attempt.merchant_trade_no is not None
         offline = method in OFFLINE_METHODS
-        request = CheckoutRequest(
-            MerchantTradeNo=attempt.merchant_trade_no,
-            MerchantTradeDate=format_ecpay_datetime(now),
-            TotalAmount=attempt.amount,
-            TradeDesc=self.ecpay.trade_desc,
-            ItemName=self.ecpay.item_name,
-            ReturnURL=urls.return_url,
-            ChoosePayment=method.value,
-            ClientBackURL=urls.client_back_url,
-            # Offline methods report the issued code to PaymentInfoURL and send the browser to
-            # ClientRedirectURL; OrderResultURL is not used for them.
-            OrderResultURL=None if offline else urls.order_result_url,
-            PaymentInfoURL=urls.payment_info_url,
-            ClientRedirectURL=urls.order_result_url if offline else None,
-        )
         try:
+            request = CheckoutRequest(
+                MerchantTradeNo=attempt.merchant_trade_no,
+                MerchantTradeDate=format_ecpay_datetime(now),
+                TotalAmount=attempt.amount,
+                TradeDesc=self.ecpay.trade_desc,
+                ItemName=self.ecpay.item_name,
+                ReturnURL=urls.return_url,
+                ChoosePayment=method.value,
+                ClientBackURL=urls.client_back_url,
+                # Offline methods report the issued code to PaymentInfoURL and send the browser to
+                # ClientRedirectURL; ECPay refuses OrderResultURL for them.
+                OrderResultURL=None if offline else urls.order_result_url,
+                PaymentInfoURL=urls.payment_info_url if method in CODE_METHODS else None,
+                ClientRedirectURL=urls.order_result_url if offline else None,
+            )
             return build_checkout_form(request, self.ecpay.credentials, self.ecpay.client.endpoints)
         except EcpayValidationError as exc:
-            raise errors.InvalidRequest(f"checkout rejected: {exc.field}: {exc.reason}") from None
+            raise errors.InvalidRequest(f"checkout refused: {exc.field}: {exc.reason}") from None
 
     def _callbacks(self) -> CallbackHandler:
         return CallbackHandler(

@@ -11,7 +11,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ecpay_lambda.ecpay import check_mac_value, verify_check_mac_value
-from ecpay_lambda.ecpay import checkmac as checkmac_module
 from ecpay_lambda.ecpay.checkmac import MD5, SHA256, ecpay_urlencode, explain_check_mac_value
 
 KEY, IV = "pwFHCqoQZGmho4w6", "EkRm7iFT261dpevs"
@@ -215,7 +214,9 @@ def test_no_md5_downgrade_when_verifying_sha256() -> None:
     assert verify_check_mac_value(md5_signed, KEY, IV, MD5)
 
 
-@pytest.mark.parametrize("received", [None, "", 123, OFFICIAL_SHA256.lower(), OFFICIAL_SHA256 + " ", "é" * 64])
+@pytest.mark.parametrize(
+    "received", [None, "", 123, OFFICIAL_SHA256.lower(), OFFICIAL_SHA256 + " ", "é" * 64]
+)
 def test_malformed_or_non_exact_values_do_not_verify(received: object) -> None:
     params: dict[str, object] = {**OFFICIAL_PARAMS}
     if received is not None:
@@ -231,7 +232,7 @@ def test_verification_uses_constant_time_compare(monkeypatch: pytest.MonkeyPatch
         calls.append((a, b))
         return real_compare(a, b)
 
-    monkeypatch.setattr(checkmac_module.hmac, "compare_digest", spy)
+    monkeypatch.setattr(hmac, "compare_digest", spy)
     assert verify_check_mac_value({**OFFICIAL_PARAMS, "CheckMacValue": OFFICIAL_SHA256}, KEY, IV)
     assert calls == [(OFFICIAL_SHA256.encode(), OFFICIAL_SHA256.encode())]
 
@@ -243,11 +244,13 @@ def test_hash_key_and_iv_matter() -> None:
 
 # --- properties ---------------------------------------------------------------------------------
 
-names = st.text(alphabet=st.characters(min_codepoint=0x21, max_codepoint=0x7E), min_size=1, max_size=12).filter(
-    lambda name: name != "CheckMacValue"
-)
+names = st.text(
+    alphabet=st.characters(min_codepoint=0x21, max_codepoint=0x7E), min_size=1, max_size=12
+).filter(lambda name: name != "CheckMacValue")
 param_sets = st.dictionaries(names, st.text(max_size=30), min_size=1, max_size=8)
-secrets_ = st.text(alphabet="abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789", min_size=16, max_size=16)
+secrets_ = st.text(
+    alphabet="abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789", min_size=16, max_size=16
+)
 
 
 @given(param_sets, secrets_, secrets_, st.sampled_from([SHA256, MD5]))

@@ -27,6 +27,7 @@ PRODUCTION = Endpoints.for_environment("production")
 SANDBOX = Endpoints.for_environment("sandbox", "http://127.0.0.1:8123/ecpay/")
 CREDS = MerchantCredentials.stage_test_merchant()
 DROP = object()
+PERIODIC = {"PeriodAmount": 500, "PeriodType": "M", "Frequency": 1, "ExecTimes": 12}
 
 BASE: dict[str, Any] = {
     "MerchantTradeNo": "tx42abc12345",
@@ -166,6 +167,15 @@ def test_official_hosts_only_call_back_on_ports_80_and_443() -> None:
     assert caught.value.field == "ReturnURL"
     assert build_checkout_form(odd_port, CREDS, SANDBOX).fields["ReturnURL"].endswith(":8443/return")
     assert build_checkout_form(request(ReturnURL="https://api.example.com:443/r"), CREDS, PRODUCTION)
+    for name, extra in (("PaymentInfoURL", {"ChoosePayment": "ATM"}), ("PeriodReturnURL", PERIODIC)):
+        with pytest.raises(EcpayValidationError) as caught:
+            build_checkout_form(
+                request(**extra, **{name: "http://api.example.com:8080/x"}), CREDS, PRODUCTION
+            )
+        assert caught.value.field == name
+    # Browser redirects are not ECPay server calls: any port will do.
+    browser = request(ClientBackURL="http://localhost:5173/", OrderResultURL="http://localhost:5173/r")
+    assert build_checkout_form(browser, CREDS, STAGE).fields["ClientBackURL"] == "http://localhost:5173/"
 
 
 def test_bad_merchant_id_is_refused() -> None:
@@ -184,7 +194,7 @@ def test_merchant_trade_date_defaults_to_now_in_taipei() -> None:
 def test_request_is_frozen() -> None:
     made = request()
     with pytest.raises(pydantic.ValidationError):
-        made.TotalAmount = 1  # type: ignore[misc]
+        made.TotalAmount = 1
 
 
 # --- validation: one typed error naming the field -----------------------------------------------
@@ -318,7 +328,9 @@ INVALID: list[tuple[str, dict[str, Any]]] = [
 ]
 
 
-@pytest.mark.parametrize(("field", "overrides"), INVALID, ids=[f"{f}-{i}" for i, (f, _) in enumerate(INVALID)])
+@pytest.mark.parametrize(
+    ("field", "overrides"), INVALID, ids=[f"{f}-{i}" for i, (f, _) in enumerate(INVALID)]
+)
 def test_invalid_requests_name_the_field(field: str, overrides: dict[str, Any]) -> None:
     error = invalid(field, **overrides)
     assert isinstance(error, ValueError)  # callers that catch ValueError still catch it
@@ -383,7 +395,7 @@ def test_html_escapes_the_action_and_takes_a_csp_nonce() -> None:
     assert form.html().count("nonce") == 0
 
 
-@given(st.text(alphabet=st.characters(blacklist_categories=("Cs", "Cc")), min_size=1, max_size=60))
+@given(st.text(alphabet=st.characters(blacklist_categories=["Cs", "Cc"]), min_size=1, max_size=60))
 def test_any_printable_item_name_round_trips_through_the_page(item_name: str) -> None:
     try:
         made = request(ItemName=item_name)

@@ -12,7 +12,6 @@ import pytest
 import ecpay_lambda
 from ecpay_lambda.ecpay.timezone import format_ecpay_datetime, parse_ecpay_datetime
 
-
 SRC = str(Path(ecpay_lambda.__file__).resolve().parents[1])
 
 
@@ -24,7 +23,7 @@ def test_format_converts_to_taipei() -> None:
 
 def test_naive_datetimes_are_refused() -> None:
     with pytest.raises(ValueError, match="naive"):
-        format_ecpay_datetime(datetime(2024, 1, 1))  # noqa: DTZ001
+        format_ecpay_datetime(datetime(2024, 1, 1))
 
 
 def test_parse_gives_utc() -> None:

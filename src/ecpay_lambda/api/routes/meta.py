@@ -9,11 +9,12 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 
 from ..composition import get_service
+from ..logs import SERVICE
 from ..schemas import Health
 from .common import json_response
 
 router = Router()  # type: ignore[no-untyped-call]  # Powertools' __init__ is unannotated
-logger = Logger(child=True)
+logger = Logger(service=SERVICE, child=True)
 
 
 @router.get(

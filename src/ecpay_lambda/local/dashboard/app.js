@@ -13,6 +13,7 @@ const STORAGE = {
   token: "ecpayWallet.token",
   apiBase: "ecpayWallet.apiBase",
   selectedUser: "ecpayWallet.selectedUser",
+  usersPage: "ecpayWallet.usersPage",
   payments: "ecpayWallet.payments", // transaction_id -> user_id of checkouts started here
 };
 const USERS_PAGE_SIZE = 8;
@@ -25,7 +26,7 @@ const UNSETTLED = new Set(["pending", "awaiting_payment", "awaiting_offline_paym
 const PAYABLE = new Set(["pending", "failed", "awaiting_payment"]);
 const REFUNDABLE = new Set(["paid", "partially_refunded"]);
 // Known keys of payment_info (ECPay's names, and snake_case variants), shown in this order.
-const INFO_KEYS = ["BankCode", "vAccount", "PaymentNo", "Barcode1", "Barcode2", "Barcode3", "ExpireDate"];
+const INFO_KEYS = ["BankCode", "vAccount", "PaymentNo", "Barcode1", "Barcode2", "Barcode3", "ExpireDate", "PaymentType"];
 const INFO_ALIASES = {
   bank_code: "BankCode",
   v_account: "vAccount",
@@ -39,6 +40,7 @@ const INFO_ALIASES = {
   barcode3: "Barcode3",
   barcode_3: "Barcode3",
   expire_date: "ExpireDate",
+  payment_type: "PaymentType",
 };
 
 function readStorage(key, fallback = "") {
@@ -87,7 +89,7 @@ function h(tag, props = {}, ...children) {
     else if (key.startsWith("on") && typeof value === "function") el.addEventListener(key.slice(2), value);
     else el.setAttribute(key, value === true ? "" : String(value));
   }
-  for (const child of children.flat()) {
+  for (const child of children.flat(Infinity)) {
     if (child === null || child === undefined || child === false) continue;
     el.append(child instanceof Node ? child : String(child));
   }
@@ -133,12 +135,22 @@ function newIdempotencyKey() {
 // ---------------------------------------------------------------------------------------------
 
 class ApiError extends Error {
-  constructor(code, message, status) {
+  constructor(code, message, status, details = []) {
     super(message || code);
     this.code = code;
     this.status = status;
+    this.details = Array.isArray(details) ? details : [];
   }
 }
+
+// Field names in validation errors -> the label the user sees next to that field.
+const FIELD_LABELS = {
+  username: "users.username",
+  email: "users.email",
+  amount: "wallet.amount",
+  payment_method: "wallet.method",
+  transaction_type: "tx.type",
+};
 
 function apiUrl(path, query) {
   const base = (state.apiBase || "").replace(/\/+$/, "");
@@ -179,7 +191,7 @@ async function api(method, path, { body, query, headers = {} } = {}) {
     const error = data && typeof data.error === "object" && data.error ? data.error : {};
     const code = error.code || (response.status === 401 ? "unauthorized" : `http_${response.status}`);
     const message = error.message || (typeof data?.message === "string" ? data.message : "");
-    throw new ApiError(code, message, response.status);
+    throw new ApiError(code, message, response.status, error.details);
   }
   return data;
 }
@@ -202,6 +214,11 @@ function errorTexts(error) {
         : error.status
           ? t("errors.http", { status: error.status })
           : t("errors.generic");
+    const fields = error.details
+      .map((item) => (Array.isArray(item?.loc) ? item.loc[item.loc.length - 1] : null))
+      .filter((name) => typeof name === "string")
+      .map((name) => (FIELD_LABELS[name] ? t(FIELD_LABELS[name]) : name));
+    if (fields.length > 0) return { title, detail: t("errors.fields", { fields: [...new Set(fields)].join(", ") }) };
     const detail = error.message && error.message !== error.code && error.message !== title ? error.message : "";
     return { title, detail };
   }
@@ -337,7 +354,20 @@ async function loadUsers() {
     state.users.page = pages;
     return loadUsers();
   }
+  writeStorage(STORAGE.usersPage, String(state.users.page));
   renderUsers();
+}
+
+// A new user is on the first page (newest first) or the last one (oldest first): show that page.
+async function showUserInList(userId) {
+  state.users.page = 1;
+  await loadUsers();
+  if (state.users.items.some((user) => user.user_id === userId)) return;
+  const last = Math.max(1, Math.ceil(state.users.total / USERS_PAGE_SIZE));
+  if (last > 1) {
+    state.users.page = last;
+    await loadUsers();
+  }
 }
 
 async function loadUser() {
@@ -605,13 +635,16 @@ function detailRow(label, value, testid) {
   return [h("dt", {}, label), h("dd", { testid }, value ?? t("common.none"))];
 }
 
-function paymentInfoEntries(info) {
+// Payment instructions (ATM/CVS/BARCODE) in a fixed order; the deadline comes from expires_at
+// when the payment info itself does not carry ECPay's ExpireDate.
+function paymentInfoEntries(info, expiresAt) {
   const entries = new Map();
   for (const [rawKey, value] of Object.entries(info || {})) {
     if (value === null || value === undefined || value === "") continue;
     const key = INFO_ALIASES[rawKey] || INFO_ALIASES[rawKey.toLowerCase()] || rawKey;
     entries.set(key, String(value));
   }
+  if (entries.size > 0 && expiresAt && !entries.has("ExpireDate")) entries.set("ExpireDate", formatDate(expiresAt));
   const ordered = INFO_KEYS.filter((k) => entries.has(k)).map((k) => [k, entries.get(k)]);
   const rest = [...entries].filter(([k]) => !INFO_KEYS.includes(k));
   return [...ordered, ...rest];
@@ -637,7 +670,7 @@ function renderDrawer() {
     parts.push(h("p", { class: "notice notice-warn", testid: "tx-flag" }, has(`tx.flag.${flag}`) ? t(`tx.flag.${flag}`) : flag));
   }
 
-  const info = paymentInfoEntries(tx.payment_info);
+  const info = paymentInfoEntries(tx.payment_info, tx.expires_at);
   if (info.length > 0 && (tx.status === "awaiting_offline_payment" || tx.status === "expired")) {
     parts.push(
       h(
@@ -658,7 +691,7 @@ function renderDrawer() {
     ...detailRow(t("tx.created"), formatDate(tx.created_at)),
     ...detailRow(t("tx.updated"), formatDate(tx.updated_at)),
   ];
-  if (tx.merchant_trade_no) rows.push(...detailRow(t("tx.merchantTradeNo"), h("code", {}, tx.merchant_trade_no)));
+  if (tx.merchant_trade_no) rows.push(...detailRow(t("tx.merchantTradeNo"), h("code", {}, tx.merchant_trade_no), "tx-detail-mtn"));
   if (tx.trade_no) rows.push(...detailRow(t("tx.tradeNo"), h("code", {}, tx.trade_no)));
   if (Number(tx.refunded_amount) > 0) rows.push(...detailRow(t("tx.refunded"), formatMoney(tx.refunded_amount), "tx-refunded"));
   if (tx.expires_at) rows.push(...detailRow(t("tx.expires"), formatDate(tx.expires_at)));
@@ -934,8 +967,7 @@ function wireForms() {
       const user = await api("POST", "/users", { body: { username, email } });
       form.reset();
       showNotice(t("users.created", { name: user.username }));
-      state.users.page = 1;
-      await loadUsers();
+      await showUserInList(user.user_id);
       selectUser(user.user_id);
     });
   });
@@ -1059,12 +1091,17 @@ function readReturnFromEcpay() {
 function start() {
   setLanguage(initialLanguage(readStorage(STORAGE.lang), navigator.languages));
   state.selectedUserId = readStorage(STORAGE.selectedUser) || null;
+  state.users.page = Math.max(1, Number.parseInt(readStorage(STORAGE.usersPage, "1"), 10) || 1);
   readReturnFromEcpay();
   wireForms();
   applyLanguage(language());
   if (state.selectedUserId) writeStorage(STORAGE.selectedUser, state.selectedUserId);
   checkHealth();
+  const selected = state.selectedUserId;
   Promise.all([loadUsers(), refreshSelected(), loadReturned()])
+    .then(async () => {
+      if (selected && !state.users.items.some((user) => user.user_id === selected)) await showUserInList(selected);
+    })
     .catch(showError)
     .finally(() => {
       document.body.dataset.ready = "true";

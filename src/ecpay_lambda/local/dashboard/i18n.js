@@ -129,6 +129,7 @@ const en = {
   "info.Barcode2": "Barcode 2",
   "info.Barcode3": "Barcode 3",
   "info.ExpireDate": "Deadline",
+  "info.PaymentType": "Payment type",
   "return.title": "Back from ECPay",
   "return.message": "Transaction {id}:",
   "return.waiting": "Waiting for ECPay's confirmation…",
@@ -152,6 +153,7 @@ const en = {
   "errors.forbidden": "Not allowed.",
   "errors.internal_error": "Server error. Please try again.",
   "errors.amountPositive": "Enter a whole amount greater than 0.",
+  "errors.fields": "Check: {fields}",
   "errors.required": "Enter a username and an email.",
   "lang.label": "Language",
 };
@@ -281,6 +283,7 @@ const zhTW = {
   "info.Barcode2": "第二段條碼",
   "info.Barcode3": "第三段條碼",
   "info.ExpireDate": "繳費期限",
+  "info.PaymentType": "付款類型",
   "return.title": "已從綠界返回",
   "return.message": "交易 {id}：",
   "return.waiting": "等待綠界確認中…",
@@ -304,6 +307,7 @@ const zhTW = {
   "errors.forbidden": "沒有權限。",
   "errors.internal_error": "伺服器發生錯誤，請稍後再試。",
   "errors.amountPositive": "請輸入大於 0 的整數金額。",
+  "errors.fields": "請檢查：{fields}",
   "errors.required": "請輸入使用者名稱與電子郵件。",
   "lang.label": "語言",
 };

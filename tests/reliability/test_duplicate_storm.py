@@ -1,0 +1,76 @@
+"""Duplicate storm: many copies of the paid notifications of a few deposits, concurrently, over HTTP.
+
+ECPay re-sends a notification until it reads ``1|OK`` (with ``RtnMsg=paid`` instead of ``交易成功``),
+and several copies can be in flight at once. Whatever the interleaving, each deposit is credited
+exactly once, every copy is answered ``1|OK`` and recorded, and the audit is clean — on every store.
+
+Full size (``make soak``): 1,000 notifications = 10 deposits x 100 copies, 32 clients.
+``make test``: 10 deposits x 20 copies.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+
+from .conftest import ServerFactory, audit, open_test_store
+from .harness import OK, paid_notification, run_parallel, size
+
+DEPOSITS = 10
+CLIENTS = 32
+RTN_MESSAGES = ("交易成功", "paid", "Succeeded", "paid (retry)", "付款成功")
+
+
+def test_duplicate_storm_credits_each_deposit_once(store_url: str, server_factory: ServerFactory) -> None:
+    copies = size(20, 100)
+    seed = random.randrange(1 << 30)  # noqa: S311
+    rng = random.Random(seed)  # noqa: S311
+    server = server_factory(store_url, quiet=True)
+    api = server.api(server.env["API_TOKEN"])
+    user_id = api.create_user()
+
+    deposits: list[tuple[str, str, int]] = []  # (transaction id, MerchantTradeNo, amount)
+    for index in range(DEPOSITS):
+        amount = 100 + 7 * index
+        transaction_id = api.create_deposit(user_id, amount)
+        fields = api.checkout(user_id, transaction_id)
+        deposits.append((transaction_id, fields["MerchantTradeNo"], amount))
+
+    # One payment per deposit (one TradeNo, as ECPay re-sends the same trade), re-sent with varied RtnMsg.
+    storm: list[tuple[str, dict[str, str]]] = []
+    for transaction_id, mtn, amount in deposits:
+        trade_no = "2" + "".join(rng.choices("0123456789", k=19))
+        for copy in range(copies):
+            message = RTN_MESSAGES[copy % len(RTN_MESSAGES)] if copy else "交易成功"
+            storm.append(
+                (transaction_id, paid_notification(mtn, amount, trade_no=trade_no, rtn_msg=message))
+            )
+    rng.shuffle(storm)
+
+    def send(transaction_id: str, body: dict[str, str]) -> tuple[int, bytes, str]:
+        reply = api.notify(user_id, transaction_id, body)
+        return reply.status, reply.body, reply.headers.get("content-type", "")
+
+    jobs = [lambda t=t, b=b: send(t, b) for t, b in storm]
+    answers = run_parallel(jobs, workers=CLIENTS, deadline_s=600)
+
+    wrong = [a for a in answers if a[:2] != (200, OK)]
+    assert not wrong, f"seed {seed}: {len(wrong)} of {len(answers)} not answered 200 1|OK: {wrong[:5]}"
+    assert all(a[2].startswith("text/plain") for a in answers)
+
+    user = api.user(user_id)
+    assert user["balance"] == sum(amount for _, _, amount in deposits), f"seed {seed}: {user}"
+    assert user["held"] == 0
+    store = open_test_store(store_url)
+    for transaction_id, _mtn, amount in deposits:
+        detail = api.transaction(user_id, transaction_id)
+        assert detail["status"] == "paid"
+        credits = [e for e in detail["ledger"] if e["kind"] == "deposit_paid"]
+        assert [e["delta_balance"] for e in credits] == [amount], f"seed {seed}: {detail['ledger']}"
+        # Every copy is on record; exactly one of them changed anything.
+        outcomes = Counter(r.outcome for r in store.list_notifications(transaction_id))
+        assert sum(outcomes.values()) == copies, f"seed {seed}: {outcomes}"
+        assert outcomes["applied"] == 1, f"seed {seed}: {outcomes}"
+        assert outcomes["duplicate"] == copies - 1, f"seed {seed}: {outcomes}"
+    report = audit(store_url)
+    assert report.clean, report.mismatches
