@@ -19,7 +19,12 @@ from ecpay_lambda.wallet.service import CheckoutUrls, EcpayConfig, WalletService
 
 from .fake_ecpay import CREDENTIALS, FakeEcpay, make_client
 
-STORE_KINDS = ["sqlite", "dynamodb", "mysql", "postgres"]
+STORE_KINDS = [
+    pytest.param("sqlite", id="sqlite"),
+    pytest.param("dynamodb", id="dynamodb"),
+    pytest.param("mysql", id="mysql", marks=pytest.mark.mysql),
+    pytest.param("postgres", id="postgres", marks=pytest.mark.postgres),
+]
 
 
 @pytest.fixture(params=STORE_KINDS)

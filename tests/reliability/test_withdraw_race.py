@@ -4,11 +4,12 @@ Exactly balance/amount of them succeed (201), every other one gets a clear 409
 ``insufficient_balance``, and the balance is never negative — not at the end, and not in any read
 taken while the race runs (balance + held stays the deposited total throughout).
 
-Each withdrawal carries an ``Idempotency-Key``. On the SQL stores no answer may be a 5xx. On
-DynamoDB the stand-in is one single-threaded moto process (tooling.md): 200 requests at once queue
-behind it for longer than the adapter's 10 s read timeout, so a few may answer 500; the client then
-does what the API documents, the same request with the same key (at most 3 more times), and the
-final outcome must still be exact. The number of such 500s is reported in the test's output.
+No answer may be a 5xx. On the SQL stores all 200 requests are in flight at once. On DynamoDB the
+stand-in is one single-threaded moto process (tooling.md) that serves one request at a time, slower
+than a real partition: 200 requests at once queue behind it for longer than the adapter's 10 s read
+timeout and fail as timeouts of the emulator, not of the wallet. There the 200 withdrawals are
+released together but at most 16 are in flight, which still races every one of them against 15
+others on the same user item.
 """
 
 from __future__ import annotations
@@ -42,8 +43,8 @@ def test_parallel_withdrawals_never_overdraw(store_url: str, server_factory: Ser
     _fund(api, user_id, BALANCE)
 
     barrier = threading.Barrier(WITHDRAWALS, timeout=120)
+    in_flight = threading.BoundedSemaphore(16 if store_url.startswith("dynamodb") else WITHDRAWALS)
     results: list[tuple[int, str | None]] = []
-    server_errors: list[str] = []
     errors: list[BaseException] = []
     lock = threading.Lock()
 
@@ -52,16 +53,10 @@ def test_parallel_withdrawals_never_overdraw(store_url: str, server_factory: Ser
         try:
             key = {"Idempotency-Key": uuid.uuid4().hex}
             barrier.wait()
-            reply = client.create_transaction(user_id, "withdraw", AMOUNT, headers=key)
-            for _ in range(3):
-                if reply.status < 500:
-                    break
-                with lock:
-                    server_errors.append(reply.text)
+            with in_flight:
                 reply = client.create_transaction(user_id, "withdraw", AMOUNT, headers=key)
-            status = 201 if reply.status == 200 and reply.headers.get("idempotent-replayed") else reply.status
             with lock:
-                results.append((status, reply.error_code()))
+                results.append((reply.status, reply.error_code()))
         except BaseException as exc:  # recorded and re-raised below in the test's thread
             with lock:
                 errors.append(exc)
@@ -91,9 +86,6 @@ def test_parallel_withdrawals_never_overdraw(store_url: str, server_factory: Ser
     assert not any(t.is_alive() for t in threads), "withdrawals still running after 300 s"
     assert not errors, errors[:3]
 
-    print(f"{len(server_errors)} answers were 5xx and retried with their Idempotency-Key")
-    if not store_url.startswith("dynamodb"):
-        assert not server_errors, server_errors[:3]
     outcomes = Counter(results)
     expected = BALANCE // AMOUNT
     assert outcomes == Counter({(201, None): expected, (409, "insufficient_balance"): WITHDRAWALS - expected})

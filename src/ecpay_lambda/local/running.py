@@ -20,11 +20,11 @@ def setup_logging(quiet: bool) -> None:
 def run_until_stopped(stack: LocalStack) -> None:
     """Serve in this thread until SIGINT/SIGTERM, then stop callbacks and close the socket."""
 
-    def stop(signum: int, frame: FrameType | None) -> None:
+    def _stop(signum: int, frame: FrameType | None) -> None:
         # shutdown() waits for serve_forever to return, so it must run outside the serving thread.
         threading.Thread(target=stack.server.shutdown, daemon=True).start()
 
-    previous = signal.signal(signal.SIGTERM, stop)
+    previous = signal.signal(signal.SIGTERM, _stop)
     try:
         stack.server.serve_forever()
     except KeyboardInterrupt:

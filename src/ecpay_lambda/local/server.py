@@ -128,6 +128,9 @@ class LocalServer(ThreadingHTTPServer):
 
     daemon_threads = True
     allow_reuse_address = True
+    # socketserver's default backlog of 5 resets connections under a burst of parallel clients
+    # (duplicate-notification storms, load tests); the kernel caps this at somaxconn anyway.
+    request_queue_size = 128
 
     def __init__(self, host: str, port: int, apps: Sequence[App] = (), *, quiet: bool = False) -> None:
         super().__init__((host, port), _Handler)

@@ -62,6 +62,17 @@ from .results import AuditReport, CallbackReply, ReconcileReport
 if TYPE_CHECKING:
     from ..ecpay.checkout import CheckoutForm
 
+__all__ = [
+    "AuditReport",
+    "CallbackReply",
+    "CheckoutUrls",
+    "EcpayConfig",
+    "ReconcileReport",
+    "TransactionDetail",
+    "WalletService",
+    "WithdrawAction",
+]
+
 MAX_AMOUNT = 100_000_000  # TWD; far above any ECPay single-payment limit, far below BIGINT
 MAX_PAGE_SIZE = 100
 IDEMPOTENCY_TTL = timedelta(hours=24)

@@ -9,6 +9,7 @@ import sys
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -313,3 +314,12 @@ def test_static_files(server: LocalServer) -> None:
     ]:
         assert _call(server, "GET", path)[0] == 404, path
     assert _call(server, "POST", "/")[0] == 405
+
+
+def test_a_burst_of_parallel_clients_is_served(server: LocalServer) -> None:
+    def fetch(_: int) -> int:
+        return _call(server, "GET", "/things/1")[0]
+
+    with ThreadPoolExecutor(max_workers=64) as pool:
+        statuses = list(pool.map(fetch, range(256)))
+    assert statuses == [200] * 256

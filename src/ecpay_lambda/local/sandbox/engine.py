@@ -484,7 +484,7 @@ class Sandbox:
             "TradeNo": form.get("TradeNo", ""),
         }
 
-        def answer(code: str, text: str) -> tuple[int, str]:
+        def _answer(code: str, text: str) -> tuple[int, str]:
             # Raw values without & = + %, so a query-string parser and a raw parser read the same.
             return 200, msg.raw_kv({**head, "RtnCode": code, "RtnMsg": text})
 
@@ -492,43 +492,43 @@ class Sandbox:
             form, ("MerchantID", "MerchantTradeNo", "TradeNo", "Action", "TotalAmount", "CheckMacValue")
         )
         if problem:
-            return answer(*problem)
+            return _answer(*problem)
         action = form["Action"]
         amount_text = form["TotalAmount"]
         if action not in ("C", "R", "E", "N"):
-            return answer("10100050", "Parameter Error. Action")
+            return _answer("10100050", "Parameter Error. Action")
         if not amount_text.isdigit() or int(amount_text) <= 0:
-            return answer("10100050", "Parameter Error. TotalAmount")
+            return _answer("10100050", "Parameter Error. TotalAmount")
         amount = int(amount_text)
         with self.book.lock:
             trade = self.book.get(form["MerchantID"], form["MerchantTradeNo"])
             if trade is None or trade.trade_no != form["TradeNo"]:
-                return answer("10200047", "Cant not find the trade data.")
+                return _answer("10200047", "Cant not find the trade data.")
             if trade.method != "Credit":
-                return answer("10100050", "Only credit card trades can use DoAction")
+                return _answer("10100050", "Only credit card trades can use DoAction")
             if trade.status is not TradeStatus.PAID:
-                return answer("10100050", "Trade is not paid")
+                return _answer("10100050", "Trade is not paid")
             captured = any(a["action"] == "C" for a in trade.actions) and not any(
                 a["action"] == "E" for a in trade.actions
             )
             if action == "R":
                 if amount > trade.remaining_amount:
-                    return answer("10200050", "Refund amount exceeds the remaining amount")
+                    return _answer("10200050", "Refund amount exceeds the remaining amount")
                 trade.refunded_amount += amount
             elif action == "N":
                 if trade.refunded_amount or captured:
-                    return answer("10100050", "Abandon is only for an authorised trade not yet captured")
+                    return _answer("10100050", "Abandon is only for an authorised trade not yet captured")
                 if amount != trade.amount:
-                    return answer("10200050", "Abandon amount must equal the trade amount")
+                    return _answer("10200050", "Abandon amount must equal the trade amount")
                 trade.refunded_amount = trade.amount
             elif action == "C":
                 if captured:
-                    return answer("10100050", "Trade is already captured")
+                    return _answer("10100050", "Trade is already captured")
                 if amount > trade.remaining_amount:
-                    return answer("10200050", "Capture amount exceeds the authorised amount")
+                    return _answer("10200050", "Capture amount exceeds the authorised amount")
             elif not captured:
-                return answer("10100050", "No capture to cancel")
+                return _answer("10100050", "No capture to cancel")
             trade.actions.append({"action": action, "amount": amount, "at": self.now().isoformat()})
             self._event(trade, f"DoAction {action} {amount}")
             self.book.save()
-        return answer("1", "Success")
+        return _answer("1", "Success")

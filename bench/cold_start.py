@@ -1,0 +1,127 @@
+"""Cold import time of every Lambda handler, as a ratio of a bare ``import boto3`` measured in the same run.
+
+Each sample is a fresh interpreter that times its own imports (interpreter start-up excluded); the
+targets are interleaved round by round so machine noise hits them alike, and medians are compared.
+Absolute milliseconds differ between machines and runs: read the ratios.
+
+Two figures per handler:
+
+- ``module``: importing the module the template names (what Lambda's init phase does);
+- ``deployed``: that plus the DynamoDB store adapter (and so boto3), which the function loads on its
+  first request with the template's ``STORE_URL=dynamodb://...``: the whole cold import it pays.
+
+The notification function's budget is ``deployed`` <= 1.15 x ``import boto3``; ``--check`` exits 1 when
+it is exceeded.
+
+    python bench/cold_start.py [--rounds 9] [--json] [--check]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+BUDGET = 1.15
+BUDGET_TARGET = "callbacks (deployed)"
+STORE = "ecpay_lambda.store.dynamodb"
+
+# name -> modules imported, in order, by one sample
+TARGETS: dict[str, tuple[str, ...]] = {
+    "import boto3": ("boto3",),
+    "callbacks (module)": ("ecpay_lambda.api.callbacks",),
+    "callbacks (deployed)": ("ecpay_lambda.api.callbacks", STORE),
+    "scheduled (module)": ("ecpay_lambda.api.scheduled",),
+    "scheduled (deployed)": ("ecpay_lambda.api.scheduled", STORE),
+    "handlers (module)": ("ecpay_lambda.api.handlers",),
+    "handlers (deployed)": ("ecpay_lambda.api.handlers", STORE),
+}
+
+_PROBE = (
+    "import importlib, time\n"
+    "start = time.perf_counter()\n"
+    "for name in {modules!r}:\n"
+    "    importlib.import_module(name)\n"
+    "print(time.perf_counter() - start)\n"
+)
+
+
+def _environment() -> dict[str, str]:
+    # Bytecode caches on, for every module alike: a deployment package has its dependencies compiled
+    # (pip does it) and should have ours compiled too (see docs/deploy.md); without them each sample
+    # would mostly time the compiler.
+    env = dict(os.environ)
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    return env
+
+
+def sample(modules: tuple[str, ...]) -> float:
+    """Seconds one fresh interpreter spends importing ``modules``."""
+    out = subprocess.run(
+        [sys.executable, "-c", _PROBE.format(modules=modules)],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=ROOT,
+        env=_environment(),
+    )
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def measure(rounds: int, seed: int | None = None) -> dict[str, list[float]]:
+    """``rounds`` samples of every target, interleaved in a shuffled order each round."""
+    rng = random.Random(seed)
+    for modules in TARGETS.values():
+        sample(modules)  # warm the bytecode caches and the OS page cache once
+    samples: dict[str, list[float]] = {name: [] for name in TARGETS}
+    for _ in range(rounds):
+        order = list(TARGETS)
+        rng.shuffle(order)
+        for name in order:
+            samples[name].append(sample(TARGETS[name]))
+    return samples
+
+
+def summarise(samples: dict[str, list[float]]) -> dict[str, dict[str, float]]:
+    """Median milliseconds and the ratio to ``import boto3`` per target."""
+    base = statistics.median(samples["import boto3"])
+    return {
+        name: {
+            "median_ms": round(statistics.median(values) * 1000, 1),
+            "min_ms": round(min(values) * 1000, 1),
+            "ratio": round(statistics.median(values) / base, 3),
+        }
+        for name, values in samples.items()
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark and print the table (or JSON)."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=9, help="samples per target (default 9)")
+    parser.add_argument("--seed", type=int, default=None, help="shuffle seed (default random)")
+    parser.add_argument("--json", action="store_true", help="print JSON")
+    parser.add_argument("--check", action="store_true", help=f"exit 1 if {BUDGET_TARGET} > {BUDGET}x")
+    args = parser.parse_args(argv)
+    summary = summarise(measure(max(1, args.rounds), args.seed))
+    within = summary[BUDGET_TARGET]["ratio"] <= BUDGET
+    if args.json:
+        print(json.dumps({"python": sys.version.split()[0], "budget": BUDGET, "within": within, **summary}))
+    else:
+        print(f"Python {sys.version.split()[0]}, {args.rounds} rounds, medians (ratio = / import boto3)")
+        print(f"{'target':<24}{'median ms':>11}{'min ms':>9}{'ratio':>8}")
+        for name, row in summary.items():
+            print(f"{name:<24}{row['median_ms']:>11.1f}{row['min_ms']:>9.1f}{row['ratio']:>8.2f}")
+        verdict = "within" if within else "OVER"
+        print(f"{BUDGET_TARGET}: {summary[BUDGET_TARGET]['ratio']:.2f}x, {verdict} the {BUDGET}x budget")
+    return 0 if within or not args.check else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
