@@ -164,6 +164,8 @@ def test_paid_is_final_and_a_second_paid_attempt_is_flagged_not_credited(service
     assert got.merchant_trade_no == mtn2 and got.trade_no == "T2"
     assert "duplicate_payment" in got.flags
     assert balance(service, user.user_id) == (300, 0)
+    audit = service.audit()
+    assert len(audit.flagged) == 1 and deposit.transaction_id in audit.flagged[0]
     with pytest.raises(errors.InvalidState):
         service.checkout(user.user_id, deposit.transaction_id, URLS)
     assert service.audit().clean
@@ -310,7 +312,9 @@ def test_refund_without_an_answer_stays_pending_until_reconciled(
     assert got.status is TransactionStatus.REFUNDED
     assert balance(service, user.user_id) == (0, 0)
     assert service.get_user(user.user_id).open_transactions == 0
-    assert service.audit().clean and service.audit().stuck == []
+    audit = service.audit()
+    assert audit.clean and audit.stuck == []
+    assert len(audit.flagged) == 1 and "refund_unconfirmed" in audit.flagged[0]
 
 
 def test_only_paid_credit_card_deposits_refund(service: WalletService) -> None:

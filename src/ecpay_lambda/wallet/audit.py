@@ -11,7 +11,7 @@ from .results import AuditReport
 STUCK_LIMIT = 1000
 
 
-def _check_user(store: WalletStore, user: User) -> list[str]:
+def _check_user(store: WalletStore, user: User, flagged: list[str]) -> list[str]:
     problems: list[str] = []
     entries = store.list_ledger(user_id=user.user_id)
     balance = sum(e.delta_balance for e in entries)
@@ -30,6 +30,11 @@ def _check_user(store: WalletStore, user: User) -> list[str]:
         page = store.list_transactions(user.user_id, page_size=100, cursor=cursor)
         for txn in page.items:
             open_count += txn.status in OPEN_STATUSES
+            if txn.flags:
+                flagged.append(
+                    f"{txn.transaction_type} {txn.transaction_id} of user {user.user_id}: "
+                    + ", ".join(sorted(txn.flags))
+                )
             if txn.transaction_type is TransactionType.WITHDRAW and txn.status is TransactionStatus.PENDING:
                 pending_withdrawals += txn.amount
         cursor = page.next_cursor
@@ -47,12 +52,13 @@ def _check_user(store: WalletStore, user: User) -> list[str]:
 
 
 def run_audit(store: WalletStore, *, now: datetime, grace: timedelta) -> AuditReport:
-    """Check every user; list deposits awaiting payment and refunds pending past ``grace``."""
+    """Check every user; list flagged transactions and what is pending past ``grace``."""
     mismatches: list[str] = []
+    flagged: list[str] = []
     users = 0
     for user in store.iter_users():
         users += 1
-        mismatches.extend(_check_user(store, user))
+        mismatches.extend(_check_user(store, user, flagged))
     cutoff = now - grace
     stuck = [
         f"deposit {t.transaction_id} of user {t.user_id}: {t.status} since {t.updated_at.isoformat()}"
@@ -62,4 +68,4 @@ def run_audit(store: WalletStore, *, now: datetime, grace: timedelta) -> AuditRe
         f"refund {t.transaction_id} of user {t.user_id}: pending since {t.updated_at.isoformat()}"
         for t in store.list_pending_refunds(updated_before=cutoff, limit=STUCK_LIMIT)
     ]
-    return AuditReport(users_checked=users, mismatches=mismatches, stuck=stuck)
+    return AuditReport(users_checked=users, mismatches=mismatches, stuck=stuck, flagged=flagged)

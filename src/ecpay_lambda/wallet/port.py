@@ -115,7 +115,11 @@ class UserExists(StoreConflict):
 
 
 class WalletStore(Protocol):
-    """The storage port. Every method is atomic; reads are strongly consistent."""
+    """The storage port. Every method is atomic; reads are strongly consistent.
+
+    Listings: ``cursor`` is opaque and adapter-specific; a malformed or foreign one raises
+    ``ValueError`` (or the domain's ``InvalidRequest``). ``Page.next_cursor`` is None on the last page.
+    """
 
     def ensure_schema(self) -> None:
         """Create or migrate the schema/table (idempotent; safe to call on every cold start)."""

@@ -36,6 +36,8 @@ class AuditReport:
     users_checked: int
     mismatches: list[str]
     stuck: list[str]
+    # Transactions an operator must look at: a second paid attempt to refund, an unconfirmed refund.
+    flagged: list[str] = field(default_factory=list)
 
     @property
     def clean(self) -> bool:

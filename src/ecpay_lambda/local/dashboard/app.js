@@ -119,6 +119,15 @@ function statusBadge(status, testid = "tx-status") {
   return h("span", { class: `badge status status-${status}`, testid, "data-status": status }, statusLabel(status));
 }
 
+// Notification outcomes: "applied", "duplicate", "rejected:<check>", "ignored:<reason>", "flagged:<flag>".
+function outcomeBadge(outcome) {
+  const text = String(outcome || "");
+  const [kind, ...rest] = text.split(":");
+  const reason = rest.join(":");
+  const label = has(`outcome.${kind}`) ? t(`outcome.${kind}`) : kind;
+  return h("span", { class: `badge outcome outcome-${kind}`, title: text }, reason ? `${label}: ${reason}` : label);
+}
+
 function methodLabel(method) {
   if (!method) return t("common.none");
   return has(`method.${method}`) ? t(`method.${method}`) : String(method);
@@ -716,7 +725,7 @@ function renderDrawer() {
                 "tr",
                 { testid: "ledger-entry", "data-kind": entry.kind },
                 h("td", { class: "nowrap" }, formatDate(entry.created_at)),
-                h("td", {}, h("code", {}, entry.kind)),
+                h("td", { title: entry.kind }, has(`kind.${entry.kind}`) ? t(`kind.${entry.kind}`) : h("code", {}, entry.kind)),
                 h("td", { class: "num", testid: "ledger-delta-balance" }, formatMoney(entry.delta_balance, { signed: true })),
                 h("td", { class: "num" }, formatMoney(entry.delta_held, { signed: true })),
               ),
@@ -738,8 +747,8 @@ function renderDrawer() {
                 "tr",
                 { testid: "notification", "data-outcome": n.outcome },
                 h("td", { class: "nowrap" }, formatDate(n.received_at)),
-                h("td", {}, h("code", {}, n.route)),
-                h("td", {}, h("span", { class: `badge outcome outcome-${String(n.outcome || "").split(":")[0]}` }, n.outcome)),
+                h("td", { title: n.route }, has(`route.${n.route}`) ? t(`route.${n.route}`) : h("code", {}, n.route)),
+                h("td", {}, outcomeBadge(n.outcome)),
               ),
             ),
           ),
@@ -811,7 +820,7 @@ function renderBanner() {
       h("strong", {}, t("return.title")),
       h("span", {}, t("return.message", { id: info.transactionId })),
       info.status ? statusBadge(info.status, "return-status") : null,
-      waiting ? h("span", { class: "hint" }, t("return.waiting")) : null,
+      waiting ? h("span", { class: "hint" }, info.status === "awaiting_offline_payment" ? t("return.offline") : t("return.waiting")) : null,
       info.userId ? null : h("span", { class: "hint" }, t("return.unknownUser")),
     ),
     h(
