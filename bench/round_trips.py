@@ -1,0 +1,224 @@
+"""Storage calls per wallet operation, counted where they leave the process.
+
+- SQL: SQLAlchemy events on the adapter's engine: every statement sent (``before_cursor_execute``,
+  the adapter's ``BEGIN`` included), every ``COMMIT``/``ROLLBACK`` and every pool reset (a rollback
+  the pool sends when a read-only connection is returned). On MySQL/PostgreSQL each is one network
+  round trip; on SQLite they are calls into the library.
+- DynamoDB: botocore's event hooks on the adapter's client: one count per API call
+  (``after-call``, with its parameters from ``before-parameter-build``), one per HTTP request actually sent (``before-send``: retries included), and an
+  estimate of the capacity units each call consumes, from the items it writes or reads (rules in
+  :func:`capacity`).
+
+Operations: create a deposit, checkout (a new ECPay attempt), apply a paid notification (first
+delivery), a duplicate of it, and create a withdrawal. Each is repeated and averaged; the counts are
+deterministic except where a retry happened (then it shows).
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from .common import BenchStore, Table
+from .wallet_ops import Wallet, paid_body
+
+OPERATIONS = ("create deposit", "checkout", "apply notification", "duplicate notification", "create withdraw")
+
+
+@dataclass
+class Tally:
+    """What one operation sent."""
+
+    calls: Counter[str] = field(default_factory=Counter)
+    http: int = 0
+    wru: float = 0.0
+    rru: float = 0.0
+
+    @property
+    def round_trips(self) -> int:
+        """API calls (DynamoDB) or statements + commits + rollbacks (SQL)."""
+        return sum(self.calls.values())
+
+
+class Recorder:
+    """Collects the storage calls of whatever runs between :meth:`start` and :meth:`stop`."""
+
+    def __init__(self) -> None:
+        self.current: Tally | None = None
+        self.lock = threading.Lock()
+
+    def start(self) -> None:
+        """Begin a fresh tally."""
+        self.current = Tally()
+
+    def stop(self) -> Tally:
+        """End and return the tally."""
+        tally, self.current = self.current, None
+        assert tally is not None
+        return tally
+
+    def count(self, name: str, wru: float = 0.0, rru: float = 0.0) -> None:
+        """One call."""
+        with self.lock:
+            if self.current is not None:
+                self.current.calls[name] += 1
+                self.current.wru += wru
+                self.current.rru += rru
+
+    def http(self) -> None:
+        """One HTTP request sent."""
+        with self.lock:
+            if self.current is not None:
+                self.current.http += 1
+
+
+def _attach_sql(store: Any, recorder: Recorder) -> None:
+    from sqlalchemy import event  # noqa: PLC0415
+
+    engine = store.engine
+
+    def statement(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        verb = statement.lstrip().split(None, 1)[0].upper() if statement.strip() else "?"
+        recorder.count(verb)
+
+    event.listen(engine, "before_cursor_execute", statement)
+    event.listen(engine, "commit", lambda conn: recorder.count("COMMIT"))
+    event.listen(engine, "rollback", lambda conn: recorder.count("ROLLBACK"))
+    event.listen(engine.pool, "reset", lambda dbapi_conn, record, *rest: recorder.count("reset (ROLLBACK)"))
+
+
+def _size(item: Any) -> int:
+    from ecpay_lambda.store.dynamodb_items import item_size  # noqa: PLC0415
+
+    return int(item_size(item)) if isinstance(item, dict) else 0
+
+
+def _kb(size: int, unit: int) -> int:
+    return max(1, math.ceil(size / unit))
+
+
+def capacity(operation: str, params: dict[str, Any], parsed: dict[str, Any] | None) -> tuple[float, float]:
+    """(WRU, RRU) one call consumes on an on-demand table, estimated from what it writes and reads.
+
+    Writes: 1 WRU per started KB of the item (Update/Delete/ConditionCheck items counted as 1 KB:
+    this wallet's items are far smaller); TransactWriteItems doubles that for every item, whether it
+    succeeds or is cancelled; a written item that carries the ``gsi1`` keys adds 1 WRU per KB for the
+    index. Reads: strongly consistent reads cost 1 RRU per started 4 KB (GetItem: at least 1, even
+    for a missing item; Query: per 4 KB of all items read); eventually consistent ones half.
+    """
+    wru = rru = 0.0
+    if operation == "PutItem":
+        item = params.get("Item", {})
+        wru = _kb(_size(item), 1024) * (2 if "gsi1pk" in item else 1)
+    elif operation in ("UpdateItem", "DeleteItem"):
+        wru = 1
+    elif operation == "TransactWriteItems":
+        for entry in params.get("TransactItems", []):
+            if "Put" in entry:
+                item = entry["Put"].get("Item", {})
+                units = _kb(_size(item), 1024)
+                wru += 2 * units + (units if "gsi1pk" in item else 0)
+            else:
+                wru += 2
+    elif operation in ("GetItem", "Query", "BatchGetItem"):
+        factor = 1.0 if params.get("ConsistentRead") else 0.5
+        if operation == "GetItem":
+            rru = _kb(_size((parsed or {}).get("Item")), 4096) * factor
+        elif operation == "Query":
+            total = sum(_size(i) for i in (parsed or {}).get("Items", []))
+            rru = _kb(total, 4096) * factor
+        else:
+            for items in ((parsed or {}).get("Responses") or {}).values():
+                rru += sum(_kb(_size(i), 4096) for i in items)
+    return wru, rru
+
+
+def _attach_dynamodb(store: Any, recorder: Recorder) -> None:
+    events = store.client.meta.events
+    pending: dict[int, dict[str, Any]] = {}
+
+    def before_build(params: dict[str, Any], model: Any, **kwargs: Any) -> None:
+        pending[threading.get_ident()] = dict(params)
+
+    def after_call(http_response: Any, parsed: dict[str, Any], model: Any, **kwargs: Any) -> None:
+        request = pending.pop(threading.get_ident(), {})
+        wru, rru = capacity(model.name, request, parsed)
+        recorder.count(model.name, wru, rru)
+
+    events.register("before-parameter-build.dynamodb", before_build)
+    events.register("after-call.dynamodb", after_call)
+    events.register("before-send.dynamodb", lambda **kwargs: recorder.http())
+
+
+def measure(store: BenchStore, repeats: int) -> dict[str, Tally]:
+    """The average tally of each operation on ``store`` (``repeats`` times each)."""
+    wallet = Wallet.open(store.url)
+    recorder = Recorder()
+    if store.kind == "dynamodb":
+        _attach_dynamodb(wallet.service.store, recorder)
+    else:
+        _attach_sql(wallet.service.store, recorder)
+
+    totals: dict[str, list[Tally]] = {name: [] for name in OPERATIONS}
+
+    def timed(name: str, action: Callable[[], Any]) -> Any:
+        recorder.start()
+        result = action()
+        totals[name].append(recorder.stop())
+        return result
+
+    user_id = wallet.user()
+    for _ in range(repeats):
+        transaction_id = timed("create deposit", lambda: wallet.deposit(user_id, 100))
+        mtn = timed("checkout", lambda t=transaction_id: wallet.checkout(user_id, t))
+        body = paid_body(mtn, 100)
+        reply = timed("apply notification", lambda t=transaction_id, b=body: wallet.notify(t, b))
+        assert reply == "1|OK", reply
+        resent = paid_body(mtn, 100, rtn_msg="paid")  # ECPay's re-delivery: same payment, RtnMsg=paid
+        timed("duplicate notification", lambda t=transaction_id, b=resent: wallet.notify(t, b))
+        timed("create withdraw", lambda: wallet.withdraw(user_id, 10))
+    return {name: _average(tallies) for name, tallies in totals.items()}
+
+
+def _average(tallies: list[Tally]) -> Tally:
+    out = Tally()
+    for tally in tallies:
+        out.calls.update(tally.calls)
+        out.http += tally.http
+        out.wru += tally.wru
+        out.rru += tally.rru
+    n = len(tallies)
+    out.calls = Counter({k: v / n for k, v in out.calls.items()})  # type: ignore[misc]
+    out.http = round(out.http / n, 2)  # type: ignore[assignment]
+    out.wru /= n
+    out.rru /= n
+    return out
+
+
+def tables(results: dict[str, dict[str, Tally]]) -> list[Table]:
+    """One table of round trips per operation and store; one of DynamoDB capacity units."""
+    kinds = list(results)
+    rows = []
+    for name in OPERATIONS:
+        row: list[Any] = [name]
+        for kind in kinds:
+            tally = results[kind][name]
+            detail = ", ".join(f"{k} {v:g}" for k, v in sorted(tally.calls.items()))
+            row.append(f"{tally.round_trips:g} ({detail})")
+        rows.append(row)
+    out = [Table("Storage round trips per operation (mean)", ["operation", *kinds], rows)]
+    if "dynamodb" in results:
+        dyn = results["dynamodb"]
+        out.append(
+            Table(
+                "DynamoDB capacity per operation (estimated, on-demand)",
+                ["operation", "API calls", "HTTP requests", "WRU", "RRU"],
+                [[n, dyn[n].round_trips, dyn[n].http, dyn[n].wru, dyn[n].rru] for n in OPERATIONS],
+                note="WRU/RRU from the items each call writes and reads (bench/round_trips.py: capacity).",
+            )
+        )
+    return out
