@@ -37,6 +37,10 @@ class ApiGateway:
         self._resolver = resolver
         self._handlers: dict[str, Handler] = {}
         self._lock = threading.Lock()
+        # Lambda gives each execution environment one event at a time, and handlers rely on it
+        # (Powertools' resolver keeps the current event on a module-level instance). Here one
+        # module is one environment, so invocations of the same handler module are serialized.
+        self._environment_locks: dict[str, threading.Lock] = {}
 
     def preload(self) -> list[str]:
         """Import every handler now; returns one message per handler that failed (for start-up logs)."""
@@ -55,6 +59,10 @@ class ApiGateway:
                 handler = self._resolver(route)
                 self._handlers[route.handler] = handler
             return handler
+
+    def _environment_lock(self, route: Route) -> threading.Lock:
+        with self._lock:
+            return self._environment_locks.setdefault(route.handler_module, threading.Lock())
 
     def handle(self, request: Request) -> Response | None:
         """Answer every request it gets (it is the last app): a route's handler, CORS, or 404."""
@@ -87,7 +95,8 @@ class ApiGateway:
         context = LambdaContext(route.function_name, route.memory_size, route.timeout)
         try:
             handler = self._handler_for(route)
-            result = handler(event, context)
+            with self._environment_lock(route):
+                result = handler(event, context)
         except Exception:
             # Lambda logs the traceback; the client only sees API Gateway's generic 500.
             log.exception("%s (%s) raised", route.handler, route.route_key)

@@ -6,6 +6,7 @@ import base64
 import http.client
 import json
 import sys
+import threading
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -323,3 +324,31 @@ def test_a_burst_of_parallel_clients_is_served(server: LocalServer) -> None:
     with ThreadPoolExecutor(max_workers=64) as pool:
         statuses = list(pool.map(fetch, range(256)))
     assert statuses == [200] * 256
+
+
+def test_one_event_at_a_time_per_handler_module(tmp_path: Path) -> None:
+    # Lambda never runs two events at once in one execution environment; module-level state such
+    # as Powertools' resolver (it keeps the current event on the instance) relies on that.
+    template = tmp_path / "template.yaml"
+    template.write_text(TEMPLATE, encoding="utf-8")
+    state = {"inside": 0, "most": 0}
+    guard = threading.Lock()
+    entered = threading.Event()
+
+    def slow(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        with guard:
+            state["inside"] += 1
+            state["most"] = max(state["most"], state["inside"])
+        entered.set()
+        threading.Event().wait(0.02)  # widen the window in which a second event could enter
+        with guard:
+            state["inside"] -= 1
+        return {"statusCode": 200, "body": "ok"}
+
+    gateway = ApiGateway(RouteTable.from_file(template), resolver=lambda route: slow)
+    request = Request("GET", "/things/1", "", (), b"")
+    with ThreadPoolExecutor(8) as pool:
+        statuses = list(pool.map(lambda _: gateway.handle(request), range(24)))
+    assert entered.is_set()
+    assert all(r is not None and r.status == 200 for r in statuses)
+    assert state["most"] == 1
