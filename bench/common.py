@@ -48,6 +48,10 @@ class Table:
 
     @staticmethod
     def _cell(value: Any) -> str:
+        if isinstance(value, bool):
+            return str(value)
+        if isinstance(value, int):
+            return f"{value:,}"
         if isinstance(value, float):
             if value != value:  # NaN
                 return "-"
@@ -60,7 +64,12 @@ class Table:
         widths = [max(len(row[i]) for row in cells) for i in range(len(self.headers))]
         lines = [self.title, "-" * len(self.title)]
         for index, row in enumerate(cells):
-            lines.append("  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths, strict=True))))
+            lines.append(
+                "  ".join(
+                    c.ljust(w) if i == 0 else c.rjust(w)
+                    for i, (c, w) in enumerate(zip(row, widths, strict=True))
+                )
+            )
             if index == 0:
                 lines.append("  ".join("-" * w for w in widths))
         if self.note:
@@ -172,11 +181,11 @@ def bench_store(kind: str, workdir: Path, endpoint: str | None = None) -> Iterat
         with admin.connect() as conn:
             if kind == "mysql":
                 conn.execute(text(f"CREATE DATABASE {name} CHARACTER SET utf8mb4"))
-                url = server.set(database=name)
+                private = server.set(database=name)
             else:
                 conn.execute(text(f"CREATE SCHEMA {name}"))
-                url = server.update_query_dict({"options": f"-csearch_path={name}"})
-        yield BenchStore(kind, url.render_as_string(hide_password=False))
+                private = server.update_query_dict({"options": f"-csearch_path={name}"})
+        yield BenchStore(kind, private.render_as_string(hide_password=False))
     finally:
         with admin.connect() as conn:
             if kind == "mysql":

@@ -4,21 +4,22 @@
   the adapter's ``BEGIN`` included), every ``COMMIT``/``ROLLBACK`` and every pool reset (a rollback
   the pool sends when a read-only connection is returned). On MySQL/PostgreSQL each is one network
   round trip; on SQLite they are calls into the library.
-- DynamoDB: botocore's event hooks on the adapter's client: one count per API call
-  (``after-call``, with its parameters from ``before-parameter-build``), one per HTTP request actually sent (``before-send``: retries included), and an
-  estimate of the capacity units each call consumes, from the items it writes or reads (rules in
-  :func:`capacity`).
+- DynamoDB: botocore's event hooks on the adapter's client: one count per API call (``after-call``,
+  its parameters taken at ``before-parameter-build``), one per HTTP request actually sent
+  (``before-send``: retries included), and an estimate of the capacity units each call consumes,
+  from the items it writes or reads (rules in :func:`capacity`).
 
 Operations: create a deposit, checkout (a new ECPay attempt), apply a paid notification (first
-delivery), a duplicate of it, and create a withdrawal. Each is repeated and averaged; the counts are
-deterministic except where a retry happened (then it shows).
+delivery), a duplicate of it (ECPay's re-delivery), create a withdrawal, and read one transaction
+with its ledger and notifications (what ``GET .../transactions/{id}`` and ``clientReturn`` do).
+Each is repeated and averaged; the counts are deterministic except where a retry happened.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 import threading
-from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,20 +27,29 @@ from typing import Any
 from .common import BenchStore, Table
 from .wallet_ops import Wallet, paid_body
 
-OPERATIONS = ("create deposit", "checkout", "apply notification", "duplicate notification", "create withdraw")
+OPERATIONS = (
+    "create deposit",
+    "checkout",
+    "apply notification",
+    "duplicate notification",
+    "create withdraw",
+    "read transaction",
+)
 
 
 @dataclass
 class Tally:
     """What one operation sent."""
 
-    calls: Counter[str] = field(default_factory=Counter)
+    calls: dict[str, float] = field(default_factory=dict)
     http: int = 0
+    http_mean: float = 0.0  # set on averaged tallies
     wru: float = 0.0
     rru: float = 0.0
+    stored_bytes: float = 0.0  # DynamoDB: size of the items put (+100 bytes of overhead each)
 
     @property
-    def round_trips(self) -> int:
+    def round_trips(self) -> float:
         """API calls (DynamoDB) or statements + commits + rollbacks (SQL)."""
         return sum(self.calls.values())
 
@@ -61,13 +71,14 @@ class Recorder:
         assert tally is not None
         return tally
 
-    def count(self, name: str, wru: float = 0.0, rru: float = 0.0) -> None:
+    def count(self, name: str, wru: float = 0.0, rru: float = 0.0, stored: int = 0) -> None:
         """One call."""
         with self.lock:
             if self.current is not None:
-                self.current.calls[name] += 1
+                self.current.calls[name] = self.current.calls.get(name, 0) + 1
                 self.current.wru += wru
                 self.current.rru += rru
+                self.current.stored_bytes += stored
 
     def http(self) -> None:
         """One HTTP request sent."""
@@ -137,6 +148,16 @@ def capacity(operation: str, params: dict[str, Any], parsed: dict[str, Any] | No
     return wru, rru
 
 
+def stored_bytes(operation: str, params: dict[str, Any]) -> int:
+    """Bytes of new items a write stores (item size + DynamoDB's 100 bytes of per-item overhead)."""
+    items: list[Any] = []
+    if operation == "PutItem":
+        items = [params.get("Item", {})]
+    elif operation == "TransactWriteItems":
+        items = [e["Put"].get("Item", {}) for e in params.get("TransactItems", []) if "Put" in e]
+    return sum(_size(item) + 100 for item in items)
+
+
 def _attach_dynamodb(store: Any, recorder: Recorder) -> None:
     events = store.client.meta.events
     pending: dict[int, dict[str, Any]] = {}
@@ -147,7 +168,7 @@ def _attach_dynamodb(store: Any, recorder: Recorder) -> None:
     def after_call(http_response: Any, parsed: dict[str, Any], model: Any, **kwargs: Any) -> None:
         request = pending.pop(threading.get_ident(), {})
         wru, rru = capacity(model.name, request, parsed)
-        recorder.count(model.name, wru, rru)
+        recorder.count(model.name, wru, rru, stored_bytes(model.name, request))
 
     events.register("before-parameter-build.dynamodb", before_build)
     events.register("after-call.dynamodb", after_call)
@@ -173,51 +194,58 @@ def measure(store: BenchStore, repeats: int) -> dict[str, Tally]:
 
     user_id = wallet.user()
     for _ in range(repeats):
-        transaction_id = timed("create deposit", lambda: wallet.deposit(user_id, 100))
-        mtn = timed("checkout", lambda t=transaction_id: wallet.checkout(user_id, t))
+        transaction_id = timed("create deposit", functools.partial(wallet.deposit, user_id, 100))
+        mtn = timed("checkout", functools.partial(wallet.checkout, user_id, transaction_id))
         body = paid_body(mtn, 100)
-        reply = timed("apply notification", lambda t=transaction_id, b=body: wallet.notify(t, b))
+        reply = timed("apply notification", functools.partial(wallet.notify, transaction_id, body))
         assert reply == "1|OK", reply
         resent = paid_body(mtn, 100, rtn_msg="paid")  # ECPay's re-delivery: same payment, RtnMsg=paid
-        timed("duplicate notification", lambda t=transaction_id, b=resent: wallet.notify(t, b))
-        timed("create withdraw", lambda: wallet.withdraw(user_id, 10))
+        timed("duplicate notification", functools.partial(wallet.notify, transaction_id, resent))
+        timed("create withdraw", functools.partial(wallet.withdraw, user_id, 10))
+        timed("read transaction", functools.partial(wallet.service.get_transaction, user_id, transaction_id))
     return {name: _average(tallies) for name, tallies in totals.items()}
 
 
 def _average(tallies: list[Tally]) -> Tally:
     out = Tally()
+    http = 0
     for tally in tallies:
-        out.calls.update(tally.calls)
-        out.http += tally.http
+        for name, n in tally.calls.items():
+            out.calls[name] = out.calls.get(name, 0) + n
+        http += tally.http
         out.wru += tally.wru
         out.rru += tally.rru
+        out.stored_bytes += tally.stored_bytes
     n = len(tallies)
-    out.calls = Counter({k: v / n for k, v in out.calls.items()})  # type: ignore[misc]
-    out.http = round(out.http / n, 2)  # type: ignore[assignment]
+    out.calls = {k: v / n for k, v in out.calls.items()}
+    out.http_mean = http / n
     out.wru /= n
     out.rru /= n
+    out.stored_bytes /= n
     return out
 
 
 def tables(results: dict[str, dict[str, Tally]]) -> list[Table]:
-    """One table of round trips per operation and store; one of DynamoDB capacity units."""
+    """Round trips per operation and store; their breakdown; DynamoDB capacity units."""
     kinds = list(results)
-    rows = []
-    for name in OPERATIONS:
-        row: list[Any] = [name]
-        for kind in kinds:
-            tally = results[kind][name]
-            detail = ", ".join(f"{k} {v:g}" for k, v in sorted(tally.calls.items()))
-            row.append(f"{tally.round_trips:g} ({detail})")
-        rows.append(row)
-    out = [Table("Storage round trips per operation (mean)", ["operation", *kinds], rows)]
+    totals = [[name, *(results[k][name].round_trips for k in kinds)] for name in OPERATIONS]
+    out = [Table("Storage round trips per operation (mean of the repeats)", ["operation", *kinds], totals)]
+    detail = [
+        [name, kind, ", ".join(f"{call} {n:g}" for call, n in sorted(results[kind][name].calls.items()))]
+        for kind in kinds
+        for name in OPERATIONS
+    ]
+    out.append(Table("What the round trips are", ["operation", "store", "calls"], detail))
     if "dynamodb" in results:
         dyn = results["dynamodb"]
         out.append(
             Table(
-                "DynamoDB capacity per operation (estimated, on-demand)",
-                ["operation", "API calls", "HTTP requests", "WRU", "RRU"],
-                [[n, dyn[n].round_trips, dyn[n].http, dyn[n].wru, dyn[n].rru] for n in OPERATIONS],
+                "DynamoDB per operation (estimated on-demand capacity)",
+                ["operation", "API calls", "HTTP requests", "WRU", "RRU", "bytes stored"],
+                [
+                    [n, dyn[n].round_trips, dyn[n].http, dyn[n].wru, dyn[n].rru, dyn[n].stored_bytes]
+                    for n in OPERATIONS
+                ],
                 note="WRU/RRU from the items each call writes and reads (bench/round_trips.py: capacity).",
             )
         )

@@ -82,7 +82,9 @@ class Wallet:
         form = self.service.checkout(
             user_id,
             transaction_id,
-            CheckoutUrls(f"{base}/return", f"{base}/paymentInfo", f"{base}/clientReturn", f"{base}/clientReturn"),
+            CheckoutUrls(
+                f"{base}/return", f"{base}/paymentInfo", f"{base}/clientReturn", f"{base}/clientReturn"
+            ),
         )
         return str(form.fields["MerchantTradeNo"])
 
@@ -125,8 +127,14 @@ class Events:
         match = self.routes.match(method, path)
         if match is None:
             raise ValueError(f"no route for {method} {path}")
-        headers = (("Host", "127.0.0.1:9"), ("Content-Type", content_type), ("Content-Length", str(len(body))))
-        request = Request(method=method, raw_path=path, raw_query="", headers=headers, body=body, server_port=9)
+        headers = (
+            ("Host", "127.0.0.1:9"),
+            ("Content-Type", content_type),
+            ("Content-Length", str(len(body))),
+        )
+        request = Request(
+            method=method, raw_path=path, raw_query="", headers=headers, body=body, server_port=9
+        )
         return build_event(request, match)
 
     def handler(self, method: str, path: str) -> Callable[[dict[str, Any], Any], Any]:

@@ -19,7 +19,7 @@ from ecpay_lambda.wallet.audit import run_audit
 from ecpay_lambda.wallet.port import WalletStore
 from ecpay_lambda.wallet.results import AuditReport
 
-from .harness import STAGE, ServerProcess, SecretScanner, random_secret
+from .harness import STAGE, SecretScanner, ServerProcess, random_secret
 
 STORES = ("sqlite", "mysql", "postgres", "dynamodb")
 _TOTALS = {"scanned": 0, "findings": 0}
@@ -56,9 +56,7 @@ ServerFactory = Callable[..., ServerProcess]
 
 
 @pytest.fixture
-def server_factory(
-    tmp_path: Path, scanner: SecretScanner, api_token: str
-) -> Iterator[ServerFactory]:
+def server_factory(tmp_path: Path, scanner: SecretScanner, api_token: str) -> Iterator[ServerFactory]:
     """Start local servers (``serve`` or ``sandbox``); each is stopped and its log scanned afterwards."""
     started: list[ServerProcess] = []
 

@@ -56,7 +56,7 @@ class Forger:
 
     def __init__(self, targets: Sequence[Target], seed: int) -> None:
         self.targets = list(targets)
-        self.rng = random.Random(seed)  # noqa: S311 - test data, not security
+        self.rng = random.Random(seed)
         self.categories: dict[str, Callable[[Target], tuple[str, bytes, str]]] = {
             "tampered": self.tampered,
             "wrong_key": self.wrong_key,
@@ -241,7 +241,11 @@ class Forger:
         if kind == 3:
             body = base64.b64encode(_encode(sign(self._fields(target, TradeAmt="1"))))
             return "base64 of a form with another amount", body, FORM
-        return "signed form sent as text/plain", _encode(sign(self._fields(target, TradeAmt="1"))), "text/plain"
+        return (
+            "signed form sent as text/plain",
+            _encode(sign(self._fields(target, TradeAmt="1"))),
+            "text/plain",
+        )
 
     def wrong_route(self, target: Target) -> tuple[str, bytes, str]:
         """A genuine notification of one deposit posted to another deposit's route."""

@@ -19,17 +19,15 @@ import time
 from typing import Any
 
 from .conftest import ServerFactory, audit
-from .harness import Api, wait_until
+from .harness import Api, size, wait_until
 
 RETRY_DELAYS = "2,5,10,20"  # deliveries at 0, 2, 7, 17 and 37 s: longer than a restart takes
 
 
 def test_kill9_while_notifications_flow(sqlite_store_url: str, server_factory: ServerFactory) -> None:
-    from .harness import size
-
     deposits_wanted, kills_wanted = size(40, 300), size(2, 10)
-    seed = random.randrange(1 << 30)  # noqa: S311
-    rng = random.Random(seed)  # noqa: S311
+    seed = random.randrange(1 << 30)
+    rng = random.Random(seed)
     sandbox = server_factory(command="sandbox", retry_delays=RETRY_DELAYS, name="ecpay", quiet=True)
     server = server_factory(sqlite_store_url, name="wallet", quiet=True)
     api = server.api(server.env["API_TOKEN"])

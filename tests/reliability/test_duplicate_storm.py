@@ -10,6 +10,7 @@ Full size (``make soak``): 1,000 notifications = 10 deposits x 100 copies, 32 cl
 
 from __future__ import annotations
 
+import functools
 import random
 from collections import Counter
 
@@ -23,8 +24,8 @@ RTN_MESSAGES = ("交易成功", "paid", "Succeeded", "paid (retry)", "付款成�
 
 def test_duplicate_storm_credits_each_deposit_once(store_url: str, server_factory: ServerFactory) -> None:
     copies = size(20, 100)
-    seed = random.randrange(1 << 30)  # noqa: S311
-    rng = random.Random(seed)  # noqa: S311
+    seed = random.randrange(1 << 30)
+    rng = random.Random(seed)
     server = server_factory(store_url, quiet=True)
     api = server.api(server.env["API_TOKEN"])
     user_id = api.create_user()
@@ -42,16 +43,14 @@ def test_duplicate_storm_credits_each_deposit_once(store_url: str, server_factor
         trade_no = "2" + "".join(rng.choices("0123456789", k=19))
         for copy in range(copies):
             message = RTN_MESSAGES[copy % len(RTN_MESSAGES)] if copy else "交易成功"
-            storm.append(
-                (transaction_id, paid_notification(mtn, amount, trade_no=trade_no, rtn_msg=message))
-            )
+            storm.append((transaction_id, paid_notification(mtn, amount, trade_no=trade_no, rtn_msg=message)))
     rng.shuffle(storm)
 
     def send(transaction_id: str, body: dict[str, str]) -> tuple[int, bytes, str]:
         reply = api.notify(user_id, transaction_id, body)
         return reply.status, reply.body, reply.headers.get("content-type", "")
 
-    jobs = [lambda t=t, b=b: send(t, b) for t, b in storm]
+    jobs = [functools.partial(send, t, b) for t, b in storm]
     answers = run_parallel(jobs, workers=CLIENTS, deadline_s=600)
 
     wrong = [a for a in answers if a[:2] != (200, OK)]

@@ -8,6 +8,7 @@ wallet (a notification record with a ``rejected:`` outcome) and answered with an
 
 from __future__ import annotations
 
+import functools
 import random
 from collections import Counter
 from typing import Any
@@ -58,14 +59,16 @@ def _max_seq(sqlite_url: str) -> int:
     engine = create_engine(sqlite_url)
     try:
         with engine.connect() as conn:
-            return int(conn.execute(select(func.coalesce(func.max(sql_schema.notifications.c.seq), 0))).scalar_one())
+            return int(
+                conn.execute(select(func.coalesce(func.max(sql_schema.notifications.c.seq), 0))).scalar_one()
+            )
     finally:
         engine.dispose()
 
 
 def test_forged_notifications_change_nothing(sqlite_store_url: str, server_factory: ServerFactory) -> None:
     count = size(1_040, 10_400)
-    seed = random.randrange(1 << 30)  # noqa: S311
+    seed = random.randrange(1 << 30)
     server = server_factory(sqlite_store_url, quiet=True)
     api = server.api(server.env["API_TOKEN"])
     user_id = api.create_user()
@@ -90,7 +93,7 @@ def test_forged_notifications_change_nothing(sqlite_store_url: str, server_facto
         reply = api.form(path, forgery.body, forgery.content_type)
         return reply.status, reply.body
 
-    answers = run_parallel([lambda f=f: send(f) for f in forgeries], workers=CLIENTS, deadline_s=900)
+    answers = run_parallel([functools.partial(send, f) for f in forgeries], workers=CLIENTS, deadline_s=900)
 
     accepted = [(f.category, f.detail, a) for f, a in zip(forgeries, answers, strict=True) if a[1] == OK]
     assert not accepted, f"seed {seed}: forgeries answered 1|OK: {accepted[:10]}"

@@ -1,4 +1,4 @@
-"""Lost callbacks: the sandbox drops every ReturnURL and PaymentInfoURL; one reconciliation run credits them all.
+"""Lost callbacks: the sandbox drops every ReturnURL and PaymentInfoURL; one reconciliation credits all.
 
 Deposits paid by card, ATM, CVS and barcode; ECPay "sends" every notification into the void
 (``drop_callbacks``). Nothing is credited — until one reconciliation pass asks QueryTradeInfo about

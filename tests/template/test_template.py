@@ -319,3 +319,13 @@ def test_secrets_are_not_in_the_template() -> None:
     assert "pwFHCqoQZGmho4w6" not in text and "EkRm7iFT261dpevs" not in text
     secret = resources()["EcpaySecret"]["Properties"]["SecretString"]
     assert secret == '{"MerchantID":"","HashKey":"","HashIV":""}'
+
+
+def test_every_function_builds_with_the_makefile_that_ships_bytecode() -> None:
+    makefile = (ROOT / "src" / "Makefile").read_text(encoding="utf-8")
+    targets = set(re.search(r"^FUNCTIONS := (.+)$", makefile, re.MULTILINE).group(1).split())  # type: ignore[union-attr]
+    assert "compileall" in makefile and "manylinux2014_aarch64" in makefile
+    for name, resource in resources().items():
+        if resource["Type"] == "AWS::Serverless::Function":
+            assert resource.get("Metadata", {}).get("BuildMethod") == "makefile", name
+            assert name in targets, f"src/Makefile has no build-{name} target"

@@ -7,9 +7,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.unit.api.apitest import TOKEN, Api
 
 from ecpay_lambda.api import composition
-from tests.unit.api.apitest import TOKEN, Api
 
 # Every variable the settings read: tests start from none of them set.
 SETTINGS_VARIABLES = (

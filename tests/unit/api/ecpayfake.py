@@ -6,10 +6,11 @@ import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from tests.unit.api.apitest import MERCHANT
+
 from ecpay_lambda.ecpay.checkmac import check_mac_value, verify_check_mac_value
 from ecpay_lambda.ecpay.errors import TransportError
 from ecpay_lambda.ecpay.transport import HttpResponse
-from tests.unit.api.apitest import MERCHANT
 
 
 @dataclass

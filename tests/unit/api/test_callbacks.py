@@ -10,9 +10,6 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-from ecpay_lambda.api import callbacks, composition
-from ecpay_lambda.ecpay.credentials import MerchantCredentials
 from tests.unit.api.apitest import (
     Api,
     LambdaContext,
@@ -25,6 +22,9 @@ from tests.unit.api.apitest import (
     to_resp,
 )
 from tests.unit.api.conftest import checkout, create_deposit
+
+from ecpay_lambda.api import callbacks, composition
+from ecpay_lambda.ecpay.credentials import MerchantCredentials
 
 OTHER_MERCHANT = MerchantCredentials("2000132", "5294y06JbISpM5x9", "v77hoKGq4kWxNNIS")
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}

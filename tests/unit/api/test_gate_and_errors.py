@@ -9,10 +9,10 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from tests.unit.api.apitest import TOKEN, Api, LambdaContext, make_event, match, to_resp
 
 from ecpay_lambda.api import auth, composition, handlers
 from ecpay_lambda.config import parse_settings
-from tests.unit.api.apitest import TOKEN, Api, LambdaContext, make_event, match, to_resp
 
 USERS = "/users"
 

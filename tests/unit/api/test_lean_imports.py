@@ -14,7 +14,6 @@ import sys
 import textwrap
 
 import pytest
-
 from tests.unit.api.apitest import ROOT
 
 FORBIDDEN = ("pydantic", "sqlalchemy", "aws_lambda_powertools.event_handler", "aws_lambda_powertools")

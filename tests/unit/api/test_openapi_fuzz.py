@@ -18,11 +18,11 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error
+from tests.unit.api.apitest import STAGE, TOKEN, Api, LambdaContext, handler_of, make_event, match
+from tests.unit.api.conftest import SETTINGS_VARIABLES, UNUSED_ECPAY
 
 from ecpay_lambda.api import composition
 from ecpay_lambda.api.app import create_app, openapi_document
-from tests.unit.api.apitest import STAGE, TOKEN, Api, LambdaContext, handler_of, make_event, match
-from tests.unit.api.conftest import SETTINGS_VARIABLES, UNUSED_ECPAY
 
 _SPEC = json.loads(openapi_document(create_app()))
 schema = schemathesis.openapi.from_dict(_SPEC)

@@ -7,12 +7,12 @@ from html.parser import HTMLParser
 from typing import Any
 
 import pytest
-
-from ecpay_lambda.api import composition
-from ecpay_lambda.config import load_settings
 from tests.unit.api.apitest import DOMAIN, STAGE, Api, form, return_fields, sign
 from tests.unit.api.conftest import UNUSED_ECPAY, checkout, create_deposit
 from tests.unit.api.ecpayfake import FakeEcpay
+
+from ecpay_lambda.api import composition
+from ecpay_lambda.config import load_settings
 
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 

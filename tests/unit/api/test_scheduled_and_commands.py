@@ -7,15 +7,15 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from tests.unit.api.apitest import Api, LambdaContext
+from tests.unit.api.conftest import checkout, create_deposit
+from tests.unit.api.ecpayfake import FakeEcpay
 
 from ecpay_lambda.api import composition, scheduled
 from ecpay_lambda.cli import main
 from ecpay_lambda.config import load_settings
 from ecpay_lambda.wallet.results import AuditReport
 from ecpay_lambda.wallet.service import WalletService
-from tests.unit.api.apitest import Api, LambdaContext
-from tests.unit.api.conftest import checkout, create_deposit
-from tests.unit.api.ecpayfake import FakeEcpay
 
 SCHEDULE_EVENT = {"id": "evt-1", "source": "aws.events", "detail-type": "Scheduled Event", "detail": {}}
 

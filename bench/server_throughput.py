@@ -1,0 +1,229 @@
+"""The local server under 32 concurrent ECPay clients, against a bare stdlib server answering ``1|OK``.
+
+Both servers run as processes of their own on 127.0.0.1 and get the same load from the same client
+(32 keep-alive connections, one request in flight each, spread over 4 client processes of 8 threads
+so that the client's own interpreter lock is not the limit): signed ReturnURL notifications.
+Two loads on the local server (``ecpay-lambda serve --quiet``, SQLite store):
+
+- duplicates: re-deliveries of paid deposits (verified, recorded, answered ``1|OK``: one commit each);
+- first deliveries: one notification per deposit awaiting payment (verified, credited, recorded).
+
+Client and servers share the machine's cores, so read the ratio, not the absolute rate.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .common import ROOT, TEMPLATE, Table, percentile
+from .wallet_ops import paid_body
+
+CLIENTS = 32
+CLIENT_PROCESSES = 4
+_LISTENING = re.compile(r"Listening on http://127\.0\.0\.1:(\d+)")
+
+
+@contextmanager
+def process(argv: Sequence[str], workdir: Path, env: dict[str, str] | None = None) -> Iterator[int]:
+    """Run ``argv``; yield its port once it prints ``Listening on``; SIGTERM it afterwards."""
+    log_path = workdir / f"server-{time.monotonic_ns()}.log"
+    with log_path.open("wb") as log:
+        child = subprocess.Popen(
+            list(argv),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            cwd=workdir,
+            env={**os.environ, **(env or {}), "PYTHONUNBUFFERED": "1"},
+        )
+    try:
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline:
+            match = _LISTENING.search(log_path.read_text(errors="replace"))
+            if match:
+                break
+            if child.poll() is not None:
+                raise RuntimeError(f"{argv[:4]} exited:\n{log_path.read_text(errors='replace')[-2000:]}")
+            time.sleep(0.05)
+        else:
+            raise RuntimeError(f"{argv[:4]} did not start within 180 s")
+        yield int(match.group(1))
+    finally:
+        if child.poll() is None:
+            child.send_signal(signal.SIGTERM)
+            try:
+                child.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                child.kill()
+                child.wait(timeout=20)
+
+
+@dataclass
+class Load:
+    """One load's result."""
+
+    name: str
+    requests: int
+    seconds: float
+    latencies: list[float]
+    errors: int
+
+    @property
+    def rate(self) -> float:
+        """Requests per second."""
+        return self.requests / self.seconds if self.seconds else 0.0
+
+
+def _drive_slice(
+    port: int, requests: Sequence[tuple[str, bytes]], threads: int, end: float
+) -> tuple[list[float], int]:
+    """One client process: ``threads`` keep-alive connections over its slice of the requests."""
+    local = threading.local()
+    latencies: list[float] = []
+    errors = 0
+    lock = threading.Lock()
+
+    def send(item: tuple[str, bytes]) -> None:
+        nonlocal errors
+        if time.monotonic() > end:
+            raise TimeoutError("the load did not finish in time")
+        conn = getattr(local, "conn", None)
+        if conn is None:
+            conn = local.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        path, body = item
+        started = time.perf_counter()
+        try:
+            conn.request("POST", path, body, {"Content-Type": "application/x-www-form-urlencoded"})
+            response = conn.getresponse()
+            data = response.read()
+            ok = response.status == 200 and data == b"1|OK"
+        except (OSError, http.client.HTTPException):
+            conn.close()
+            local.conn = None
+            ok = False
+        elapsed = time.perf_counter() - started
+        with lock:
+            latencies.append(elapsed)
+            errors += not ok
+
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        list(pool.map(send, requests))
+    return latencies, errors
+
+
+def drive(port: int, requests: Sequence[tuple[str, bytes]], name: str, deadline_s: float = 600) -> Load:
+    """Send ``requests`` (path, form body) over ``CLIENTS`` connections; bounded in time."""
+    import multiprocessing  # noqa: PLC0415
+
+    end = time.monotonic() + deadline_s
+    slices = [list(requests[i::CLIENT_PROCESSES]) for i in range(CLIENT_PROCESSES)]
+    threads = CLIENTS // CLIENT_PROCESSES
+    context = multiprocessing.get_context("fork")
+    with ProcessPoolExecutor(max_workers=CLIENT_PROCESSES, mp_context=context) as pool:
+        list(pool.map(_noop, range(CLIENT_PROCESSES)))  # processes up before the clock starts
+        started = time.perf_counter()
+        futures = [pool.submit(_drive_slice, port, part, threads, end) for part in slices if part]
+        results = [f.result(timeout=deadline_s + 60) for f in futures]
+        seconds = time.perf_counter() - started
+    latencies = [value for part, _ in results for value in part]
+    return Load(name, len(requests), seconds, latencies, sum(e for _, e in results))
+
+
+def _noop(_: int) -> None:
+    return None
+
+
+def _json(port: int, method: str, path: str, payload: Any = None, accept: str = "application/json") -> Any:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    try:
+        body = None if payload is None else json.dumps(payload).encode()
+        conn.request(method, path, body, {"Content-Type": "application/json", "Accept": accept})
+        response = conn.getresponse()
+        data = response.read()
+        if response.status >= 300:
+            raise RuntimeError(f"{method} {path}: {response.status} {data[:200]!r}")
+        return json.loads(data)
+    finally:
+        conn.close()
+
+
+def _prepare(port: int, user_id: str, count: int) -> list[tuple[str, str]]:
+    """``count`` deposits awaiting payment: (transaction id, MerchantTradeNo)."""
+
+    def one(_: int) -> tuple[str, str]:
+        created = _json(
+            port, "POST", f"/users/{user_id}/transactions", {"transaction_type": "deposit", "amount": 100}
+        )
+        tid = created["transaction_id"]
+        form = _json(port, "POST", f"/users/{user_id}/transactions/{tid}/requestPayment")
+        return tid, form["fields"]["MerchantTradeNo"]
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        return list(pool.map(one, range(count)))
+
+
+def measure(workdir: Path, duplicates: int, first: int) -> list[Load]:
+    """Baseline, duplicates and first deliveries, in that order, on fresh servers."""
+    loads: list[Load] = []
+    serve = [sys.executable, "-m", "ecpay_lambda.cli", "serve", "--port", "0", "--quiet"]
+    serve += ["--data-dir", str(workdir / "data"), "--template", str(TEMPLATE)]
+    env = {"STORE_URL": f"sqlite:///{workdir / 'data' / 'wallet.db'}", "API_TOKEN": ""}
+    with process(serve, workdir, env) as port:
+        user = _json(port, "POST", "/users", {"username": f"bench{os.getpid()}", "email": "b@example.com"})
+        user_id = user["user_id"]
+        fresh = _prepare(port, user_id, first + 10)
+        paid_pool = fresh[first:]
+        for tid, mtn in paid_pool:  # these become the paid deposits whose notifications are re-sent
+            drive(port, [(f"/users/{user_id}/transactions/{tid}/return", paid_body(mtn, 100))], "pay")
+        resend = [
+            (f"/users/{user_id}/transactions/{tid}/return", paid_body(mtn, 100, rtn_msg="paid"))
+            for tid, mtn in paid_pool
+        ]
+        dup_requests = [resend[i % len(resend)] for i in range(duplicates)]
+        first_requests = [
+            (f"/users/{user_id}/transactions/{tid}/return", paid_body(mtn, 100)) for tid, mtn in fresh[:first]
+        ]
+        baseline_argv = [sys.executable, str(ROOT / "bench" / "baseline_server.py")]
+        with process(baseline_argv, workdir) as base_port:
+            drive(base_port, dup_requests[: min(200, duplicates)], "warm-up")
+            loads.append(drive(base_port, dup_requests, "bare stdlib server (1|OK)"))
+        drive(port, dup_requests[: min(100, duplicates)], "warm-up")
+        loads.append(drive(port, dup_requests, "local server: duplicate notifications"))
+        loads.append(drive(port, first_requests, "local server: first deliveries (credit)"))
+    return loads
+
+
+def table(loads: list[Load]) -> Table:
+    """Rate, latency and the ratio to the bare server."""
+    base = loads[0].rate or 1.0
+    rows = [
+        [
+            load.name,
+            load.requests,
+            load.rate,
+            percentile(load.latencies, 50) * 1000,
+            percentile(load.latencies, 99) * 1000,
+            load.rate / base,
+            load.errors,
+        ]
+        for load in loads
+    ]
+    return Table(
+        f"Local server, {CLIENTS} concurrent clients (keep-alive), one run",
+        ["load", "requests", "req/s", "p50 ms", "p99 ms", "ratio to bare", "errors"],
+        rows,
+    )
