@@ -108,6 +108,8 @@ def _client_return(event: Event) -> LambdaResponse:
         frontend_url = load_settings().frontend_url
         detail = get_service().get_transaction(user_id, transaction_id)
         result["status"] = str(detail.transaction.status)
+        # The front end may have lost its state (new tab, other device): tell it whose it is.
+        result["user_id"] = user_id
     except NotFound:
         pass
     except Exception:

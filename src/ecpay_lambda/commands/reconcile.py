@@ -11,6 +11,7 @@ import json
 import os
 import sys
 from dataclasses import asdict
+from datetime import timedelta
 
 EXIT_OK = 0
 EXIT_PARTIAL = 1
@@ -27,6 +28,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--limit", type=int, default=100, metavar="N", help="check at most N deposits (default 100)"
     )
+    parser.add_argument(
+        "--grace-minutes",
+        type=float,
+        default=None,
+        metavar="M",
+        help="only deposits untouched for M minutes (default: the service's, 15); 0 checks all now",
+    )
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
 
 
@@ -39,12 +47,18 @@ def run(args: argparse.Namespace) -> int:
     if args.limit < 1:
         print("reconcile: --limit must be at least 1", file=sys.stderr)
         return EXIT_ERROR
+    if args.grace_minutes is not None and args.grace_minutes < 0:
+        print("reconcile: --grace-minutes must not be negative", file=sys.stderr)
+        return EXIT_ERROR
     env = dict(os.environ)
     if args.store_url:
         env["STORE_URL"] = args.store_url
     try:
         settings = parse_settings(env)
-        report = build_service(settings).reconcile(limit=args.limit)
+        service = build_service(settings)
+        if args.grace_minutes is not None:
+            service.reconcile_grace = timedelta(minutes=args.grace_minutes)
+        report = service.reconcile(limit=args.limit)
     except (ConfigError, ValueError) as exc:
         print(f"reconcile: {exc}", file=sys.stderr)
         return EXIT_ERROR

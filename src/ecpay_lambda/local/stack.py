@@ -145,7 +145,9 @@ def build_stack(
     env = os.environ if environ is None else environ
     check_bind_host(host, env)
     merchant = merchant_from_env(env)
-    routes = RouteTable.from_file(template)  # fail before binding if the template is unusable
+    # CORS_ORIGINS plays the template's CorsOrigin parameter, as it does on AWS (one origin or *).
+    overrides = {"CorsOrigin": env["CORS_ORIGINS"]} if env.get("CORS_ORIGINS") else None
+    routes = RouteTable.from_file(template, overrides)  # fail before binding if the template is unusable
     data_dir = data_dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
     server = LocalServer(host, port, quiet=quiet)

@@ -186,8 +186,13 @@ class RouteTable:
         self.stage = stage  # a named stage (e.g. Prod): AWS serves the API under /<stage>/...
 
     @classmethod
-    def from_template(cls, template: Mapping[str, Any]) -> RouteTable:
-        """Collect every HttpApi event of every serverless function in ``template``."""
+    def from_template(
+        cls, template: Mapping[str, Any], parameter_overrides: Mapping[str, str] | None = None
+    ) -> RouteTable:
+        """Collect every HttpApi event of every serverless function in ``template``.
+
+        ``parameter_overrides`` replace parameters' defaults, as ``sam deploy --parameter-overrides``.
+        """
         resources = template.get("Resources")
         if not isinstance(resources, Mapping):
             raise TemplateError("template has no Resources")
@@ -198,7 +203,9 @@ class RouteTable:
         api_globals = api_globals if isinstance(api_globals, Mapping) else {}
 
         params = template.get("Parameters")
-        parameters: Mapping[str, Any] = params if isinstance(params, Mapping) else {}
+        parameters: dict[str, Any] = dict(params) if isinstance(params, Mapping) else {}
+        for name, value in (parameter_overrides or {}).items():
+            parameters[name] = {**(parameters.get(name) or {}), "Default": value}
         routes: list[Route] = []
         seen: dict[str, str] = {}
         cors: CorsConfig | None = _cors_from(_resolve_refs(api_globals.get("CorsConfiguration"), parameters))
@@ -262,9 +269,9 @@ class RouteTable:
         return cls(routes, cors, None if stage in (None, "", "$default") else stage)
 
     @classmethod
-    def from_file(cls, path: str | Path) -> RouteTable:
+    def from_file(cls, path: str | Path, parameter_overrides: Mapping[str, str] | None = None) -> RouteTable:
         """Load ``path`` and collect its routes."""
-        return cls.from_template(load_template(path))
+        return cls.from_template(load_template(path), parameter_overrides)
 
     def match(self, method: str, raw_path: str) -> RouteMatch | None:
         """The best route for ``method`` and the raw (percent-encoded) path, or None (API Gateway 404)."""

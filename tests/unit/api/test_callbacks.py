@@ -264,14 +264,20 @@ def test_client_return_redirects_the_browser_with_the_status(api: Api, user: dic
         assert resp.status == 303
         location = urllib.parse.urlsplit(resp.header("Location") or "")
         assert (location.scheme, location.netloc, location.path) == ("http", "localhost:3000", "/")
-        assert urllib.parse.parse_qs(location.query) == {"transaction_id": [tx_id], "status": ["paid"]}
+        assert urllib.parse.parse_qs(location.query) == {
+            "transaction_id": [tx_id],
+            "status": ["paid"],
+            "user_id": [uid],
+        }
     assert balance(api, uid) == 500  # the browser's POST is display-only, never a second credit
 
 
 def test_client_return_for_an_unknown_transaction_still_goes_home(api: Api, user: dict[str, Any]) -> None:
     resp = api.request("GET", f"/users/{user['user_id']}/transactions/nope/clientReturn", token=None)
     assert resp.status == 303
-    assert "status=unknown" in (resp.header("Location") or "")
+    location = resp.header("Location") or ""
+    assert "status=unknown" in location
+    assert "user_id" not in location  # nothing is confirmed about a transaction that is not found
 
 
 def test_client_return_without_a_front_end_shows_a_page(

@@ -96,5 +96,26 @@ def test_reconcile_command_applies_what_ecpay_says(
     assert api.request("GET", f"/users/{uid}").json()["balance"] == 300
 
 
+def test_reconcile_command_grace_zero_checks_fresh_deposits(
+    api: Api, user: dict[str, Any], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    uid = user["user_id"]
+    tx = create_deposit(api, uid, 200)
+    mtn = checkout(api, uid, tx["transaction_id"])["fields"]["MerchantTradeNo"]
+    fake = FakeEcpay(paid={mtn: 200})
+    real_build = composition.build_service
+    monkeypatch.setattr(composition, "build_service", lambda s, **kw: real_build(s, transport=fake))
+    assert main(["reconcile", "--json"]) == 0  # within the default grace period: left alone
+    assert json.loads(capsys.readouterr().out)["checked"] == 0
+    assert main(["reconcile", "--json", "--grace-minutes", "0"]) == 0
+    assert json.loads(capsys.readouterr().out)["paid"] == 1
+    assert api.request("GET", f"/users/{uid}").json()["balance"] == 200
+
+
+def test_reconcile_command_refuses_a_negative_grace(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["reconcile", "--grace-minutes", "-1"]) == 2
+    assert "--grace-minutes" in capsys.readouterr().err
+
+
 def test_reconcile_command_refuses_a_bad_limit(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["reconcile", "--limit", "0"]) == 2

@@ -202,3 +202,12 @@ def test_the_project_template_routes_every_documented_route() -> None:
     missing = [f"{m} {p}" for m, p in expected if table.match(m, p) is None]
     assert missing == []
     assert table.match("GET", "/nowhere") is None
+
+
+def test_parameter_overrides_replace_defaults(tmp_path: Path) -> None:
+    path = tmp_path / "template.yaml"
+    path.write_text(TEMPLATE, encoding="utf-8")
+    table = RouteTable.from_file(path, {"Origin": "http://127.0.0.1:8080"})
+    assert table.cors is not None and table.cors.allow_origins == ("http://127.0.0.1:8080",)
+    # An override of an undeclared parameter changes nothing else.
+    assert RouteTable.from_file(path, {"Nope": "x"}).cors == RouteTable.from_file(path).cors
