@@ -14,7 +14,9 @@ from __future__ import annotations
 import importlib.util
 import os
 import re
+import shutil
 import subprocess
+import tempfile
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -67,12 +69,15 @@ def _dictionary(path: Path) -> None:
     path.write_text("".join(f'"{t}"\n' for t in tokens), encoding="utf-8")
 
 
-def test_atheris_parser(tmp_path: Path) -> None:
+def test_atheris_parser() -> None:
     if importlib.util.find_spec("atheris") is None:
         message = "atheris is not installed (its wheels are Linux x86_64, Python < 3.12 only)"
         if in_ci():
             pytest.fail(message)
         pytest.skip(message)
+    # Its own directory, not pytest's tmp_path: libFuzzer writes the growing corpus there for minutes,
+    # and pytest deletes old base directories when other sessions start. Kept when a crash is found.
+    tmp_path = Path(tempfile.mkdtemp(prefix="ecpay-fuzz-"))
     corpus = tmp_path / "corpus"
     _seed_corpus(corpus)
     dictionary = tmp_path / "ecpay.dict"
@@ -99,7 +104,8 @@ def test_atheris_parser(tmp_path: Path) -> None:
         check=False,
     )
     output = process.stdout + process.stderr
-    assert process.returncode == 0, output[-4000:]
+    assert process.returncode == 0, f"crash input and corpus kept in {tmp_path}:\n{output[-4000:]}"
+    shutil.rmtree(tmp_path, ignore_errors=True)
     done = re.search(r"Done (\d+) runs", output)
     assert done is not None, output[-2000:]
     coverage = re.findall(r"cov: (\d+)", output)
