@@ -4,16 +4,26 @@ Each sample is a fresh interpreter that times its own imports (interpreter start
 targets are interleaved round by round so machine noise hits them alike, and medians are compared.
 Absolute milliseconds differ between machines and runs: read the ratios.
 
-Two figures per handler:
+Figures per handler:
 
 - ``module``: importing the module the template names (what Lambda's init phase does);
 - ``deployed``: that plus the DynamoDB store adapter (and so boto3), which the function loads on its
-  first request with the template's ``STORE_URL=dynamodb://...``: the whole cold import it pays.
+  first request with the template's ``STORE_URL=dynamodb://...``;
+- for the notification function, ``first notification``: the module plus *everything* its first
+  request imports (``FIRST_NOTIFICATION``: the store adapter, and what creating the first boto3
+  client loads). This is the honest cold import it pays, and the headline.
+  ``tests/unit/api/test_lean_imports.py`` handles real first notifications (paid with the
+  QueryTradeInfo cross-check, ATM code issued, forged) in fresh interpreters and fails if one imports
+  a module this list leaves out, so the figure cannot silently drift from what the function does.
 
-The notification function's budget is ``deployed`` <= 1.15 x ``import boto3``; ``--check`` exits 1 when
-it is exceeded.
+Not counted (not imports): creating the boto3 clients on the first request, which loads botocore's
+JSON service models (~80 ms for the DynamoDB client here, paid by any boto3 function alike), and the
+calls themselves.
 
-    python bench/cold_start.py [--rounds 9] [--json] [--check] [--breakdown]
+The notification function's budget is ``first notification`` <= 1.15 x ``import boto3``; ``--check``
+exits 1 when it is exceeded.
+
+    python bench/cold_start.py [--rounds 15] [--json] [--check] [--breakdown]
 """
 
 from __future__ import annotations
@@ -29,14 +39,23 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 BUDGET = 1.15
-BUDGET_TARGET = "callbacks (deployed)"
+BUDGET_TARGET = "callbacks (first notification)"
 STORE = "ecpay_lambda.store.dynamodb"
+# What the notification function's first request imports beyond its handler module (checked by
+# tests/unit/api/test_lean_imports.py against real first notifications):
+FIRST_NOTIFICATION: tuple[str, ...] = (
+    STORE,  # open_store("dynamodb://..."), with ecpay_lambda.store and .dynamodb_items
+    # Loaded by creating the first boto3 client (the endpoint host goes through the idna codec):
+    # botocore's doing, which any boto3 function pays alike; counted anyway, so the figure errs on
+    # the heavy side.
+    "encodings.idna",
+)
 
 # name -> modules imported, in order, by one sample
 TARGETS: dict[str, tuple[str, ...]] = {
     "import boto3": ("boto3",),
     "callbacks (module)": ("ecpay_lambda.api.callbacks",),
-    "callbacks (deployed)": ("ecpay_lambda.api.callbacks", STORE),
+    BUDGET_TARGET: ("ecpay_lambda.api.callbacks", *FIRST_NOTIFICATION),
     "scheduled (module)": ("ecpay_lambda.api.scheduled",),
     "scheduled (deployed)": ("ecpay_lambda.api.scheduled", STORE),
     "handlers (module)": ("ecpay_lambda.api.handlers",),
@@ -128,7 +147,7 @@ def breakdown(target: str, rounds: int) -> list[tuple[str, float]]:
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark and print the table (or JSON)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=9, help="samples per target (default 9)")
+    parser.add_argument("--rounds", type=int, default=15, help="samples per target (default 15)")
     parser.add_argument("--seed", type=int, default=None, help="shuffle seed (default random)")
     parser.add_argument("--json", action="store_true", help="print JSON")
     parser.add_argument("--check", action="store_true", help=f"exit 1 if {BUDGET_TARGET} > {BUDGET}x")
@@ -148,14 +167,17 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(report))
     else:
         print(f"Python {sys.version.split()[0]}, {args.rounds} rounds (ratios are to import boto3)")
-        print(f"{'target':<24}{'median ms':>11}{'ratio':>7}{'min ms':>9}{'ratio':>7}")
+        print(f"{'target':<32}{'median ms':>11}{'ratio':>7}{'min ms':>9}{'ratio':>7}")
         for name, row in summary.items():
             print(
-                f"{name:<24}{row['median_ms']:>11.1f}{row['ratio']:>7.2f}{row['min_ms']:>9.1f}{row['min_ratio']:>7.2f}"
+                f"{name:<32}{row['median_ms']:>11.1f}{row['ratio']:>7.2f}{row['min_ms']:>9.1f}{row['min_ratio']:>7.2f}"
             )
         verdict = "within" if within else "OVER"
-        ratio = summary[BUDGET_TARGET]["ratio"]
-        print(f"{BUDGET_TARGET}: {ratio:.2f}x (median), {verdict} the {BUDGET}x budget")
+        head = summary[BUDGET_TARGET]
+        print(
+            f"\nNotification function, handler module + its first request's imports: {head['ratio']:.3f}x"
+            f" import boto3 (median; {head['median_ms']:.1f} ms), {verdict} the {BUDGET}x budget"
+        )
         if modules:
             print(f"\nWhat {BUDGET_TARGET} adds to boto3 (mean self time, ms):")
             for name, ms in modules:

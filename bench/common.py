@@ -80,7 +80,8 @@ class Table:
         """A Markdown table under a bold title."""
         lines = [f"**{self.title}**", "", "| " + " | ".join(self.headers) + " |"]
         lines.append("|" + "|".join("---" if i == 0 else "---:" for i in range(len(self.headers))) + "|")
-        lines += ["| " + " | ".join(self._cell(v) for v in row) + " |" for row in self.rows]
+        for row in self.rows:
+            lines.append("| " + " | ".join(self._cell(v).replace("|", "\\|") for v in row) + " |")
         if self.note:
             lines += ["", self.note]
         return "\n".join(lines)

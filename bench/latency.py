@@ -113,7 +113,7 @@ def measure(store: BenchStore, iterations: int, warmup: int = 10) -> Timings:
     return Timings(samples)
 
 
-def table(results: dict[str, Timings], iterations: int) -> Table:
+def table(results: dict[str, Timings]) -> Table:
     """p50/p99 per store and path, and each as a ratio to the floor's p50/p99."""
     rows: list[list[Any]] = []
     for kind, timings in results.items():
@@ -122,8 +122,9 @@ def table(results: dict[str, Timings], iterations: int) -> Table:
         for name in ("notification", "create transaction"):
             p50, p99 = timings.p(name, 50), timings.p(name, 99)
             rows.append([f"{kind}: {name}", p50, p99, p50 / floor50, p99 / floor99])
+    counts = ", ".join(f"{kind} {len(t.samples['floor'])}" for kind, t in results.items())
     return Table(
-        f"Warm latency in process ({iterations} samples each, interleaved)",
+        f"Warm latency in process (samples per path: {counts}; interleaved)",
         ["path", "p50 ms", "p99 ms", "p50 / floor p50", "p99 / floor p99"],
         rows,
         note="DynamoDB here is moto in one local process: its floor is moto's, not AWS's.",

@@ -243,7 +243,7 @@ def tables(results: dict[str, dict[str, Tally]]) -> list[Table]:
                 "DynamoDB per operation (estimated on-demand capacity)",
                 ["operation", "API calls", "HTTP requests", "WRU", "RRU", "bytes stored"],
                 [
-                    [n, dyn[n].round_trips, dyn[n].http, dyn[n].wru, dyn[n].rru, dyn[n].stored_bytes]
+                    [n, dyn[n].round_trips, dyn[n].http_mean, dyn[n].wru, dyn[n].rru, dyn[n].stored_bytes]
                     for n in OPERATIONS
                 ],
                 note="WRU/RRU from the items each call writes and reads (bench/round_trips.py: capacity).",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -167,9 +166,9 @@ def test_commit_cas_detects_a_stale_version_and_writes_nothing(store: WalletStor
     user, _ = _funded(store, 100)
     txn = _txn(user.user_id)
     store.commit(AtomicWrite(transactions=[TransactionPut(txn, 0)]))
-    v2 = replace(txn, status=TransactionStatus.AWAITING_PAYMENT, version=2)
+    v2 = txn._replace(status=TransactionStatus.AWAITING_PAYMENT, version=2)
     store.commit(AtomicWrite(transactions=[TransactionPut(v2, 1)]))
-    stale = replace(txn, status=TransactionStatus.FAILED, version=2)
+    stale = txn._replace(status=TransactionStatus.FAILED, version=2)
     with pytest.raises(VersionConflict) as info:
         store.commit(
             AtomicWrite(
@@ -194,7 +193,7 @@ def test_inserting_an_existing_transaction_is_a_version_conflict(store: WalletSt
     txn = _txn(user.user_id)
     store.commit(AtomicWrite(transactions=[TransactionPut(txn, 0)]))
     with pytest.raises(VersionConflict):
-        store.commit(AtomicWrite(transactions=[TransactionPut(replace(txn, amount=999), 0)]))
+        store.commit(AtomicWrite(transactions=[TransactionPut(txn._replace(amount=999), 0)]))
     assert store.get_transaction(txn.transaction_id) == txn
 
 
@@ -218,7 +217,7 @@ def test_delta_never_goes_negative_and_rolls_back_everything(store: WalletStore)
     # Exactly the balance is allowed.
     store.commit(
         AtomicWrite(
-            transactions=[TransactionPut(replace(withdraw, amount=50), 0)],
+            transactions=[TransactionPut(withdraw._replace(amount=50), 0)],
             user_delta=UserDelta(user.user_id, -50, 50, 1),
             ledger=[_entry(withdraw, -50, 50)],
         )
@@ -269,7 +268,7 @@ def test_duplicate_notification_key_is_refused_and_nothing_written(store: Wallet
     store.commit(
         AtomicWrite(transactions=[TransactionPut(txn, 0)], notification=_note("m:paid:0", txn.transaction_id))
     )
-    v2 = replace(txn, status=TransactionStatus.PAID, version=2)
+    v2 = txn._replace(status=TransactionStatus.PAID, version=2)
     with pytest.raises(DuplicateNotification) as info:
         store.commit(
             AtomicWrite(
@@ -295,7 +294,7 @@ def test_duplicate_notification_key_is_refused_and_nothing_written(store: Wallet
 
 def test_notification_record_roundtrip(store: WalletStore) -> None:
     body = "RtnMsg=交易成功&X=" + "y" * 5000 + "&blank="
-    note = replace(_note(None, "abc"), raw_body=body, outcome="rejected:check_mac_value")
+    note = _note(None, "abc")._replace(raw_body=body, outcome="rejected:check_mac_value")
     store.record_notification(note)
     assert store.list_notifications("abc") == [note]
     assert store.list_notifications("other") == []
@@ -311,8 +310,8 @@ def test_idempotency_key_is_unique_per_user_until_it_expires(store: WalletStore)
     store.commit(AtomicWrite(transactions=[TransactionPut(t1, 0)], idempotency=rec))
     assert store.get_idempotency(user.user_id, "key-1") == rec
     t2 = _txn(user.user_id)
-    rec2 = replace(
-        rec, request_fingerprint="fp2", transaction_id=t2.transaction_id, created_at=T0 + timedelta(hours=1)
+    rec2 = rec._replace(
+        request_fingerprint="fp2", transaction_id=t2.transaction_id, created_at=T0 + timedelta(hours=1)
     )
     with pytest.raises(IdempotencyKeyReused) as info:
         store.commit(AtomicWrite(transactions=[TransactionPut(t2, 0)], idempotency=rec2))
@@ -323,12 +322,12 @@ def test_idempotency_key_is_unique_per_user_until_it_expires(store: WalletStore)
     store.commit(
         AtomicWrite(
             transactions=[TransactionPut(t3, 0)],
-            idempotency=replace(rec, user_id=other.user_id, transaction_id=t3.transaction_id),
+            idempotency=rec._replace(user_id=other.user_id, transaction_id=t3.transaction_id),
         )
     )
     # After expiry the key may be used again, replacing the old record.
     late = T0 + timedelta(hours=25)
-    rec3 = replace(rec2, created_at=late, expires_at=late + timedelta(hours=24))
+    rec3 = rec2._replace(created_at=late, expires_at=late + timedelta(hours=24))
     store.commit(AtomicWrite(transactions=[TransactionPut(t2, 0)], idempotency=rec3))
     assert store.get_idempotency(user.user_id, "key-1") == rec3
     assert store.get_idempotency(user.user_id, "missing") is None
@@ -379,7 +378,7 @@ def test_ledger_lists_by_user_and_transaction_in_order(store: WalletStore) -> No
     done = _entry(w, 0, -100, "withdraw_complete")
     store.commit(
         AtomicWrite(
-            transactions=[TransactionPut(replace(w, status=TransactionStatus.COMPLETED, version=2), 1)],
+            transactions=[TransactionPut(w._replace(status=TransactionStatus.COMPLETED, version=2), 1)],
             user_delta=UserDelta(user.user_id, 0, -100, -1),
             ledger=[done],
         )

@@ -23,7 +23,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -153,6 +153,10 @@ class Api:
             conn = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
             self._local.conn = conn
         return conn
+
+    def connect(self) -> None:
+        """Open this thread's connection now (it is otherwise opened by the first request)."""
+        self._connection().connect()
 
     def close(self) -> None:
         """Close this thread's connection."""
@@ -470,10 +474,3 @@ def wait_until(predicate: Callable[[], bool], *, timeout: float, interval: float
         if time.monotonic() >= end:
             return False
         time.sleep(interval)
-
-
-def chunks(items: Sequence[Any], count: int) -> Iterable[Sequence[Any]]:
-    """``items`` in ``count`` nearly equal slices."""
-    step = max(1, -(-len(items) // count))
-    for start in range(0, len(items), step):
-        yield items[start : start + step]

@@ -16,8 +16,8 @@ import os
 import re
 import shutil
 import subprocess
-import tempfile
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -104,7 +104,10 @@ def test_atheris_parser() -> None:
         check=False,
     )
     output = process.stdout + process.stderr
-    assert process.returncode == 0, f"crash input and corpus kept in {tmp_path}:\n{output[-4000:]}"
+    if process.returncode != 0:
+        at = output.find("=== Uncaught Python exception")
+        detail = output[at : at + 3000] if at >= 0 else output[-4000:]
+        pytest.fail(f"atheris found a failing input (kept with the corpus in {tmp_path}):\n{detail}")
     shutil.rmtree(tmp_path, ignore_errors=True)
     done = re.search(r"Done (\d+) runs", output)
     assert done is not None, output[-2000:]

@@ -49,9 +49,10 @@ def test_parallel_withdrawals_never_overdraw(store_url: str, server_factory: Ser
     lock = threading.Lock()
 
     def withdraw() -> None:
-        client = server.api(server.env["API_TOKEN"])  # its own connection, opened at the same moment
+        client = server.api(server.env["API_TOKEN"])
         try:
             key = {"Idempotency-Key": uuid.uuid4().hex}
+            client.connect()  # its own connection, open before the start: the race is the requests
             barrier.wait()
             with in_flight:
                 reply = client.create_transaction(user_id, "withdraw", AMOUNT, headers=key)

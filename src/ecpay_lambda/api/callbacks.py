@@ -1,8 +1,11 @@
 """ECPay callback entry points: ReturnURL, PaymentInfoURL and the browser's clientReturn.
 
-Lean by design (a cold start budget of 1.15x a bare ``import boto3``): no Powertools event handler,
-no OpenAPI, no pydantic, no SQLAlchemy. The wallet records, verifies and applies each notification
-and says what to answer; this module only moves bytes in and the ``1|OK`` line out.
+Lean by design (a cold start budget of 1.15x a bare ``import boto3``, measured with the first
+notification's imports by ``bench/cold_start.py``): no Powertools event handler, no OpenAPI, no
+pydantic, no SQLAlchemy, and notifications go to the wallet's ``CallbackHandler`` without loading the
+wallet's other use cases (``wallet.service`` is imported by clientReturn only). The wallet records,
+verifies and applies each notification and says what to answer; this module only moves bytes in and
+the ``1|OK`` line out.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from ..config import ConfigError, load_settings
 from ..wallet.errors import NotFound
 from . import logs
-from .composition import get_service
+from .composition import get_callbacks, get_service
 from .events import (
     MAX_BODY_BYTES,
     Event,
@@ -56,13 +59,13 @@ def _notification(event: Event, route: str) -> LambdaResponse:
         if not settings.ecpay_enabled:
             logger.error("callback reached a function without ECPay credentials", extra={"route": route})
             return text_response(503, "0|Unavailable", PLAIN)
-        service = get_service()
+        callbacks = get_callbacks()
         transaction_id = path_parameter(event, "transactionId")
         is_base64 = bool(event.get("isBase64Encoded"))
         if route == "return":
-            reply = service.handle_return(body, is_base64=is_base64, route_transaction_id=transaction_id)
+            reply = callbacks.handle_return(body, is_base64=is_base64, route_transaction_id=transaction_id)
         else:
-            reply = service.handle_payment_info(
+            reply = callbacks.handle_payment_info(
                 body, is_base64=is_base64, route_transaction_id=transaction_id
             )
     except ConfigError as exc:

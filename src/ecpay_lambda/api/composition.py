@@ -1,7 +1,11 @@
-"""Composition root: settings -> store adapter -> ECPay client -> WalletService, once per cold start.
+"""Composition root: settings -> store adapter -> ECPay client -> wallet, once per cold start.
 
 Lean on purpose (no pydantic, no Powertools event handler, no SQLAlchemy at import): the ECPay
-notification function builds its service here too. ``open_store`` imports the adapter the URL names.
+notification function builds its :class:`CallbackHandler` here too. That function's cold start is
+budgeted, so this module does not import ``wallet.service`` (the use cases, with checkout,
+reconciliation, audit and idempotency) until a WalletService is asked for, and ``open_store`` imports
+only the adapter the URL names. The callback handler and the service share one store and one ECPay
+client.
 """
 
 from __future__ import annotations
@@ -9,6 +13,8 @@ from __future__ import annotations
 import functools
 import secrets
 from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from ..config import Settings, load_settings
 from ..ecpay.client import EcpayClient
@@ -16,8 +22,11 @@ from ..ecpay.credentials import MerchantCredentials
 from ..ecpay.environments import Endpoints
 from ..ecpay.errors import TransportError
 from ..ecpay.transport import HttpResponse, Transport, UrllibTransport
+from ..wallet.callbacks import CallbackHandler, EcpayConfig
 from ..wallet.port import WalletStore
-from ..wallet.service import EcpayConfig, WalletService
+
+if TYPE_CHECKING:
+    from ..wallet.service import WalletService
 
 
 class EcpayDisabledTransport:
@@ -28,7 +37,8 @@ class EcpayDisabledTransport:
         raise TransportError("ECPay is not configured for this function")
 
 
-def _ecpay_config(settings: Settings, transport: Transport | None) -> EcpayConfig:
+def ecpay_config(settings: Settings, transport: Transport | None = None) -> EcpayConfig:
+    """The wallet's ECPay configuration (credentials, client, cross-check) from ``settings``."""
     if settings.credentials is None:
         # Unguessable throwaway keys: even a mis-routed notification can never verify here.
         credentials = MerchantCredentials("disabled", secrets.token_hex(16), secrets.token_hex(16))
@@ -55,20 +65,48 @@ def build_service(
     settings: Settings, *, transport: Transport | None = None, store: WalletStore | None = None
 ) -> WalletService:
     """Wire a WalletService from ``settings`` (``transport``/``store`` override for tests and the sandbox)."""
-    return WalletService(store or build_store(settings), _ecpay_config(settings, transport))
+    # Deferred: the notification function never needs the use cases (cold start budget).
+    from ..wallet.service import WalletService  # noqa: PLC0415
+
+    return WalletService(store or build_store(settings), ecpay_config(settings, transport))
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
 
 
 _override: WalletService | None = None
 
 
 @functools.cache
+def _wiring() -> tuple[WalletStore, EcpayConfig]:
+    # One store and one ECPay client per process, whichever of the two entry points asks first.
+    settings = load_settings()
+    return build_store(settings), ecpay_config(settings)
+
+
+@functools.cache
 def _built_service() -> WalletService:
-    return build_service(load_settings())
+    from ..wallet.service import WalletService  # noqa: PLC0415 - deferred, see build_service
+
+    return WalletService(*_wiring())
+
+
+@functools.cache
+def _built_callbacks() -> CallbackHandler:
+    store, ecpay = _wiring()
+    # The same clock as a WalletService without an injected one: aware UTC now.
+    return CallbackHandler.for_config(store, ecpay, _utc_now)
 
 
 def get_service() -> WalletService:
     """The process's WalletService, built once per cold start from ``load_settings()``."""
     return _override if _override is not None else _built_service()
+
+
+def get_callbacks() -> CallbackHandler:
+    """The process's ECPay notification handler (the overriding service's, when one is set)."""
+    return _override.callbacks() if _override is not None else _built_callbacks()
 
 
 def set_service(service: WalletService | None) -> None:
@@ -78,8 +116,10 @@ def set_service(service: WalletService | None) -> None:
 
 
 def reset() -> None:
-    """Forget the cached settings and service (tests; the local server after changing variables)."""
+    """Forget the cached settings, store and service (tests; the local server after changing variables)."""
     global _override  # noqa: PLW0603
     _override = None
+    _built_callbacks.cache_clear()
     _built_service.cache_clear()
+    _wiring.cache_clear()
     load_settings.cache_clear()

@@ -1,11 +1,12 @@
 """ECPay CheckMacValue: sign and verify parameter sets exactly as ECPay's servers do."""
 
-from __future__ import annotations
+# Annotations are evaluated, not postponed (no ``from __future__ import annotations``): typing.NamedTuple
+# would otherwise compile each field's string annotation at import (cold start, see ``records``).
 
 import hashlib
 import hmac
 from collections.abc import Mapping
-from dataclasses import dataclass
+from typing import NamedTuple
 
 # The .NET HttpUtility.UrlEncode safe set, which is what ECPay's servers use; note that "~" is NOT
 # safe (Python's quote_plus leaves it alone, which is the official Python SDK's bug).
@@ -23,9 +24,12 @@ def ecpay_urlencode(text: str) -> str:
     return "".join(_ENCODE_TABLE[b] for b in text.encode("utf-8")).lower()
 
 
-@dataclass(frozen=True)
-class CheckMacSteps:
-    """The intermediate strings of one CheckMacValue computation (for the ``checkmac --explain`` tool)."""
+class CheckMacSteps(NamedTuple):
+    """The intermediate strings of one CheckMacValue computation (for the ``checkmac --explain`` tool).
+
+    A NamedTuple, not a dataclass: this module is on the notification Lambda's import path (see
+    ``records``).
+    """
 
     sorted_pairs: str
     wrapped: str

@@ -1,15 +1,16 @@
 """Server-to-server ECPay client: QueryTradeInfo, QueryPaymentInfo, DoAction and friends."""
 
-from __future__ import annotations
+# Annotations are evaluated, not postponed (no ``from __future__ import annotations``): typing.NamedTuple
+# would otherwise compile each field's string annotation at import (cold start, see ``records``).
 
 import json
 import re
 import time
 import urllib.parse
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from datetime import datetime
 from types import MappingProxyType
+from typing import NamedTuple
 
 from .checkmac import check_mac_value, verify_check_mac_value
 from .credentials import MerchantCredentials
@@ -22,7 +23,8 @@ from .errors import (
     ResponseError,
     TransportError,
 )
-from .notifications import ExtraPaidInfo, PaymentInfoNotice, payment_info_from_fields
+from .notifications import NO_EXTRA_PAID_INFO, ExtraPaidInfo, PaymentInfoNotice, payment_info_from_fields
+from .records import repr_without
 from .timezone import parse_ecpay_datetime
 from .transport import Transport, UrllibTransport
 
@@ -32,10 +34,14 @@ _INTEGER = re.compile(r"-?[0-9]+")
 _PIPE_ANSWER = re.compile(r"(-?[0-9]+)\|(.*)", re.DOTALL)
 DO_ACTIONS = frozenset({"C", "R", "E", "N"})
 PERIOD_ACTIONS = frozenset({"ReAuth", "Cancel"})
+# Left out of the answers' reprs (and so of logs): the raw field set and the extra-paid-info block.
+_HIDDEN = frozenset({"fields", "extra"})
+
+# The answers are NamedTuples, not dataclasses: this module is on the notification Lambda's import
+# path (the paid cross-check), where a dataclass costs ~1 ms to define (see ``records``).
 
 
-@dataclass(frozen=True)
-class TradeInfo:
+class TradeInfo(NamedTuple):
     """A verified QueryTradeInfo/V5 answer."""
 
     merchant_trade_no: str
@@ -45,30 +51,32 @@ class TradeInfo:
     payment_type: str
     payment_date: datetime | None  # UTC
     simulate_paid: bool  # from NeedExtraPaidInfo/SimulatePaid when present, else False
-    fields: Mapping[str, str] = field(repr=False)
+    fields: Mapping[str, str]  # left out of repr
     trade_date: datetime | None = None  # UTC
     item_name: str = ""
     handling_charge: str = ""  # may be decimal; kept as sent
     payment_type_charge_fee: str = ""
     store_id: str = ""
     custom_fields: tuple[str, str, str, str] = ("", "", "", "")
-    extra: ExtraPaidInfo = field(default_factory=ExtraPaidInfo, repr=False)
+    extra: ExtraPaidInfo = NO_EXTRA_PAID_INFO  # left out of repr
 
     @property
     def is_paid(self) -> bool:
         """TradeStatus 1."""
         return self.trade_status == "1"
 
+    def __repr__(self) -> str:
+        return repr_without(self, _HIDDEN)
 
-@dataclass(frozen=True)
-class ActionResult:
+
+class ActionResult(NamedTuple):
     """A CreditDetail/DoAction (or CreditCardPeriodAction) answer."""
 
     rtn_code: str
     rtn_msg: str
     merchant_trade_no: str
     trade_no: str
-    fields: Mapping[str, str] = field(repr=False)
+    fields: Mapping[str, str]  # left out of repr
     signed: bool = False  # True when the answer carried a CheckMacValue (which was then verified)
 
     @property
@@ -76,9 +84,11 @@ class ActionResult:
         """RtnCode 1."""
         return self.rtn_code == "1"
 
+    def __repr__(self) -> str:
+        return repr_without(self, _HIDDEN)
 
-@dataclass(frozen=True)
-class PeriodExecution:
+
+class PeriodExecution(NamedTuple):
     """One attempt of a periodic (定期定額) order, from QueryCreditCardPeriodInfo's ExecLog."""
 
     rtn_code: str
@@ -87,16 +97,18 @@ class PeriodExecution:
     process_date: datetime | None  # UTC
     auth_code: str
     trade_no: str
-    fields: Mapping[str, object] = field(repr=False)
+    fields: Mapping[str, object]  # left out of repr
 
     @property
     def ok(self) -> bool:
         """RtnCode 1."""
         return self.rtn_code == "1"
 
+    def __repr__(self) -> str:
+        return repr_without(self, _HIDDEN)
 
-@dataclass(frozen=True)
-class PeriodInfo:
+
+class PeriodInfo(NamedTuple):
     """A QueryCreditCardPeriodInfo answer (JSON, not signed by ECPay)."""
 
     merchant_trade_no: str
@@ -110,11 +122,13 @@ class PeriodInfo:
     total_success_times: int | None
     total_success_amount: int | None
     executions: tuple[PeriodExecution, ...]
-    fields: Mapping[str, object] = field(repr=False)
+    fields: Mapping[str, object]  # left out of repr
+
+    def __repr__(self) -> str:
+        return repr_without(self, _HIDDEN)
 
 
-@dataclass(frozen=True)
-class CreditTradeDetail:
+class CreditTradeDetail(NamedTuple):
     """A CreditDetail/QueryTrade/V2 answer (JSON, not signed by ECPay)."""
 
     rtn_msg: str
@@ -124,7 +138,10 @@ class CreditTradeDetail:
     authtime: str
     status: str  # e.g. 已授權 (authorised), 要關帳 (capture requested), 已關帳 (captured), 已退款
     close_data: tuple[Mapping[str, object], ...]
-    fields: Mapping[str, object] = field(repr=False)
+    fields: Mapping[str, object]  # left out of repr
+
+    def __repr__(self) -> str:
+        return repr_without(self, _HIDDEN)
 
 
 # --- answer parsing (module level so the sandbox and tests can use the same rules) ---------------

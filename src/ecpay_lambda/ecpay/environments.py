@@ -1,21 +1,24 @@
 """ECPay environments (stage, production, or a given base URL such as the offline sandbox)."""
 
-from __future__ import annotations
+# Annotations are evaluated, not postponed (no ``from __future__ import annotations``): typing.NamedTuple
+# would otherwise compile each field's string annotation at import (cold start, see ``records``).
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 STAGE_BASE_URL = "https://payment-stage.ecpay.com.tw"
 PRODUCTION_BASE_URL = "https://payment.ecpay.com.tw"
 
 
-@dataclass(frozen=True)
-class Endpoints:
-    """The ECPay URLs this library calls, all derived from one payment host base URL."""
+class Endpoints(NamedTuple):
+    """The ECPay URLs this library calls, all derived from one payment host base URL.
+
+    A NamedTuple, not a dataclass: it is on the notification Lambda's import path (see ``records``).
+    """
 
     base_url: str
 
     @classmethod
-    def for_environment(cls, environment: str, base_url: str | None = None) -> Endpoints:
+    def for_environment(cls, environment: str, base_url: str | None = None) -> "Endpoints":
         """``stage`` / ``production``, or ``sandbox`` (which needs ``base_url``) / any explicit base URL."""
         if base_url:
             return cls(base_url.rstrip("/"))

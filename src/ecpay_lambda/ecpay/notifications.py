@@ -3,22 +3,24 @@
 Must stay free of pydantic and any heavy import: the notification Lambda imports this module.
 """
 
-from __future__ import annotations
+# Annotations are evaluated, not postponed (no ``from __future__ import annotations``): typing.NamedTuple
+# would otherwise compile each field's string annotation at import (cold start, see ``records``).
 
 import base64
 import binascii
 import re
 import urllib.parse
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 from types import MappingProxyType
+from typing import NamedTuple
 
 from .checkmac import MD5, SHA256, verify_check_mac_value
 from .credentials import MerchantCredentials
 from .errors import CheckMacValueError, NotificationError
-from .timezone import ECPAY_DATE_FORMAT, TAIPEI, parse_ecpay_datetime
+from .records import repr_without
+from .timezone import ECPAY_DATE_FORMAT, TAIPEI, parse_ecpay_datetime, parse_naive
 
 MAX_BODY_BYTES = 64 * 1024
 MAX_FIELDS = 256
@@ -70,8 +72,11 @@ _EXTRA_PAID_INFO_FIELDS: Mapping[str, str] = MappingProxyType(
 )
 
 
-@dataclass(frozen=True)
-class ExtraPaidInfo:
+# The records below are NamedTuples, not dataclasses: this module is on the notification Lambda's
+# import path, where a dataclass costs ~1 ms to define (see ``records``).
+
+
+class ExtraPaidInfo(NamedTuple):
     """The NeedExtraPaidInfo=Y fields, exactly as received (blank when absent or sent blank)."""
 
     present: bool = False  # True when at least one of these fields was received
@@ -105,14 +110,18 @@ class ExtraPaidInfo:
     total_success_amount: str = ""
 
     @classmethod
-    def from_fields(cls, fields: Mapping[str, str]) -> ExtraPaidInfo:
+    def from_fields(cls, fields: Mapping[str, str]) -> "ExtraPaidInfo":
         """Pick the extra-paid-info fields out of a verified field set."""
         values = {attr: fields[name] for name, attr in _EXTRA_PAID_INFO_FIELDS.items() if name in fields}
         return cls(present=bool(values), **values)
 
 
-@dataclass(frozen=True)
-class PaymentResult:
+NO_EXTRA_PAID_INFO = ExtraPaidInfo()  # immutable, so one shared default serves every record
+# Left out of the records' reprs (and so of logs): the raw field set and the extra-paid-info block.
+_HIDDEN = frozenset({"fields", "extra"})
+
+
+class PaymentResult(NamedTuple):
     """A verified ReturnURL (or OrderResultURL) notification."""
 
     merchant_id: str
@@ -125,21 +134,23 @@ class PaymentResult:
     payment_date: datetime | None  # UTC; None when ECPay sent it blank
     trade_date: datetime | None  # UTC
     simulate_paid: bool
-    fields: Mapping[str, str] = field(repr=False)  # every received field, blank ones kept
+    fields: Mapping[str, str]  # every received field, blank ones kept (left out of repr)
     store_id: str = ""
     platform_id: str = ""
     payment_type_charge_fee: str = ""  # may be a decimal ("25.00"); kept as sent
     custom_fields: tuple[str, str, str, str] = ("", "", "", "")
-    extra: ExtraPaidInfo = field(default_factory=ExtraPaidInfo, repr=False)
+    extra: ExtraPaidInfo = NO_EXTRA_PAID_INFO  # left out of repr
 
     @property
     def is_paid(self) -> bool:
         """RtnCode 1 means paid."""
         return self.rtn_code == "1"
 
+    def __repr__(self) -> str:
+        return repr_without(self, _HIDDEN)
 
-@dataclass(frozen=True)
-class PaymentInfoNotice:
+
+class PaymentInfoNotice(NamedTuple):
     """A verified PaymentInfoURL notification: an ATM account or CVS/BARCODE code was issued (or not)."""
 
     merchant_id: str
@@ -157,7 +168,7 @@ class PaymentInfoNotice:
     barcode2: str
     barcode3: str
     expire_at: datetime | None  # UTC (ATM dates mean the end of that Taiwan day)
-    fields: Mapping[str, str] = field(repr=False)
+    fields: Mapping[str, str]  # left out of repr
     store_id: str = ""
     custom_fields: tuple[str, str, str, str] = ("", "", "", "")
     bnpl_trade_no: str = ""
@@ -168,9 +179,11 @@ class PaymentInfoNotice:
         """ATM/BNPL RtnCode 2, CVS/BARCODE RtnCode 10100073."""
         return self.rtn_code in ("2", "10100073")
 
+    def __repr__(self) -> str:
+        return repr_without(self, _HIDDEN)
 
-@dataclass(frozen=True)
-class PeriodResult:
+
+class PeriodResult(NamedTuple):
     """A verified PeriodReturnURL notification (charge #2..n of a periodic credit order)."""
 
     merchant_id: str
@@ -180,7 +193,7 @@ class PeriodResult:
     amount: int
     total_success_times: int
     simulate_paid: bool
-    fields: Mapping[str, str] = field(repr=False)
+    fields: Mapping[str, str]  # left out of repr
     period_type: str = ""
     frequency: int | None = None
     exec_times: int | None = None
@@ -195,6 +208,9 @@ class PeriodResult:
     def is_paid(self) -> bool:
         """RtnCode 1 means this charge succeeded."""
         return self.rtn_code == "1"
+
+    def __repr__(self) -> str:
+        return repr_without(self, _HIDDEN)
 
 
 # --- decoding -----------------------------------------------------------------------------------
@@ -331,7 +347,7 @@ def _expiry(fields: Mapping[str, str]) -> datetime | None:
         if " " in value:
             return parse_ecpay_datetime(value)
         # ATM deadlines are dates: the account can be paid until the end of that Taiwan day.
-        day = datetime.strptime(value, ECPAY_DATE_FORMAT)
+        day = parse_naive(value, ECPAY_DATE_FORMAT)
         return day.replace(hour=23, minute=59, second=59, tzinfo=TAIPEI).astimezone(UTC)
     except ValueError:
         raise NotificationError("invalid_field", f"ExpireDate is not a date: {_short(value)}") from None

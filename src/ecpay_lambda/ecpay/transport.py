@@ -1,13 +1,13 @@
 """Injectable HTTP transport for ECPay's server-to-server APIs (the httpx transport idea)."""
 
-from __future__ import annotations
+# Annotations are evaluated, not postponed (no ``from __future__ import annotations``): typing.NamedTuple
+# would otherwise compile each field's string annotation at import (cold start, see ``records``).
 
 import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from .errors import TransportError
 
@@ -15,9 +15,8 @@ from .errors import TransportError
 MAX_RESPONSE_BYTES = 1024 * 1024
 
 
-@dataclass(frozen=True)
-class HttpResponse:
-    """What a transport returns: status and raw body bytes."""
+class HttpResponse(NamedTuple):
+    """What a transport returns: status and raw body bytes (a NamedTuple: cold start, see ``records``)."""
 
     status: int
     body: bytes

@@ -1,17 +1,20 @@
 """ECPay callbacks (ReturnURL, PaymentInfoURL): record every body, verify it, apply it once.
 
-Kept apart from ``service`` so the notification Lambda's path is small and obvious; it imports
-only the light ``ecpay.notifications`` module.
+Kept apart from ``service`` so the notification Lambda's path is small and obvious: that function
+builds a :class:`CallbackHandler` (``api.composition.get_callbacks``) and never imports ``service``
+(nor its checkout, reconciliation, audit and idempotency code). The types here are a NamedTuple and
+plain classes rather than dataclasses for the same cold start (see ``ecpay.records``).
 """
 
-from __future__ import annotations
+# Annotations are evaluated, not postponed (no ``from __future__ import annotations``): typing.NamedTuple
+# would otherwise compile each field's string annotation at import (cold start, see ``ecpay.records``).
 
 import base64
 import binascii
 import contextlib
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime
+from typing import Final, NamedTuple
 
 from ..ecpay.client import EcpayClient
 from ..ecpay.credentials import MerchantCredentials
@@ -22,12 +25,30 @@ from .ids import is_transaction_id, new_notification_id
 from .models import Transaction
 from .outcomes import Confirm, Delivery, EcpayOutcome, OutcomeKind, OutcomeResult, apply_outcome
 from .port import WalletStore
-from .results import CallbackReply
 
 OK = "1|OK"
 # The store keeps at most this much of a body: ECPay's are about 1 KB, and an abusive one must not
 # exceed a DynamoDB item (400 KB). Bodies this large are refused by the parser anyway.
 MAX_RECORDED_CHARS = 64 * 1024
+
+
+class CallbackReply(NamedTuple):
+    """What an ECPay callback route answers: exactly ``1|OK`` when accepted (also for duplicates)."""
+
+    accepted: bool
+    body: str  # "1|OK" or "0|<short reason>" (never secrets); ECPay retries on anything but 1|OK
+    outcome: str  # as recorded in the NotificationRecord
+    transaction_id: str | None = None
+
+
+class EcpayConfig(NamedTuple):
+    """What the wallet needs to know about ECPay (built once by the composition root)."""
+
+    credentials: MerchantCredentials
+    client: EcpayClient  # query / refund; its transport is injected by the composition root
+    cross_check_paid: bool  # confirm paid notifications with QueryTradeInfo before crediting
+    item_name: str = "Wallet points"
+    trade_desc: str = "Wallet deposit"
 
 
 def body_text(body: bytes | str, *, is_base64: bool) -> str:
@@ -56,15 +77,43 @@ def _reply(result: OutcomeResult, transaction_id: str | None) -> CallbackReply:
     return CallbackReply(False, f"0|{reason}", result.outcome, transaction_id)
 
 
-@dataclass(frozen=True)
 class CallbackHandler:
-    """Handles ECPay's server-to-server notifications for the wallet."""
+    """Handles ECPay's server-to-server notifications for the wallet.
 
-    store: WalletStore
-    credentials: MerchantCredentials
-    client: EcpayClient
-    cross_check_paid: bool
-    clock: Callable[[], datetime]
+    ``clock`` must return aware UTC datetimes (``WalletService.now`` or ``datetime.now(UTC)``).
+    """
+
+    __slots__ = ("client", "clock", "credentials", "cross_check_paid", "store")
+
+    def __init__(
+        self,
+        store: WalletStore,
+        credentials: MerchantCredentials,
+        client: EcpayClient,
+        cross_check_paid: bool,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self.store: Final = store
+        self.credentials: Final = credentials
+        self.client: Final = client
+        self.cross_check_paid: Final = cross_check_paid
+        self.clock: Final = clock
+
+    @classmethod
+    def for_config(
+        cls, store: WalletStore, ecpay: EcpayConfig, clock: Callable[[], datetime]
+    ) -> "CallbackHandler":
+        """The handler of a wallet on ``store`` configured with ``ecpay``."""
+        return cls(
+            store=store,
+            credentials=ecpay.credentials,
+            client=ecpay.client,
+            cross_check_paid=ecpay.cross_check_paid,
+            clock=clock,
+        )
+
+    def __repr__(self) -> str:
+        return f"CallbackHandler(store={self.store!r}, credentials={self.credentials!r})"
 
     def _delivery(self, route: str, body: bytes | str, is_base64: bool) -> Delivery:
         return Delivery(new_notification_id(), route, body_text(body, is_base64=is_base64), self.clock())

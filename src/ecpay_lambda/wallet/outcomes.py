@@ -8,13 +8,14 @@ changes nothing, and a second paid attempt of one transaction is recorded and fl
 credited twice.
 """
 
-from __future__ import annotations
+# Annotations are evaluated, not postponed (no ``from __future__ import annotations``): typing.NamedTuple
+# would otherwise compile each field's string annotation at import (cold start, see ``ecpay.records``).
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
-from typing import Literal
+from types import MappingProxyType
+from typing import Literal, NamedTuple
 
 from .ids import new_entry_id
 from .models import (
@@ -61,10 +62,12 @@ class OutcomeKind(StrEnum):
 
 
 REFUND_KINDS = frozenset({OutcomeKind.REFUNDED, OutcomeKind.REFUND_FAILED})
+# The records below are NamedTuples, not dataclasses: this module is on the notification Lambda's
+# import path, where a dataclass costs ~1 ms to define (see ``ecpay.records``).
+_NO_PAYMENT_INFO: Mapping[str, str] = MappingProxyType({})  # immutable, so one shared default
 
 
-@dataclass(frozen=True)
-class EcpayOutcome:
+class EcpayOutcome(NamedTuple):
     """One verified statement from ECPay about one transaction.
 
     ``transaction_id`` is the deposit (or, for refund kinds, the refund transaction). ``period`` is
@@ -80,7 +83,7 @@ class EcpayOutcome:
     simulate_paid: bool = False
     period: int = 0
     payment_type: str = ""
-    payment_info: Mapping[str, str] = field(default_factory=dict)
+    payment_info: Mapping[str, str] = _NO_PAYMENT_INFO
     expires_at: datetime | None = None
     flags: frozenset[str] = frozenset()
 
@@ -93,8 +96,7 @@ class EcpayOutcome:
         return f"{self.merchant_trade_no}:{self.kind}:{self.period}"
 
 
-@dataclass(frozen=True)
-class Delivery:
+class Delivery(NamedTuple):
     """Where an outcome came from: becomes the append-only NotificationRecord."""
 
     notification_id: str
@@ -126,8 +128,7 @@ class Delivery:
 ResultStatus = Literal["applied", "flagged", "duplicate", "ignored", "rejected", "retry"]
 
 
-@dataclass(frozen=True)
-class OutcomeResult:
+class OutcomeResult(NamedTuple):
     """What :func:`apply_outcome` did; ``outcome`` is the label recorded in the NotificationRecord."""
 
     status: ResultStatus
@@ -140,16 +141,14 @@ class OutcomeResult:
         return self.status not in ("rejected", "retry")
 
 
-@dataclass(frozen=True)
-class Skip:
+class Skip(NamedTuple):
     """A decision that changes nothing: only the delivery is recorded, under ``label``."""
 
     status: ResultStatus
     label: str
 
 
-@dataclass(frozen=True)
-class Change:
+class Change(NamedTuple):
     """A decision that changes state: one atomic write (``puts`` + delta + ledger)."""
 
     status: ResultStatus  # applied or flagged
@@ -170,7 +169,7 @@ def _open_delta(old: TransactionStatus, new: TransactionStatus) -> int:
 
 
 def _next(txn: Transaction, now: datetime, **changes: object) -> Transaction:
-    return replace(txn, version=txn.version + 1, updated_at=now, **changes)  # type: ignore[arg-type]
+    return txn._replace(version=txn.version + 1, updated_at=now, **changes)  # type: ignore[arg-type]
 
 
 def _put(old: Transaction, new: Transaction) -> TransactionPut:

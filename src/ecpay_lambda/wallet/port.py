@@ -3,12 +3,12 @@
 Every state change goes through :meth:`WalletStore.commit`, one atomic write (all or nothing).
 """
 
-from __future__ import annotations
+# Annotations are evaluated, not postponed (no ``from __future__ import annotations``): typing.NamedTuple
+# would otherwise compile each field's string annotation at import (cold start, see ``ecpay.records``).
 
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from .models import (
     IdempotencyRecord,
@@ -19,9 +19,11 @@ from .models import (
     User,
 )
 
+# The write records are NamedTuples, not dataclasses: this module is on the notification Lambda's
+# import path, where a dataclass costs ~1 ms to define (see ``ecpay.records``).
 
-@dataclass(frozen=True)
-class TransactionPut:
+
+class TransactionPut(NamedTuple):
     """Write ``new`` in place of the stored version ``expected_version`` (0 = must not exist yet).
 
     ``new.version`` must be ``expected_version + 1``.
@@ -31,8 +33,7 @@ class TransactionPut:
     expected_version: int
 
 
-@dataclass(frozen=True)
-class UserDelta:
+class UserDelta(NamedTuple):
     """Add to a user's counters, only if the results stay >= 0 (and the user is active when asked)."""
 
     user_id: str
@@ -42,8 +43,7 @@ class UserDelta:
     require_active: bool = False
 
 
-@dataclass(frozen=True)
-class AtomicWrite:
+class AtomicWrite(NamedTuple):
     """Everything one state change writes, applied all-or-nothing by :meth:`WalletStore.commit`.
 
     On failure nothing is written and exactly one of the port errors below is raised:

@@ -1,18 +1,16 @@
-"""Result records of the callback, reconciliation and audit use cases (re-exported by ``service``)."""
+"""Result records of the callback, reconciliation and audit use cases (re-exported by ``service``).
+
+``CallbackReply`` lives in :mod:`.callbacks`, the notification Lambda's module, so that function's
+cold start does not also define the reports below; it is re-exported here.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from .callbacks import CallbackReply
 
-@dataclass(frozen=True)
-class CallbackReply:
-    """What an ECPay callback route answers: exactly ``1|OK`` when accepted (also for duplicates)."""
-
-    accepted: bool
-    body: str  # "1|OK" or "0|<short reason>" (never secrets); ECPay retries on anything but 1|OK
-    outcome: str  # as recorded in the NotificationRecord
-    transaction_id: str | None = None
+__all__ = ["AuditReport", "CallbackReply", "ReconcileReport"]
 
 
 @dataclass(frozen=True)

@@ -1,26 +1,25 @@
 """The wallet's use cases. Every state change is one ``WalletStore.commit`` (compare-and-set + ledger).
 
-Import discipline: the notification Lambda imports this module, so nothing here may import pydantic,
-SQLAlchemy or the Powertools event handler at module level (``ecpay.checkout`` is imported inside
-``checkout`` only).
+Import discipline: the callbacks Lambda imports this module for the browser's clientReturn (its
+notifications go through :mod:`.callbacks` alone), so nothing here may import pydantic, SQLAlchemy
+or the Powertools event handler at module level (``ecpay.checkout`` is imported inside ``checkout``
+only).
 """
 
 from __future__ import annotations
 
 import urllib.parse
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Literal
 
-from ..ecpay.client import EcpayClient
-from ..ecpay.credentials import MerchantCredentials
 from ..ecpay.errors import EcpayError, EcpayValidationError, RateLimitedError
 from ..ecpay.merchant_trade_no import new_merchant_trade_no
 from ..ecpay.timezone import format_ecpay_datetime
 from . import errors
 from .audit import run_audit
-from .callbacks import CallbackHandler
+from .callbacks import CallbackHandler, EcpayConfig
 from .idempotency import fingerprint, validate_key
 from .ids import new_entry_id, new_notification_id, new_transaction_id, new_user_id
 from .models import (
@@ -82,17 +81,6 @@ CODE_METHODS = OFFLINE_METHODS | {PaymentMethod.BNPL, PaymentMethod.ALL}
 # Statuses from which a deposit may start a (new) ECPay checkout attempt.
 CHECKOUT_FROM = CREDITABLE
 CAS_ATTEMPTS = 20
-
-
-@dataclass(frozen=True)
-class EcpayConfig:
-    """What the wallet needs to know about ECPay."""
-
-    credentials: MerchantCredentials
-    client: EcpayClient  # query / refund; its transport is injected by the composition root
-    cross_check_paid: bool  # confirm paid notifications with QueryTradeInfo before crediting
-    item_name: str = "Wallet points"
-    trade_desc: str = "Wallet deposit"
 
 
 @dataclass(frozen=True)
@@ -378,14 +366,14 @@ class WalletService:
                 raise errors.InvalidState(f"withdraw {transaction_id} is already {txn.status}")
             now = self.now()
             if action == "complete":
-                new = replace(
-                    txn, status=TransactionStatus.COMPLETED, version=txn.version + 1, updated_at=now
+                new = txn._replace(
+                    status=TransactionStatus.COMPLETED, version=txn.version + 1, updated_at=now
                 )
                 delta = UserDelta(user_id, 0, -txn.amount, -1)
                 entry = self._ledger(new, "withdraw_complete", 0, -txn.amount)
             else:
-                new = replace(
-                    txn, status=TransactionStatus.CANCELLED, version=txn.version + 1, updated_at=now
+                new = txn._replace(
+                    status=TransactionStatus.CANCELLED, version=txn.version + 1, updated_at=now
                 )
                 delta = UserDelta(user_id, txn.amount, -txn.amount, -1)
                 entry = self._ledger(new, "withdraw_cancel", txn.amount, -txn.amount)
@@ -423,8 +411,7 @@ class WalletService:
                 raise errors.InvalidState(f"deposit {transaction_id} is {txn.status}")
             method = wanted or txn.payment_method or PaymentMethod.ALL
             now = self.now()
-            attempt = replace(
-                txn,
+            attempt = txn._replace(
                 status=TransactionStatus.AWAITING_PAYMENT,
                 version=txn.version + 1,
                 updated_at=now,
@@ -477,32 +464,25 @@ class WalletService:
         except EcpayValidationError as exc:
             raise errors.InvalidRequest(f"checkout refused: {exc.field}: {exc.reason}") from None
 
-    def _callbacks(self) -> CallbackHandler:
-        return CallbackHandler(
-            store=self.store,
-            credentials=self.ecpay.credentials,
-            client=self.ecpay.client,
-            cross_check_paid=self.ecpay.cross_check_paid,
-            clock=self.now,
-        )
+    def callbacks(self) -> CallbackHandler:
+        """The notification handler of this wallet (same store, ECPay client and clock)."""
+        return CallbackHandler.for_config(self.store, self.ecpay, self.now)
 
     def handle_return(
         self, body: bytes, *, is_base64: bool = False, route_transaction_id: str | None = None
     ) -> CallbackReply:
         """ReturnURL: record, verify, apply the payment result once."""
-        outcome = self._callbacks().handle_return(
+        return self.callbacks().handle_return(
             body, is_base64=is_base64, route_transaction_id=route_transaction_id
         )
-        return CallbackReply(outcome.accepted, outcome.body, outcome.outcome, outcome.transaction_id)
 
     def handle_payment_info(
         self, body: bytes, *, is_base64: bool = False, route_transaction_id: str | None = None
     ) -> CallbackReply:
         """PaymentInfoURL: record, verify, store the ATM/CVS/BARCODE code."""
-        outcome = self._callbacks().handle_payment_info(
+        return self.callbacks().handle_payment_info(
             body, is_base64=is_base64, route_transaction_id=route_transaction_id
         )
-        return CallbackReply(outcome.accepted, outcome.body, outcome.outcome, outcome.transaction_id)
 
     def refund(self, user_id: str, transaction_id: str, amount: int | None = None) -> Transaction:
         """Refund a paid credit-card deposit (whole or part); returns the refund transaction."""
@@ -539,8 +519,7 @@ class WalletService:
                 trade_no=deposit.trade_no,
                 related_transaction_id=deposit.transaction_id,
             )
-            dep = replace(
-                deposit,
+            dep = deposit._replace(
                 version=deposit.version + 1,
                 updated_at=now,
                 refunded_amount=deposit.refunded_amount + value,
@@ -574,7 +553,7 @@ class WalletService:
             amount=refund.amount,
             trade_no=refund.trade_no,
         )
-        refused = replace(settled, kind=OutcomeKind.REFUND_FAILED)
+        refused = settled._replace(kind=OutcomeKind.REFUND_FAILED)
         try:
             result = self.ecpay.client.do_action(
                 refund.merchant_trade_no, refund.trade_no, "R", refund.amount

@@ -218,12 +218,13 @@ def test_a_store_fault_is_a_500_error_line_so_ecpay_retries(
 ) -> None:
     uid = user["user_id"]
     tx_id, mtn = started_deposit(api, uid)
-    service = composition.get_service()
+    store = composition.get_callbacks().store
 
     def broken(*args: object, **kwargs: object) -> None:
         raise RuntimeError("database on fire at /secret/path")
 
-    monkeypatch.setattr(service, "handle_return", broken)
+    monkeypatch.setattr(store, "record_notification", broken)
+    monkeypatch.setattr(store, "commit", broken)
     resp = notify(api, uid, tx_id, "return", form(sign(return_fields(mtn, 500))))
     assert (resp.status, resp.body) == (500, "0|ServerError")
     assert "secret" not in resp.body

@@ -12,7 +12,6 @@ import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -105,7 +104,7 @@ def new_transaction(
 def advance(
     txn: Transaction, status: TransactionStatus, at: datetime | None = None, **changes: Any
 ) -> Transaction:
-    return replace(txn, status=status, version=txn.version + 1, updated_at=at or txn.updated_at, **changes)
+    return txn._replace(status=status, version=txn.version + 1, updated_at=at or txn.updated_at, **changes)
 
 
 def entry(txn: Transaction, kind: str, delta_balance: int, delta_held: int = 0) -> LedgerEntry:
@@ -222,9 +221,9 @@ def test_from_url(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> None:
 def test_create_user_refuses_a_taken_username_or_id(store: DynamoDBStore) -> None:
     user = make_user(store)
     with pytest.raises(UserExists):
-        store.create_user(replace(user, user_id=new_id()))
+        store.create_user(user._replace(user_id=new_id()))
     with pytest.raises(UserExists):
-        store.create_user(replace(user, username="someone-else"))
+        store.create_user(user._replace(username="someone-else"))
     assert store.list_users().total == 1
     assert store.get_user(user.user_id) == user
 
@@ -233,7 +232,7 @@ def test_close_user(store: DynamoDBStore, calls: CallLog) -> None:
     user = make_user(store)
     closed = store.close_user(user.user_id, T0 + timedelta(days=1))
     assert calls.names[-1] == "UpdateItem"
-    assert closed == replace(user, status=UserStatus.CLOSED, updated_at=T0 + timedelta(days=1))
+    assert closed == user._replace(status=UserStatus.CLOSED, updated_at=T0 + timedelta(days=1))
     assert store.get_user(user.user_id) == closed
     with pytest.raises(UserNotActive):
         store.close_user(user.user_id, T0)
@@ -287,16 +286,16 @@ def test_version_cas(store: DynamoDBStore) -> None:
 
     with pytest.raises(VersionConflict) as again:
         # "Must not exist yet", but it does.
-        store.commit(AtomicWrite(transactions=[TransactionPut(replace(txn, version=1), 0)]))
+        store.commit(AtomicWrite(transactions=[TransactionPut(txn._replace(version=1), 0)]))
     assert again.value.current == newer
 
     ghost = new_transaction(user.user_id)
     with pytest.raises(VersionConflict) as missing:
-        store.commit(AtomicWrite(transactions=[TransactionPut(replace(ghost, version=5), 4)]))
+        store.commit(AtomicWrite(transactions=[TransactionPut(ghost._replace(version=5), 4)]))
     assert missing.value.current is None
 
     with pytest.raises(ValueError, match="expected_version"):
-        store.commit(AtomicWrite(transactions=[TransactionPut(replace(newer, version=9), 3)]))
+        store.commit(AtomicWrite(transactions=[TransactionPut(newer._replace(version=9), 3)]))
 
 
 def test_insufficient_funds_writes_nothing(store: DynamoDBStore) -> None:
@@ -404,7 +403,7 @@ def test_an_expired_idempotency_record_is_replaced(store: DynamoDBStore) -> None
     later = withdraw_write(user.user_id, 10, idempotency_key="k")
     assert later.idempotency is not None
     expired_at = first.idempotency.expires_at
-    renewed = replace(later, idempotency=replace(later.idempotency, created_at=expired_at))
+    renewed = later._replace(idempotency=later.idempotency._replace(created_at=expired_at))
     store.commit(renewed)
     assert store.get_idempotency(user.user_id, "k") == renewed.idempotency
 
@@ -414,7 +413,7 @@ def test_failed_commit_changes_nothing(store: DynamoDBStore) -> None:
     txn = open_deposit(store, user)
     before = (store.get_user(user.user_id), store.get_transaction(txn.transaction_id))
     write = pay_write(txn, "k:paid:0")
-    bad = replace(write, user_delta=UserDelta(user.user_id, delta_balance=txn.amount, delta_held=-1))
+    bad = write._replace(user_delta=UserDelta(user.user_id, delta_balance=txn.amount, delta_held=-1))
     with pytest.raises(InsufficientFunds):
         store.commit(bad)
     assert (store.get_user(user.user_id), store.get_transaction(txn.transaction_id)) == before
@@ -431,7 +430,7 @@ def test_transaction_limits_are_refused_before_calling(store: DynamoDBStore, cal
     many = AtomicWrite(transactions=[TransactionPut(txn, 0)], ledger=[entry(txn, "x", 0) for _ in range(50)])
     with pytest.raises(TransactionTooLarge, match="100-item"):
         store.commit(many)
-    huge = replace(notification(txn), raw_body="x" * 500_000)
+    huge = notification(txn)._replace(raw_body="x" * 500_000)
     with pytest.raises(TransactionTooLarge, match="400 KB"):
         store.commit(AtomicWrite(notification=huge))
     with pytest.raises(TransactionTooLarge, match="400 KB"):
@@ -567,7 +566,7 @@ def test_ledger_and_notifications_oldest_first(store: DynamoDBStore) -> None:
     assert store.list_ledger(transaction_id=first.transaction_id, user_id="someone-else") == []
     assert sum(e.delta_balance for e in by_user) == store_user(store, user).balance == 300
 
-    late = replace(notification(first, outcome="ignored:paid"), received_at=T0 + timedelta(days=1))
+    late = notification(first, outcome="ignored:paid")._replace(received_at=T0 + timedelta(days=1))
     store.record_notification(late)
     assert [n.outcome for n in store.list_notifications(first.transaction_id)] == ["applied", "ignored:paid"]
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -29,14 +28,14 @@ def _deposit(status: TransactionStatus = S.AWAITING_PAYMENT, **kw: object) -> Tr
         updated_at=NOW - timedelta(hours=1),
         merchant_trade_no=MTN,
     )
-    return replace(base, **kw)  # type: ignore[arg-type]
+    return base._replace(**kw)  # type: ignore[arg-type]
 
 
 def _oc(kind: OutcomeKind = OutcomeKind.PAID, **kw: object) -> EcpayOutcome:
     base = EcpayOutcome(
         kind=kind, transaction_id="abcdefghijkl", merchant_trade_no=MTN, merchant_id=MERCHANT, amount=500
     )
-    return replace(base, **kw)  # type: ignore[arg-type]
+    return base._replace(**kw)  # type: ignore[arg-type]
 
 
 def _change(step: Skip | Change) -> Change:
@@ -148,8 +147,7 @@ def test_outcomes_for_non_deposits_are_ignored() -> None:
 
 def _refund_pair(refunded: int = 200) -> tuple[Transaction, Transaction]:
     deposit = _deposit(S.PAID, refunded_amount=refunded)
-    refund = replace(
-        deposit,
+    refund = deposit._replace(
         transaction_id="refund000001",
         transaction_type=TransactionType.REFUND,
         amount=200,
