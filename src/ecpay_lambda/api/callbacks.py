@@ -36,24 +36,29 @@ PLAIN = "text/plain"
 NOTIFICATION_ROUTES = frozenset({"return", "paymentInfo"})
 
 
-def _raw_body(event: Event) -> bytes | None:
+# Every request that reaches a callback route is recorded (design §2), but an oversized one is
+# stored cut to this many characters: enough to see what it was, small enough for any store item.
+OVERSIZE_RECORD_CHARS = MAX_BODY_BYTES * 2
+
+
+def _raw_body(event: Event) -> tuple[bytes, bool]:
+    """The body as bytes, and whether it was too large (then cut, to be recorded and refused)."""
     body = event.get("body")
     if body is None:
-        return b""
-    if not isinstance(body, str) or len(body) > MAX_BODY_BYTES * 2:
-        return None
-    return body.encode("utf-8", errors="surrogatepass")
+        return b"", False
+    if not isinstance(body, str):
+        return b"", False  # API Gateway always sends a string; anything else is treated as empty
+    oversized = len(body) > OVERSIZE_RECORD_CHARS
+    if oversized:
+        body = body[:OVERSIZE_RECORD_CHARS]
+    return body.encode("utf-8", errors="surrogatepass"), oversized
 
 
 def _notification(event: Event, route: str) -> LambdaResponse:
     """ReturnURL / PaymentInfoURL: hand the raw body to the wallet and answer its reply line."""
     if http_method(event) not in ("POST", ""):
         return text_response(405, "0|MethodNotAllowed", PLAIN, Allow="POST")
-    body = _raw_body(event)
-    if body is None:
-        # Too large to be ECPay's (a few hundred bytes) or to be stored; not recorded, only logged.
-        logger.warning("callback body refused", extra={"route": route, "reason": "too_large"})
-        return text_response(413, "0|PayloadTooLarge", PLAIN)
+    body, oversized = _raw_body(event)
     try:
         settings = load_settings()
         if not settings.ecpay_enabled:
@@ -61,7 +66,9 @@ def _notification(event: Event, route: str) -> LambdaResponse:
             return text_response(503, "0|Unavailable", PLAIN)
         callbacks = get_callbacks()
         transaction_id = path_parameter(event, "transactionId")
-        is_base64 = bool(event.get("isBase64Encoded"))
+        # A cut body is kept as the text that arrived (still over the parser's limit): the wallet
+        # records it and refuses it as too large; ECPay's notifications are a few hundred bytes.
+        is_base64 = bool(event.get("isBase64Encoded")) and not oversized
         if route == "return":
             reply = callbacks.handle_return(body, is_base64=is_base64, route_transaction_id=transaction_id)
         else:
@@ -84,7 +91,7 @@ def _notification(event: Event, route: str) -> LambdaResponse:
             "transaction_id": reply.transaction_id,
         },
     )
-    return text_response(200, reply.body, PLAIN)
+    return text_response(413 if oversized else 200, reply.body, PLAIN)
 
 
 # html.escape's table, without importing the html package (and its entity tables) on this path.

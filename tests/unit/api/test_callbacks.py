@@ -196,11 +196,15 @@ def test_garbage_and_empty_bodies_get_an_error_line_never_a_5xx(api: Api, user: 
     assert len(notes) == 6  # every request that reached the route is on record
 
 
-def test_an_oversized_body_is_refused_before_it_is_stored(api: Api, user: dict[str, Any]) -> None:
+def test_an_oversized_body_is_refused_and_recorded_cut(api: Api, user: dict[str, Any]) -> None:
     uid = user["user_id"]
     tx_id, _ = started_deposit(api, uid)
     resp = notify(api, uid, tx_id, "return", "A=" + "x" * 300_000)
-    assert (resp.status, resp.body) == (413, "0|PayloadTooLarge")
+    assert (resp.status, resp.body) == (413, "0|too_large")
+    detail = api.request("GET", f"/users/{uid}/transactions/{tx_id}").json()
+    assert detail["status"] == "awaiting_payment"
+    outcomes = [n["outcome"] for n in detail["notifications"]]
+    assert outcomes == ["rejected:too_large"]
 
 
 def test_a_verified_callback_for_an_unknown_transaction_is_not_a_fault(
