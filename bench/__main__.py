@@ -46,8 +46,8 @@ def _cold_start(rounds: int) -> tuple[Table, dict[str, Any]]:
         f"Cold start: import time of each Lambda handler ({rounds} fresh interpreters each, interleaved)",
         ["handler", "median ms", "min ms", "ratio to import boto3"],
         rows,
-        note="module = the handler's module; deployed = plus the DynamoDB store adapter it loads "
-        f"on its first request (the notification function's budget: {cold_start.BUDGET}x).",
+        note="module = the handler's module; first notification / deployed = plus what its first request "
+        f"imports (the notification function's budget: {cold_start.BUDGET}x).",
     )
     return table, summary
 
