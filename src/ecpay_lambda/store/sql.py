@@ -39,6 +39,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
+from ..wallet.attempts import attempts_from_json, attempts_to_json
 from ..wallet.models import (
     AWAITING_STATUSES,
     IdempotencyRecord,
@@ -140,6 +141,10 @@ def _txn(row: RowMapping) -> Transaction:
         refunded_amount=int(row["refunded_amount"]),
         related_transaction_id=row["related_transaction_id"],
         flags=frozenset(json.loads(row["flags"])),
+        attempts=attempts_from_json(json.loads(row["attempts"])) if row["attempts"] else (),
+        next_check_at=_opt_dt(row["next_check_us"]),
+        check_count=int(row["check_count"] or 0),
+        paid_at=_opt_dt(row["paid_us"]),
     )
 
 
@@ -161,6 +166,10 @@ def _txn_values(t: Transaction) -> dict[str, Any]:
         "refunded_amount": t.refunded_amount,
         "related_transaction_id": t.related_transaction_id,
         "flags": json.dumps(sorted(t.flags)),
+        "attempts": json.dumps(attempts_to_json(t.attempts), sort_keys=True),
+        "next_check_us": None if t.next_check_at is None else _us(t.next_check_at),
+        "check_count": t.check_count,
+        "paid_us": None if t.paid_at is None else _us(t.paid_at),
     }
 
 
@@ -454,6 +463,24 @@ class SqlStore:
         user: User = self._write(run)
         return user
 
+    def reopen_user(self, user_id: str, now: datetime) -> User | None:
+        """Closed -> active in one conditional UPDATE; None when missing or not closed."""
+        c = s.users.c
+
+        def run(conn: Connection) -> User | None:
+            result = conn.execute(
+                update(s.users)
+                .where(c.user_id == user_id, c.status == str(UserStatus.CLOSED))
+                .values(status=str(UserStatus.ACTIVE), updated_us=_us(now))
+            )
+            if result.rowcount != 1:
+                return None
+            row = conn.execute(select(s.users).where(c.user_id == user_id)).mappings().first()
+            return None if row is None else _user(row)
+
+        user: User | None = self._write(run)
+        return user
+
     # -- the atomic write -------------------------------------------------------------------
 
     def commit(self, write: AtomicWrite) -> None:
@@ -624,33 +651,59 @@ class SqlStore:
         )
         return Page(items=items, total=total, next_cursor=next_cursor)
 
-    def _list_stale(
-        self, ttype: TransactionType, statuses: Sequence[str], updated_before: datetime, limit: int
+    def _list_due(
+        self, ttype: TransactionType, statuses: Sequence[str], due_before: datetime, limit: int
     ) -> list[Transaction]:
         self._ensure()
         c = s.transactions.c
+        due = func.coalesce(c.next_check_us, c.updated_us)
         query = (
             select(s.transactions)
             .where(
                 c.transaction_type == str(ttype),
                 c.status.in_(list(statuses)),
-                c.updated_us < _us(updated_before),
+                due <= _us(due_before),
             )
-            .order_by(c.updated_us, c.transaction_id)
+            .order_by(due, c.transaction_id)
             .limit(limit)
         )
         with self._tx(write=False) as conn:
             return [_txn(r) for r in conn.execute(query).mappings().all()]
 
-    def list_awaiting_payment(self, *, updated_before: datetime, limit: int = 100) -> list[Transaction]:
-        """Deposits in an awaiting_* status last updated before ``updated_before``, oldest first."""
+    def list_awaiting_payment(self, *, due_before: datetime, limit: int = 100) -> list[Transaction]:
+        """Deposits in an awaiting_* status due for a check, most overdue first."""
         statuses = sorted(str(x) for x in AWAITING_STATUSES)
-        return self._list_stale(TransactionType.DEPOSIT, statuses, updated_before, limit)
+        return self._list_due(TransactionType.DEPOSIT, statuses, due_before, limit)
 
-    def list_pending_refunds(self, *, updated_before: datetime, limit: int = 100) -> list[Transaction]:
-        """Refunds still pending last updated before ``updated_before``, oldest first."""
+    def list_pending_refunds(self, *, due_before: datetime, limit: int = 100) -> list[Transaction]:
+        """Refunds still pending and due for a check, most overdue first."""
         statuses = [str(TransactionStatus.PENDING)]
-        return self._list_stale(TransactionType.REFUND, statuses, updated_before, limit)
+        return self._list_due(TransactionType.REFUND, statuses, due_before, limit)
+
+    def iter_paid_deposits(self, *, paid_from: datetime, paid_to: datetime) -> Iterator[Transaction]:
+        """Deposits whose ``paid_at`` is in [paid_from, paid_to), by payment time."""
+        self._ensure()
+        c = s.transactions.c
+        after: tuple[int, str] | None = None
+        while True:
+            query = select(s.transactions).where(
+                c.transaction_type == str(TransactionType.DEPOSIT),
+                c.paid_us >= _us(paid_from),
+                c.paid_us < _us(paid_to),
+            )
+            if after is not None:
+                query = query.where(
+                    or_(c.paid_us > after[0], and_(c.paid_us == after[0], c.transaction_id > after[1]))
+                )
+            query = query.order_by(c.paid_us, c.transaction_id).limit(500)
+            with self._tx(write=False) as conn:
+                rows = [_txn(r) for r in conn.execute(query).mappings().all()]
+            yield from rows
+            if len(rows) < 500:
+                return
+            last = rows[-1]
+            assert last.paid_at is not None
+            after = (_us(last.paid_at), last.transaction_id)
 
     def get_idempotency(self, user_id: str, key: str) -> IdempotencyRecord | None:
         """The stored idempotency record (possibly expired)."""

@@ -21,6 +21,8 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    inspect,
+    text,
 )
 from sqlalchemy.dialects import mysql
 
@@ -75,8 +77,15 @@ transactions = Table(
     Column("refunded_amount", BigInteger, nullable=False),
     Column("related_transaction_id", String(32)),
     Column("flags", Text, nullable=False),  # JSON list of strings
+    # v2: every checkout attempt (JSON list), the reconciliation schedule, when ECPay says it was paid.
+    Column("attempts", Text),  # NULL on rows written before v2 = no attempts recorded
+    Column("next_check_us", BigInteger),
+    Column("check_count", Integer, nullable=False, server_default="0"),
+    Column("paid_us", BigInteger),
     Index("ix_wallet_transactions_user", "user_id", "created_us", "transaction_id"),
     Index("ix_wallet_transactions_status", "transaction_type", "status", "updated_us"),
+    Index("ix_wallet_transactions_due", "transaction_type", "status", "next_check_us"),
+    Index("ix_wallet_transactions_paid", "paid_us"),
     **_MYSQL,
 )
 
@@ -133,6 +142,23 @@ def _v1(conn: Connection) -> None:
     metadata.create_all(conn, tables=list(V1_TABLES), checkfirst=True)
 
 
+def _v2(conn: Connection) -> None:
+    # v1 creates tables from the current definitions, so on a new database these columns exist already.
+    present = {column["name"] for column in inspect(conn).get_columns(transactions.name)}
+    for name, spec in (
+        ("attempts", Text().compile(dialect=conn.dialect)),
+        ("next_check_us", BigInteger().compile(dialect=conn.dialect)),
+        ("check_count", f"{Integer().compile(dialect=conn.dialect)} NOT NULL DEFAULT 0"),
+        ("paid_us", BigInteger().compile(dialect=conn.dialect)),
+    ):
+        if name not in present:
+            conn.execute(text(f"ALTER TABLE {transactions.name} ADD COLUMN {name} {spec}"))
+    indexes = {index["name"] for index in inspect(conn).get_indexes(transactions.name)}
+    for index in transactions.indexes:
+        if index.name not in indexes:
+            index.create(conn)
+
+
 # (version, migration) in order; each runs once, inside the schema lock, then is recorded.
-MIGRATIONS: tuple[tuple[int, Callable[[Connection], None]], ...] = ((1, _v1),)
+MIGRATIONS: tuple[tuple[int, Callable[[Connection], None]], ...] = ((1, _v1), (2, _v2))
 LATEST_VERSION = MIGRATIONS[-1][0]

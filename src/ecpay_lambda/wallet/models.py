@@ -76,6 +76,39 @@ class PaymentMethod(StrEnum):
 NO_PAYMENT_INFO: Mapping[str, str] = MappingProxyType({})
 
 
+class AttemptState(StrEnum):
+    """What ECPay knows of one checkout attempt (one MerchantTradeNo) of a deposit."""
+
+    AWAITING_PAYMENT = "awaiting_payment"  # sent to ECPay's page; the shopper may still pay
+    AWAITING_OFFLINE_PAYMENT = "awaiting_offline_payment"  # ATM/CVS/BARCODE code issued, payable until expiry
+    PAID = "paid"
+    FAILED = "failed"
+    EXPIRED = "expired"
+
+
+# Attempts that ECPay may still report as paid: each must be asked about until it ends.
+LIVE_ATTEMPT_STATES: frozenset[AttemptState] = frozenset(
+    {AttemptState.AWAITING_PAYMENT, AttemptState.AWAITING_OFFLINE_PAYMENT}
+)
+
+
+class Attempt(NamedTuple):
+    """One ECPay checkout of a deposit. Every attempt is kept: an earlier code stays payable at the bank."""
+
+    merchant_trade_no: str
+    payment_method: PaymentMethod | None
+    state: AttemptState
+    created_at: datetime
+    trade_no: str | None = None
+    payment_info: Mapping[str, str] = NO_PAYMENT_INFO  # bank code, vAccount, codes, payment_type...
+    expires_at: datetime | None = None  # offline payment deadline (UTC)
+
+    @property
+    def live(self) -> bool:
+        """True while ECPay may still report this attempt paid."""
+        return self.state in LIVE_ATTEMPT_STATES
+
+
 class User(NamedTuple):
     """A wallet owner. ``balance`` is available money, ``held`` is reserved by open withdrawals."""
 
@@ -107,8 +140,12 @@ class Transaction(NamedTuple):
     payment_info: Mapping[str, str] = NO_PAYMENT_INFO  # bank code, vAccount, codes...
     expires_at: datetime | None = None  # offline payment deadline (UTC)
     refunded_amount: int = 0  # deposits: how much was refunded so far
-    related_transaction_id: str | None = None  # refund -> its deposit
+    related_transaction_id: str | None = None  # refund -> its deposit; deposit -> its refund being settled
     flags: frozenset[str] = frozenset()  # e.g. "duplicate_payment" (a second paid attempt to refund)
+    attempts: tuple[Attempt, ...] = ()  # deposits: every ECPay checkout attempt, oldest first
+    next_check_at: datetime | None = None  # when reconciliation should ask ECPay next (awaiting / pending)
+    check_count: int = 0  # reconciliation checks so far without a change (drives the backoff)
+    paid_at: datetime | None = None  # deposits: when ECPay says it was paid (UTC)
 
 
 class LedgerEntry(NamedTuple):

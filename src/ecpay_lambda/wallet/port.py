@@ -185,10 +185,21 @@ class WalletStore(Protocol):
         """Notification records of one transaction, oldest first."""
         ...
 
-    def list_awaiting_payment(self, *, updated_before: datetime, limit: int = 100) -> list[Transaction]:
-        """Deposits in an awaiting_* status last updated before ``updated_before`` (for reconciliation)."""
+    def reopen_user(self, user_id: str, now: datetime) -> User | None:
+        """Closed -> active (an operator's decision); None when the user is missing or not closed."""
         ...
 
-    def list_pending_refunds(self, *, updated_before: datetime, limit: int = 100) -> list[Transaction]:
-        """Refunds still ``pending`` last updated before ``updated_before``, oldest first (reconciliation)."""
+    def list_awaiting_payment(self, *, due_before: datetime, limit: int = 100) -> list[Transaction]:
+        """Deposits in an awaiting_* status due for a check (reconciliation), most overdue first.
+
+        A transaction's due time is ``next_check_at``, or ``updated_at`` when it has none.
+        """
+        ...
+
+    def list_pending_refunds(self, *, due_before: datetime, limit: int = 100) -> list[Transaction]:
+        """Refunds still ``pending`` due for a check (``next_check_at`` or ``updated_at``), most overdue first."""
+        ...
+
+    def iter_paid_deposits(self, *, paid_from: datetime, paid_to: datetime) -> Iterator[Transaction]:
+        """Deposits (paid, partially refunded or refunded) whose ``paid_at`` is in [paid_from, paid_to)."""
         ...
