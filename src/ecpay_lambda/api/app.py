@@ -42,7 +42,7 @@ PUBLIC_PATHS = frozenset({"/openapi.json", "/docs", "/healthz"})
 
 
 def _error(
-    status: int, code: str, message: str, details: list[dict[str, Any]] | None = None
+    status: int, code: str, message: str, details: list[dict[str, Any]] | dict[str, object] | None = None
 ) -> Response[Any]:
     body = error_body(code, message)
     if details is not None:
@@ -130,7 +130,7 @@ def _api_error(exc: ApiError) -> Response[Any]:
 
 def _wallet_error(exc: WalletError) -> Response[Any]:
     mapped = to_http_error(exc)
-    return _error(mapped.status, mapped.code, mapped.message)
+    return _error(mapped.status, mapped.code, mapped.message, exc.details)
 
 
 def _route_not_found(exc: NotFoundError) -> Response[Any]:

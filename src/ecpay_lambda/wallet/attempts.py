@@ -116,7 +116,7 @@ def with_attempts(txn: Transaction, attempts: tuple[Attempt, ...]) -> Transactio
 
 def replace_attempt(attempts: tuple[Attempt, ...], index: int, attempt: Attempt) -> tuple[Attempt, ...]:
     """A copy of ``attempts`` with the one at ``index`` replaced."""
-    return attempts[:index] + (attempt,) + attempts[index + 1 :]
+    return (*attempts[:index], attempt, *attempts[index + 1 :])
 
 
 # --- codec (shared by the store adapters and the API) ---------------------------------------------

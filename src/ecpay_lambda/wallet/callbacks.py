@@ -23,7 +23,15 @@ from ..ecpay.merchant_trade_no import reference_of
 from ..ecpay.notifications import parse_form_body, parse_payment_info, parse_payment_result
 from .ids import is_transaction_id, new_notification_id
 from .models import Transaction
-from .outcomes import Confirm, Delivery, EcpayOutcome, OutcomeKind, OutcomeResult, apply_outcome
+from .outcomes import (
+    Confirm,
+    Delivery,
+    EcpayOutcome,
+    OutcomeKind,
+    OutcomeResult,
+    apply_outcome,
+    card_payment_info,
+)
 from .port import WalletStore
 
 OK = "1|OK"
@@ -49,6 +57,7 @@ class EcpayConfig(NamedTuple):
     cross_check_paid: bool  # confirm paid notifications with QueryTradeInfo before crediting
     item_name: str = "Wallet points"
     trade_desc: str = "Wallet deposit"
+    credit_check_code: int | None = None  # CreditDetail/QueryTrade/V2's check code: refunds need it
 
 
 def body_text(body: bytes | str, *, is_base64: bool) -> str:
@@ -211,6 +220,8 @@ class CallbackHandler:
             trade_no=result.trade_no,
             simulate_paid=result.simulate_paid,
             payment_type=result.payment_type,
+            payment_info=card_payment_info(result.extra) if result.is_paid else {},
+            paid_at=result.payment_date,
         )
         confirm = self._cross_check if self.cross_check_paid and result.is_paid else None
         return self._apply(oc, delivery, confirm)

@@ -9,9 +9,10 @@ class WalletError(Exception):
     code = "wallet_error"
     status = 400
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, *, details: dict[str, object] | None = None) -> None:
         super().__init__(message)
         self.message = message
+        self.details = details  # machine-readable context, e.g. the transactions that block an action
 
 
 class InvalidRequest(WalletError):
@@ -54,6 +55,31 @@ class UserNotEmpty(WalletError):
 
     code = "user_not_empty"
     status = 409
+
+
+class DepositPayable(WalletError):
+    """A deposit with an attempt ECPay may still report paid cannot be cancelled (nor its user closed)."""
+
+    code = "deposit_payable"
+    status = 409
+
+
+class AmountOutOfRange(WalletError):
+    """The amount does not fit ECPay's limits for the payment method."""
+
+    code = "amount_out_of_range"
+    status = 400
+
+
+class RefundNotPossible(WalletError):
+    """ECPay's rules refuse this refund now; ``code`` says why (set per instance)."""
+
+    code = "refund_not_possible"
+    status = 409
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
 
 
 class Conflict(WalletError):

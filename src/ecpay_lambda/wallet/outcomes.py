@@ -17,17 +17,28 @@ from enum import StrEnum
 from types import MappingProxyType
 from typing import Literal, NamedTuple
 
+from ..ecpay.notifications import ExtraPaidInfo
+from .attempts import attempts_of, find_attempt, replace_attempt, with_attempts
 from .ids import new_entry_id
 from .models import (
-    AWAITING_STATUSES,
     OPEN_STATUSES,
+    Attempt,
+    AttemptState,
     LedgerEntry,
     NotificationRecord,
     Transaction,
     TransactionStatus,
     TransactionType,
 )
-from .port import AtomicWrite, DuplicateNotification, TransactionPut, UserDelta, VersionConflict, WalletStore
+from .port import (
+    AtomicWrite,
+    DuplicateNotification,
+    TransactionPut,
+    UserDelta,
+    UserNotActive,
+    VersionConflict,
+    WalletStore,
+)
 
 # A verified paid deposit is in one of these; "paid is final" covers them all.
 PAID_FAMILY: frozenset[TransactionStatus] = frozenset(
@@ -42,10 +53,15 @@ CREDITABLE: frozenset[TransactionStatus] = frozenset(
         TransactionStatus.AWAITING_OFFLINE_PAYMENT,
         TransactionStatus.FAILED,
         TransactionStatus.EXPIRED,
+        TransactionStatus.CANCELLED,  # credited and flagged: ECPay has the money
     }
 )
 FLAG_DUPLICATE_PAYMENT = "duplicate_payment"
 FLAG_REFUND_UNCONFIRMED = "refund_unconfirmed"
+# Money that reached a user after it was closed, or a deposit after it was cancelled: credited (ECPay
+# holds the money) and reported by the audit until an operator refunds it or reopens the user.
+FLAG_CLOSED_USER_CREDIT = "closed_user_credit"
+FLAG_PAID_AFTER_CANCEL = "paid_after_cancel"
 # Compare-and-set retries before giving up (ECPay then retries the notification later).
 MAX_ATTEMPTS = 20
 
@@ -86,6 +102,7 @@ class EcpayOutcome(NamedTuple):
     payment_info: Mapping[str, str] = _NO_PAYMENT_INFO
     expires_at: datetime | None = None
     flags: frozenset[str] = frozenset()
+    paid_at: datetime | None = None  # ECPay's PaymentDate (UTC), when it said
 
     @property
     def dedupe_key(self) -> str:
@@ -94,6 +111,20 @@ class EcpayOutcome(NamedTuple):
             # One deposit (one MerchantTradeNo) may have several refunds: each settles once.
             return f"{self.transaction_id}:{self.kind}:0"
         return f"{self.merchant_trade_no}:{self.kind}:{self.period}"
+
+
+def card_payment_info(extra: ExtraPaidInfo) -> dict[str, str]:
+    """What a refund needs to know of a card payment (NeedExtraPaidInfo=Y fields), blanks left out.
+
+    ``gwsr`` addresses the trade in CreditDetail/QueryTrade/V2; installments (``stage``) and bonus points
+    (``red_de_amt``) make a trade refundable in full only.
+    """
+    info = {"gwsr": extra.gwsr.strip(), "card4no": extra.card4no.strip()}
+    if extra.stage.strip() not in ("", "0"):
+        info["installments"] = extra.stage.strip()
+    if extra.red_de_amt.strip() not in ("", "0"):
+        info["redeem_amount"] = extra.red_de_amt.strip()
+    return {key: value for key, value in info.items() if value}
 
 
 class Delivery(NamedTuple):
@@ -188,76 +219,123 @@ def _entry(txn: Transaction, kind: str, delta_balance: int, delta_held: int, now
     )
 
 
-def _decide_deposit(txn: Transaction, oc: EcpayOutcome, now: datetime) -> Skip | Change:
-    same_attempt = txn.merchant_trade_no == oc.merchant_trade_no
-    if oc.kind is OutcomeKind.PAID:
-        if oc.simulate_paid:
-            return Skip("ignored", "ignored:simulate_paid")
-        if txn.status in PAID_FAMILY:
-            if same_attempt:
-                return Skip("duplicate", "duplicate")
-            # Two attempts were both paid: keep the record, flag it for a refund, credit nothing.
-            flagged = _next(txn, now, flags=txn.flags | {FLAG_DUPLICATE_PAYMENT})
-            return Change("flagged", f"flagged:{FLAG_DUPLICATE_PAYMENT}", (_put(txn, flagged),))
-        info = dict(txn.payment_info)
-        if oc.payment_type:
-            info["payment_type"] = oc.payment_type
-        paid = _next(
+def _paid_attempt(attempt: Attempt, oc: EcpayOutcome) -> Attempt:
+    info = dict(attempt.payment_info)
+    info.update(oc.payment_info)
+    if oc.payment_type:
+        info["payment_type"] = oc.payment_type
+    return attempt._replace(
+        state=AttemptState.PAID, trade_no=oc.trade_no or attempt.trade_no, payment_info=info
+    )
+
+
+def _decide_paid(
+    txn: Transaction,
+    attempts: tuple[Attempt, ...],
+    index: int,
+    oc: EcpayOutcome,
+    now: datetime,
+    *,
+    user_closed: bool,
+) -> Skip | Change:
+    attempt = attempts[index]
+    if oc.simulate_paid:
+        return Skip("ignored", "ignored:simulate_paid")
+    if txn.status in PAID_FAMILY:
+        if attempt.state is AttemptState.PAID:
+            return Skip("duplicate", "duplicate")
+        # Two attempts were both paid: keep the record, flag it for a refund, credit nothing.
+        flagged = _next(
             txn,
             now,
-            status=TransactionStatus.PAID,
-            merchant_trade_no=oc.merchant_trade_no,
-            trade_no=oc.trade_no or txn.trade_no,
-            payment_info=info,
+            attempts=replace_attempt(attempts, index, _paid_attempt(attempt, oc)),
+            flags=txn.flags | {FLAG_DUPLICATE_PAYMENT},
         )
-        delta = UserDelta(
-            txn.user_id, delta_balance=txn.amount, delta_open=_open_delta(txn.status, paid.status)
+        return Change("flagged", f"flagged:{FLAG_DUPLICATE_PAYMENT}", (_put(txn, flagged),))
+    flags = set(txn.flags)
+    if txn.status is TransactionStatus.CANCELLED:
+        flags.add(FLAG_PAID_AFTER_CANCEL)
+    if user_closed:
+        flags.add(FLAG_CLOSED_USER_CREDIT)
+    paid = with_attempts(
+        txn._replace(status=TransactionStatus.PAID),
+        replace_attempt(attempts, index, _paid_attempt(attempt, oc)),
+    )
+    paid = _next(
+        paid, now, paid_at=oc.paid_at or now, next_check_at=None, check_count=0, flags=frozenset(flags)
+    )
+    delta = UserDelta(
+        txn.user_id,
+        delta_balance=txn.amount,
+        delta_open=_open_delta(txn.status, paid.status),
+        # A closed user's credit is refused by the store, then decided again with the flag (apply_outcome).
+        require_active=not user_closed,
+    )
+    label = "applied" if not flags - txn.flags else "flagged:" + ",".join(sorted(flags - txn.flags))
+    return Change(
+        "applied" if label == "applied" else "flagged",
+        label,
+        (_put(txn, paid),),
+        delta,
+        (_entry(txn, "deposit_paid", txn.amount, 0, now),),
+        credits_money=True,
+    )
+
+
+# What each non-payment outcome does to a live attempt: (states it applies to, state it sets).
+_ATTEMPT_STEPS: Mapping[OutcomeKind, tuple[frozenset[AttemptState], AttemptState]] = MappingProxyType(
+    {
+        OutcomeKind.FAILED: (
+            frozenset({AttemptState.AWAITING_PAYMENT, AttemptState.AWAITING_OFFLINE_PAYMENT}),
+            AttemptState.FAILED,
+        ),
+        OutcomeKind.CODE_ISSUED: (
+            frozenset({AttemptState.AWAITING_PAYMENT}),
+            AttemptState.AWAITING_OFFLINE_PAYMENT,
+        ),
+        OutcomeKind.EXPIRED: (frozenset({AttemptState.AWAITING_OFFLINE_PAYMENT}), AttemptState.EXPIRED),
+    }
+)
+
+
+def _decide_deposit(
+    txn: Transaction, oc: EcpayOutcome, now: datetime, user_closed: bool = False
+) -> Skip | Change:
+    attempts = attempts_of(txn)
+    index = find_attempt(attempts, oc.merchant_trade_no)
+    if index is None:
+        if oc.kind is not OutcomeKind.PAID:
+            return Skip("ignored", "ignored:unknown_attempt")
+        # Signed by ECPay for our merchant, so it is an attempt we made even if it was never recorded
+        # (a record from before attempts were kept): the money is real, keep the attempt and credit it.
+        attempts = (
+            *attempts,
+            Attempt(oc.merchant_trade_no, txn.payment_method, AttemptState.AWAITING_PAYMENT, now),
         )
-        return Change(
-            "applied",
-            "applied",
-            (_put(txn, paid),),
-            delta,
-            (_entry(txn, "deposit_paid", txn.amount, 0, now),),
-            credits_money=True,
-        )
+        index = len(attempts) - 1
+    if oc.kind is OutcomeKind.PAID:
+        return _decide_paid(txn, attempts, index, oc, now, user_closed=user_closed)
     if txn.status in PAID_FAMILY:
         return Skip("ignored", "ignored:already_paid")
-    if not same_attempt:
-        return Skip("ignored", "ignored:stale_attempt")
-    if oc.kind is OutcomeKind.FAILED:
-        if txn.status is TransactionStatus.FAILED:
-            return Skip("duplicate", "duplicate")
-        if txn.status not in AWAITING_STATUSES:
-            return Skip("ignored", f"ignored:status_{txn.status}")
-        failed = _next(txn, now, status=TransactionStatus.FAILED, trade_no=oc.trade_no or txn.trade_no)
-        delta = UserDelta(txn.user_id, delta_open=_open_delta(txn.status, failed.status))
-        return Change("applied", "applied", (_put(txn, failed),), delta)
+    if txn.status is TransactionStatus.CANCELLED:
+        return Skip("ignored", "ignored:cancelled")
+    attempt = attempts[index]
+    applies_to, new_state = _ATTEMPT_STEPS[oc.kind]
+    if attempt.state is new_state:
+        return Skip("duplicate", "duplicate")
+    if attempt.state not in applies_to:
+        return Skip("ignored", f"ignored:attempt_{attempt.state}")
+    changed = attempt._replace(state=new_state, trade_no=oc.trade_no or attempt.trade_no)
     if oc.kind is OutcomeKind.CODE_ISSUED:
-        if txn.status is TransactionStatus.AWAITING_OFFLINE_PAYMENT:
-            return Skip("duplicate", "duplicate")
-        if txn.status is not TransactionStatus.AWAITING_PAYMENT:
-            return Skip("ignored", f"ignored:status_{txn.status}")
         info = dict(oc.payment_info)
         if oc.payment_type:
             info["payment_type"] = oc.payment_type
-        issued = _next(
-            txn,
-            now,
-            status=TransactionStatus.AWAITING_OFFLINE_PAYMENT,
-            trade_no=oc.trade_no or txn.trade_no,
-            payment_info=info,
-            expires_at=oc.expires_at,
-        )
-        return Change("applied", "applied", (_put(txn, issued),))
-    # EXPIRED
-    if txn.status is TransactionStatus.EXPIRED:
-        return Skip("duplicate", "duplicate")
-    if txn.status is not TransactionStatus.AWAITING_OFFLINE_PAYMENT:
-        return Skip("ignored", f"ignored:status_{txn.status}")
-    expired = _next(txn, now, status=TransactionStatus.EXPIRED)
-    delta = UserDelta(txn.user_id, delta_open=_open_delta(txn.status, expired.status))
-    return Change("applied", "applied", (_put(txn, expired),), delta)
+        changed = changed._replace(payment_info=info, expires_at=oc.expires_at)
+    new = _next(with_attempts(txn, replace_attempt(attempts, index, changed)), now)
+    if new.status not in OPEN_STATUSES:
+        new = new._replace(next_check_at=None, check_count=0)
+    delta = UserDelta(txn.user_id, delta_open=_open_delta(txn.status, new.status))
+    return Change("applied", "applied", (_put(txn, new),), delta if delta.delta_open else None)
 
 
 def _decide_refund(
@@ -273,14 +351,21 @@ def _decide_refund(
         return Skip("duplicate", "duplicate")
     if refund.status is not TransactionStatus.PENDING:
         return Skip("ignored", f"ignored:status_{refund.status}")
-    settled = _next(refund, now, status=done, flags=refund.flags | oc.flags)
+    evidence = {**refund.payment_info, **oc.payment_info}  # e.g. confirmed_by: DoAction / QueryTrade
+    settled = _next(
+        refund, now, status=done, flags=refund.flags | oc.flags, payment_info=evidence, next_check_at=None
+    )
+    # The deposit no longer has a refund being settled.
+    settling = (
+        None if deposit.related_transaction_id == refund.transaction_id else deposit.related_transaction_id
+    )
     if oc.kind is OutcomeKind.REFUNDED:
         dep_status = (
             TransactionStatus.REFUNDED
             if deposit.refunded_amount >= deposit.amount
             else TransactionStatus.PARTIALLY_REFUNDED
         )
-        dep = _next(deposit, now, status=dep_status)
+        dep = _next(deposit, now, status=dep_status, related_transaction_id=settling)
         delta = UserDelta(refund.user_id, delta_open=_open_delta(refund.status, done))
         return Change("applied", "applied", (_put(refund, settled), _put(deposit, dep)), delta)
     # ECPay refused: the refund never happened, so the points come back.
@@ -291,7 +376,7 @@ def _decide_refund(
         dep_status = TransactionStatus.PARTIALLY_REFUNDED
     else:
         dep_status = deposit.status  # other refunds of this deposit are still pending or done
-    dep = _next(deposit, now, status=dep_status, refunded_amount=remaining)
+    dep = _next(deposit, now, status=dep_status, refunded_amount=remaining, related_transaction_id=settling)
     delta = UserDelta(
         refund.user_id, delta_balance=refund.amount, delta_open=_open_delta(refund.status, done)
     )
@@ -306,8 +391,12 @@ def decide(
     *,
     merchant_id: str,
     related: Transaction | None = None,
+    user_closed: bool = False,
 ) -> Skip | Change:
-    """The pure state-machine step: what ``oc`` does to ``txn`` (and, for refunds, its deposit)."""
+    """The pure state-machine step: what ``oc`` does to ``txn`` (and, for refunds, its deposit).
+
+    ``user_closed``: the owner is closed, so a credit is still applied (ECPay has the money) but flagged.
+    """
     if oc.merchant_id != merchant_id:
         return Skip("rejected", "rejected:merchant_id")
     if oc.kind in REFUND_KINDS:
@@ -320,7 +409,7 @@ def decide(
         return Skip("ignored", "ignored:not_a_deposit")
     if oc.amount != txn.amount:
         return Skip("rejected", "rejected:amount")
-    return _decide_deposit(txn, oc, now)
+    return _decide_deposit(txn, oc, now, user_closed)
 
 
 def apply_outcome(
@@ -334,6 +423,7 @@ def apply_outcome(
 ) -> OutcomeResult:
     """Apply ``oc`` once: one atomic commit that also records ``delivery``, or a record alone."""
     confirmed = False
+    user_closed = False
 
     def record_only(status: ResultStatus, label: str, txn: Transaction | None) -> OutcomeResult:
         store.record_notification(
@@ -352,7 +442,7 @@ def apply_outcome(
         related = None
         if oc.kind in REFUND_KINDS and txn.related_transaction_id:
             related = store.get_transaction(txn.related_transaction_id)
-        step = decide(txn, oc, clock(), merchant_id=merchant_id, related=related)
+        step = decide(txn, oc, clock(), merchant_id=merchant_id, related=related, user_closed=user_closed)
         if isinstance(step, Skip):
             return record_only(step.status, step.label, txn)
         if step.credits_money and confirm is not None and not confirmed:
@@ -377,5 +467,10 @@ def apply_outcome(
             return record_only("duplicate", "duplicate", store.get_transaction(oc.transaction_id))
         except VersionConflict:
             continue  # someone else changed it: decide again on the fresh state
+        except UserNotActive:
+            if user_closed or not step.credits_money:
+                raise
+            user_closed = True  # decide again: credit the closed user and flag it for an operator
+            continue
         return OutcomeResult(step.status, step.label, step.puts[0].new)
     return record_only("retry", "retry:contention", None)

@@ -197,7 +197,7 @@ class WalletStore(Protocol):
         ...
 
     def list_pending_refunds(self, *, due_before: datetime, limit: int = 100) -> list[Transaction]:
-        """Refunds still ``pending`` due for a check (``next_check_at`` or ``updated_at``), most overdue first."""
+        """Refunds still ``pending`` due for a check (as above), most overdue first."""
         ...
 
     def iter_paid_deposits(self, *, paid_from: datetime, paid_to: datetime) -> Iterator[Transaction]:

@@ -1,15 +1,14 @@
-"""Reconciliation: ask ECPay about deposits still awaiting payment and apply the answers.
+"""Reconciliation: ask ECPay about every checkout attempt that could still be paid, fairly and on time.
 
 A lost ReturnURL notification therefore never loses a payment. Answers go through the same
-:func:`~ecpay_lambda.wallet.outcomes.apply_outcome` as notifications, so the dedupe keys are
-shared: a payment applied here makes a later ReturnURL a duplicate, and the other way round.
+:func:`~ecpay_lambda.wallet.outcomes.apply_outcome` as notifications, so the dedupe keys are shared: a
+payment applied here makes a later ReturnURL a duplicate, and the other way round.
 
-Refunds left ``pending`` (a crash or timeout between the wallet debit and ECPay's DoAction answer)
-are settled as *completed* and flagged ``refund_unconfirmed`` for an operator. That is the safe
-side: the points were already taken out of the wallet, so nobody can spend them twice; giving them
-back on a guess could pay the same money out twice (points and card refund), and repeating
-DoAction could refund the card twice. The operator checks the ECPay back office and, if ECPay never
-refunded, refunds again by hand.
+Fairness: each awaiting deposit has a next-check time; a run takes the most overdue first and moves each
+deposit it checked forward with a backoff, so abandoned checkouts never starve a paid one. Pending refunds
+are settled first (by asking ECPay, never by assumption: ``settle_refund`` is given by the service). A run
+stops at its deadline (before a query that might not finish in time), after ECPay's rate limit (HTTP 403),
+or when ECPay stops answering, and reports what it checked, what it skipped and why.
 """
 
 from __future__ import annotations
@@ -19,31 +18,40 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from ..ecpay.client import EcpayClient
-from ..ecpay.errors import EcpayError, RateLimitedError, RejectedError
+from ..ecpay.errors import EcpayError, RateLimitedError, RejectedError, TransportError
+from .attempts import live_attempts
 from .ids import new_notification_id
-from .models import Transaction, TransactionStatus
-from .outcomes import FLAG_REFUND_UNCONFIRMED, Delivery, EcpayOutcome, OutcomeKind, apply_outcome
-from .port import WalletStore
+from .models import Attempt, AttemptState, Transaction
+from .outcomes import Delivery, EcpayOutcome, OutcomeKind, apply_outcome, card_payment_info
+from .port import AtomicWrite, TransactionPut, VersionConflict, WalletStore
 from .results import ReconcileReport
 
 # TradeStatus values that mean "this attempt will never be paid": never paid / not found / BNPL
 # application failed (protocol page §6).
 NEVER_PAID = frozenset({"10200095", "10200047", "10200163"})
+MAX_BACKOFF = timedelta(hours=6)
+MIN_BACKOFF = timedelta(minutes=1)
+# A query is not started unless this much more than the client's timeout is left before the deadline.
+DEADLINE_MARGIN = timedelta(seconds=1)
+# After this many queries in a row without an answer, ECPay is taken as down for this run.
+MAX_CONSECUTIVE_FAILURES = 3
+
+# What the service does with one pending refund: "completed", "failed", "unchanged" or "review: <why>".
+RefundSettler = Callable[[Transaction], str]
 
 
 def outcome_from_query(
     client: EcpayClient,
     txn: Transaction,
+    attempt: Attempt,
     now: datetime,
     merchant_id: str,
     *,
     grace: timedelta = timedelta(0),
 ) -> tuple[EcpayOutcome, str] | None:
-    """QueryTradeInfo for ``txn``'s current attempt: (outcome to apply, raw answer), or None."""
-    mtn = txn.merchant_trade_no
-    if mtn is None:
-        return None
-    settled_long_ago = txn.updated_at <= now - grace
+    """QueryTradeInfo for one attempt of ``txn``: (outcome to apply, raw answer), or None."""
+    mtn = attempt.merchant_trade_no
+    settled_long_ago = attempt.created_at <= now - grace
     base = EcpayOutcome(
         kind=OutcomeKind.FAILED,
         transaction_id=txn.transaction_id,
@@ -73,24 +81,133 @@ def outcome_from_query(
             trade_no=info.trade_no,
             simulate_paid=info.simulate_paid,
             payment_type=info.payment_type,
+            payment_info=card_payment_info(info.extra),
+            paid_at=info.payment_date,
         )
         return oc, raw
     if info.trade_status in NEVER_PAID and settled_long_ago:
-        return base, raw
+        return base._replace(trade_no=info.trade_no), raw
     if (
-        txn.status is TransactionStatus.AWAITING_OFFLINE_PAYMENT
-        and txn.expires_at is not None
-        and txn.expires_at < now
+        attempt.state is AttemptState.AWAITING_OFFLINE_PAYMENT
+        and attempt.expires_at is not None
+        and attempt.expires_at < now
     ):
         # ECPay sends nothing when a code expires unpaid; its query still says unpaid.
-        return EcpayOutcome(
-            kind=OutcomeKind.EXPIRED,
-            transaction_id=txn.transaction_id,
-            merchant_trade_no=mtn,
-            merchant_id=merchant_id,
-            amount=txn.amount,
-        ), raw
+        return base._replace(kind=OutcomeKind.EXPIRED, trade_no=info.trade_no), raw
     return None
+
+
+def next_check(txn: Transaction, now: datetime, grace: timedelta) -> tuple[datetime, int]:
+    """When to ask about ``txn`` again, and its new check count: exponential backoff, capped.
+
+    An offline code is checked soon after it expires, whatever the backoff says.
+    """
+    count = txn.check_count + 1
+    delay = min(max(grace, MIN_BACKOFF) * (2 ** min(count - 1, 12)), MAX_BACKOFF)
+    due = now + delay
+    for attempt in live_attempts(txn):
+        if attempt.expires_at is not None and now < attempt.expires_at < due:
+            due = attempt.expires_at + MIN_BACKOFF
+    return due, count
+
+
+class _Run:
+    """One reconciliation pass: counters, the stop reason and the deadline check."""
+
+    def __init__(self, client: EcpayClient, clock: Callable[[], datetime], deadline: datetime | None) -> None:
+        self.client = client
+        self.clock = clock
+        self.deadline = deadline
+        self.counts = {
+            "checked": 0,
+            "queries": 0,
+            "paid": 0,
+            "failed": 0,
+            "expired": 0,
+            "unchanged": 0,
+            "refunds_checked": 0,
+            "refunds_settled": 0,
+            "refunds_reversed": 0,
+        }
+        self.errors: list[str] = []
+        self.review: list[str] = []
+        self.stopped: str | None = None
+        self.failures_in_a_row = 0
+
+    def time_left(self) -> bool:
+        """False (and the run stops) when a query could outlive the deadline."""
+        if self.deadline is None:
+            return True
+        needed = timedelta(seconds=self.client.timeout) + DEADLINE_MARGIN
+        if self.clock() + needed > self.deadline:
+            self.stopped = self.stopped or "deadline"
+            return False
+        return True
+
+    def query_failed(self, what: str, exc: EcpayError) -> None:
+        self.errors.append(f"{what}: query failed ({type(exc).__name__})")
+        if isinstance(exc, TransportError):
+            self.failures_in_a_row += 1
+            if self.failures_in_a_row >= MAX_CONSECUTIVE_FAILURES:
+                self.stopped = "ecpay_unreachable"
+
+
+def _reschedule(store: WalletStore, txn: Transaction, now: datetime, grace: timedelta) -> None:
+    """Move an awaiting deposit's next check forward (compare-and-set; a concurrent change wins)."""
+    for _ in range(3):
+        current = store.get_transaction(txn.transaction_id)
+        if current is None or not live_attempts(current):
+            return
+        due, count = next_check(current, now, grace)
+        new = current._replace(version=current.version + 1, next_check_at=due, check_count=count)
+        try:
+            store.commit(AtomicWrite(transactions=(TransactionPut(new, current.version),)))
+        except VersionConflict:
+            continue
+        return
+
+
+def _check_deposit(
+    run: _Run, store: WalletStore, txn: Transaction, merchant_id: str, grace: timedelta
+) -> None:
+    now = run.clock()
+    run.counts["checked"] += 1
+    changed = False
+    for attempt in live_attempts(txn):
+        if run.stopped or not run.time_left():
+            break
+        run.counts["queries"] += 1
+        try:
+            answer = outcome_from_query(run.client, txn, attempt, now, merchant_id, grace=grace)
+        except RateLimitedError:
+            run.errors.append("ECPay rate-limited the queries (HTTP 403); stopped this run")
+            run.stopped = "rate_limited"
+            break
+        except EcpayError as exc:
+            run.query_failed(f"{txn.transaction_id} attempt {attempt.merchant_trade_no}", exc)
+            continue
+        run.failures_in_a_row = 0
+        if answer is None:
+            continue
+        oc, raw = answer
+        delivery = Delivery(new_notification_id(), "reconcile", raw, run.clock())
+        result = apply_outcome(store, oc, delivery, merchant_id=merchant_id, clock=run.clock)
+        if result.status in ("applied", "flagged") and oc.kind in (
+            OutcomeKind.PAID,
+            OutcomeKind.FAILED,
+            OutcomeKind.EXPIRED,
+        ):
+            run.counts[str(oc.kind)] += 1
+            changed = True
+        if result.status == "rejected":
+            run.errors.append(f"{txn.transaction_id}: {result.outcome}")
+        elif result.status == "flagged":
+            run.review.append(f"deposit {txn.transaction_id}: {result.outcome}")
+        if result.transaction is not None:
+            txn = result.transaction
+    if not changed:
+        run.counts["unchanged"] += 1
+    _reschedule(store, txn, run.clock(), grace)
 
 
 def run_reconcile(
@@ -101,53 +218,43 @@ def run_reconcile(
     clock: Callable[[], datetime],
     grace: timedelta,
     limit: int = 100,
+    deadline: datetime | None = None,
+    settle_refund: RefundSettler | None = None,
 ) -> ReconcileReport:
-    """One reconciliation pass over deposits awaiting payment and refunds left pending."""
+    """One pass: pending refunds first, then the most overdue awaiting deposits, until ``deadline``."""
+    run = _Run(client, clock, deadline)
     now = clock()
-    cutoff = now - grace
-    counts = {"checked": 0, "paid": 0, "failed": 0, "expired": 0, "unchanged": 0, "refunds_settled": 0}
-    problems: list[str] = []
-    review: list[str] = []
-    for txn in store.list_awaiting_payment(updated_before=cutoff, limit=limit):
-        counts["checked"] += 1
-        try:
-            answer = outcome_from_query(client, txn, now, merchant_id, grace=grace)
-        except RateLimitedError:
-            problems.append("ECPay rate-limited the queries (HTTP 403); stopped this run")
+    refunds = store.list_pending_refunds(due_before=now, limit=limit)
+    for refund in refunds:
+        if settle_refund is None or run.stopped or not run.time_left():
             break
-        except EcpayError as exc:
-            problems.append(f"{txn.transaction_id}: query failed ({type(exc).__name__})")
-            continue
-        if answer is None:
-            counts["unchanged"] += 1
-            continue
-        oc, raw = answer
-        delivery = Delivery(new_notification_id(), "reconcile", raw, clock())
-        result = apply_outcome(store, oc, delivery, merchant_id=merchant_id, clock=clock)
-        if result.status == "applied":
-            counts[str(oc.kind)] += 1
-        elif result.status == "rejected":
-            problems.append(f"{txn.transaction_id}: {result.outcome}")
-        else:
-            counts["unchanged"] += 1
-            if result.status == "flagged":
-                review.append(f"{txn.transaction_id}: {result.outcome}")
-    for refund in store.list_pending_refunds(updated_before=cutoff, limit=limit):
-        oc = EcpayOutcome(
-            kind=OutcomeKind.REFUNDED,
-            transaction_id=refund.transaction_id,
-            merchant_trade_no=refund.merchant_trade_no or "",
-            merchant_id=merchant_id,
-            amount=refund.amount,
-            trade_no=refund.trade_no or "",
-            flags=frozenset({FLAG_REFUND_UNCONFIRMED}),
-        )
-        delivery = Delivery(new_notification_id(), "reconcile", "settled=refund_unconfirmed", clock())
-        result = apply_outcome(store, oc, delivery, merchant_id=merchant_id, clock=clock)
-        if result.status == "applied":
-            counts["refunds_settled"] += 1
-            review.append(
-                f"refund {refund.transaction_id} of deposit {refund.related_transaction_id}: "
-                "settled without ECPay's answer; confirm it in the ECPay back office"
+        run.counts["refunds_checked"] += 1
+        verdict = settle_refund(refund)
+        if verdict == "completed":
+            run.counts["refunds_settled"] += 1
+        elif verdict == "failed":
+            run.counts["refunds_reversed"] += 1
+        elif verdict.startswith("review"):
+            run.review.append(
+                f"refund {refund.transaction_id} of deposit {refund.related_transaction_id}: {verdict}"
             )
-    return ReconcileReport(errors=problems, review=review, **counts)
+        elif verdict.startswith("error"):
+            run.errors.append(f"refund {refund.transaction_id}: {verdict}")
+            if verdict == "error: rate_limited":
+                run.stopped = "rate_limited"
+    refunds_skipped = len(refunds) - run.counts["refunds_checked"]
+    deposits = [] if run.stopped else store.list_awaiting_payment(due_before=now, limit=limit)
+    checked = 0
+    for txn in deposits:
+        if run.stopped or not run.time_left():
+            break
+        _check_deposit(run, store, txn, merchant_id, grace)
+        checked += 1
+    return ReconcileReport(
+        errors=run.errors,
+        review=run.review,
+        skipped=len(deposits) - checked,
+        refunds_skipped=refunds_skipped,
+        stopped=run.stopped,
+        **run.counts,
+    )

@@ -17,14 +17,20 @@ __all__ = ["AuditReport", "CallbackReply", "ReconcileReport"]
 class ReconcileReport:
     """What one reconciliation run did."""
 
-    checked: int = 0
-    paid: int = 0
+    checked: int = 0  # deposits asked about
+    queries: int = 0  # QueryTradeInfo calls (one per attempt that could still be paid)
+    paid: int = 0  # credited from ECPay's answer: their notifications were lost
     failed: int = 0
     expired: int = 0
     unchanged: int = 0
     errors: list[str] = field(default_factory=list)
-    refunds_settled: int = 0  # refunds left pending past the grace period, settled as completed
+    refunds_checked: int = 0
+    refunds_settled: int = 0  # pending refunds ECPay confirmed: completed
+    refunds_reversed: int = 0  # pending refunds ECPay never made: points given back
     review: list[str] = field(default_factory=list)  # what an operator should check by hand
+    skipped: int = 0  # deposits due but not reached in this run (see ``stopped``)
+    refunds_skipped: int = 0
+    stopped: str | None = None  # why the run ended early: deadline, rate_limited, ecpay_unreachable
 
 
 @dataclass(frozen=True)
@@ -36,8 +42,12 @@ class AuditReport:
     stuck: list[str]
     # Transactions an operator must look at: a second paid attempt to refund, an unconfirmed refund.
     flagged: list[str] = field(default_factory=list)
+    # Per-transaction invariants broken, closed users holding money.
+    problems: list[str] = field(default_factory=list)
+    # Differences from ECPay's trade file (``audit --external``), when it was compared.
+    external: list[str] = field(default_factory=list)
 
     @property
     def clean(self) -> bool:
-        """No ledger mismatch."""
-        return not self.mismatches
+        """No ledger mismatch, no broken invariant, no difference from ECPay's records."""
+        return not (self.mismatches or self.problems or self.external)

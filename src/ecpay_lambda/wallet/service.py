@@ -8,7 +8,7 @@ only).
 
 from __future__ import annotations
 
-import urllib.parse
+import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -18,12 +18,15 @@ from ..ecpay.errors import EcpayError, EcpayValidationError, RateLimitedError
 from ..ecpay.merchant_trade_no import new_merchant_trade_no
 from ..ecpay.timezone import format_ecpay_datetime
 from . import errors
+from .attempts import MAX_ATTEMPTS, attempts_of, live_attempts, with_attempts
 from .audit import run_audit
 from .callbacks import CallbackHandler, EcpayConfig
 from .idempotency import fingerprint, validate_key
 from .ids import new_entry_id, new_notification_id, new_transaction_id, new_user_id
 from .models import (
     OPEN_STATUSES,
+    Attempt,
+    AttemptState,
     IdempotencyRecord,
     LedgerEntry,
     NotificationRecord,
@@ -40,7 +43,6 @@ from .outcomes import (
     PAID_FAMILY,
     Delivery,
     EcpayOutcome,
-    OutcomeKind,
     apply_outcome,
 )
 from .port import (
@@ -56,6 +58,7 @@ from .port import (
     WalletStore,
 )
 from .reconcile import outcome_from_query, run_reconcile
+from .refunds import CardRefunds
 from .results import AuditReport, CallbackReply, ReconcileReport
 
 if TYPE_CHECKING:
@@ -79,7 +82,7 @@ OFFLINE_METHODS = frozenset({PaymentMethod.ATM, PaymentMethod.CVS, PaymentMethod
 # Methods whose code (or BNPL application) ECPay reports to PaymentInfoURL.
 CODE_METHODS = OFFLINE_METHODS | {PaymentMethod.BNPL, PaymentMethod.ALL}
 # Statuses from which a deposit may start a (new) ECPay checkout attempt.
-CHECKOUT_FROM = CREDITABLE
+CHECKOUT_FROM = CREDITABLE - {TransactionStatus.CANCELLED}
 CAS_ATTEMPTS = 20
 
 
@@ -103,6 +106,15 @@ class TransactionDetail:
 
 
 WithdrawAction = Literal["complete", "cancel"]
+
+
+def describe_attempt(attempt: Attempt) -> str:
+    """One line naming an attempt that can still be paid, for error messages."""
+    method = attempt.payment_method or "ECPay"
+    if attempt.state is AttemptState.AWAITING_OFFLINE_PAYMENT:
+        until = f" until {attempt.expires_at.isoformat()}" if attempt.expires_at else ""
+        return f"{attempt.merchant_trade_no} ({method} code payable{until})"
+    return f"{attempt.merchant_trade_no} ({method} checkout ECPay may still complete)"
 
 
 def _utc_now() -> datetime:
@@ -229,12 +241,45 @@ class WalletService:
         try:
             return self.store.close_user(user_id, self.now())
         except UserHasFunds:
+            user = self._user(user_id)
+            blocking = self._open_transactions(user_id)
+            parts = []
+            if user.balance or user.held:
+                parts.append(f"balance {user.balance}, held {user.held}")
+            if blocking:
+                parts.append(
+                    "open transactions "
+                    + ", ".join(f"{t.transaction_id} ({t.transaction_type} {t.status})" for t in blocking)
+                )
             raise errors.UserNotEmpty(
-                f"user {user_id} still has a balance, held money or open transactions"
+                f"user {user_id} cannot be closed: " + "; ".join(parts or ["it changed concurrently"]),
+                details={
+                    "balance": user.balance,
+                    "held": user.held,
+                    "transactions": [t.transaction_id for t in blocking],
+                },
             ) from None
         except UserNotActive:
             self._user(user_id)  # NotFound when missing
             raise errors.UserClosed(f"user {user_id} is already closed") from None
+
+    def _open_transactions(self, user_id: str) -> list[Transaction]:
+        found: list[Transaction] = []
+        cursor: str | None = None
+        while True:
+            page = self.store.list_transactions(user_id, page_size=MAX_PAGE_SIZE, cursor=cursor)
+            found.extend(t for t in page.items if t.status in OPEN_STATUSES)
+            cursor = page.next_cursor
+            if cursor is None:
+                return found
+
+    def reopen_user(self, user_id: str) -> User:
+        """Operator: a closed user becomes active again (to withdraw money that reached it after closing)."""
+        user = self.store.reopen_user(user_id, self.now())
+        if user is not None:
+            return user
+        self._user(user_id)  # NotFound when missing
+        raise errors.InvalidState(f"user {user_id} is not closed")
 
     # -- transactions -------------------------------------------------------------------------
 
@@ -357,6 +402,8 @@ class WalletService:
             raise errors.InvalidRequest("action must be 'complete' or 'cancel'")
         for _ in range(CAS_ATTEMPTS):
             txn = self._own_transaction(user_id, transaction_id)
+            if txn.transaction_type is TransactionType.DEPOSIT and action == "cancel":
+                return self.cancel_deposit(user_id, transaction_id)
             if txn.transaction_type is not TransactionType.WITHDRAW:
                 raise errors.InvalidState(
                     f"a {txn.transaction_type} cannot be {action}d by an operator; "
@@ -388,6 +435,50 @@ class WalletService:
             return new
         raise errors.Conflict(f"transaction {transaction_id} keeps changing; retry")
 
+    def cancel_deposit(self, user_id: str, transaction_id: str) -> Transaction:
+        """Cancel an unpaid deposit, only when no checkout attempt can still be paid (``DepositPayable``)."""
+        asked = False
+        for _ in range(CAS_ATTEMPTS):
+            txn = self._own_transaction(user_id, transaction_id)
+            if txn.transaction_type is not TransactionType.DEPOSIT:
+                raise errors.InvalidState("only a deposit can be cancelled this way")
+            if txn.status is TransactionStatus.CANCELLED:
+                raise errors.InvalidState(f"deposit {transaction_id} is already cancelled")
+            if txn.status in PAID_FAMILY:
+                raise errors.InvalidState(f"deposit {transaction_id} is {txn.status}; refund it instead")
+            live = live_attempts(txn)
+            if live and not asked:
+                # ECPay may already know the attempts ended (or were paid): ask before refusing.
+                asked = True
+                with contextlib.suppress(errors.PaymentGatewayError):  # refused below, attempts named
+                    txn = self._sync_attempts(txn)
+                continue
+            if live:
+                raise errors.DepositPayable(
+                    f"deposit {transaction_id} can still be paid: "
+                    + "; ".join(describe_attempt(a) for a in live)
+                    + ". It can be cancelled once ECPay reports these attempts failed or expired.",
+                    details={"attempts": [a.merchant_trade_no for a in live]},
+                )
+            now = self.now()
+            new = txn._replace(
+                status=TransactionStatus.CANCELLED,
+                version=txn.version + 1,
+                updated_at=now,
+                next_check_at=None,
+                check_count=0,
+            )
+            opened = int(new.status in OPEN_STATUSES) - int(txn.status in OPEN_STATUSES)
+            delta = UserDelta(user_id, delta_open=opened) if opened else None
+            try:
+                self.store.commit(
+                    AtomicWrite(transactions=(TransactionPut(new, txn.version),), user_delta=delta)
+                )
+            except VersionConflict:
+                continue
+            return new
+        raise errors.Conflict(f"transaction {transaction_id} keeps changing; retry")
+
     # -- ECPay --------------------------------------------------------------------------------
 
     def checkout(
@@ -410,16 +501,26 @@ class WalletService:
             if txn.status not in CHECKOUT_FROM:
                 raise errors.InvalidState(f"deposit {transaction_id} is {txn.status}")
             method = wanted or txn.payment_method or PaymentMethod.ALL
+            previous = attempts_of(txn)
+            if len(previous) >= MAX_ATTEMPTS:
+                raise errors.InvalidState(
+                    f"deposit {transaction_id} was checked out {MAX_ATTEMPTS} times; "
+                    "cancel it and create a new deposit"
+                )
             now = self.now()
-            attempt = txn._replace(
-                status=TransactionStatus.AWAITING_PAYMENT,
+            started = Attempt(
+                merchant_trade_no=new_merchant_trade_no(txn.transaction_id),
+                payment_method=method,
+                state=AttemptState.AWAITING_PAYMENT,
+                created_at=now,
+            )
+            # Earlier attempts are kept as they are: an issued ATM/CVS code stays payable.
+            attempt = with_attempts(txn, (*previous, started))._replace(
                 version=txn.version + 1,
                 updated_at=now,
                 payment_method=method,
-                merchant_trade_no=new_merchant_trade_no(txn.transaction_id),
-                trade_no=None,
-                payment_info={},
-                expires_at=None,
+                next_check_at=now + self.reconcile_grace,
+                check_count=0,
             )
             # Built and signed before anything is stored: a request ECPay would refuse changes nothing.
             form = self._checkout_form(attempt, method, urls, now)
@@ -453,6 +554,8 @@ class WalletService:
                 ItemName=self.ecpay.item_name,
                 ReturnURL=urls.return_url,
                 ChoosePayment=method.value,
+                # The card authorisation serial (gwsr) comes with it: refunds need the trade's state.
+                NeedExtraPaidInfo="Y",
                 ClientBackURL=urls.client_back_url,
                 # Offline methods report the issued code to PaymentInfoURL and send the browser to
                 # ClientRedirectURL; ECPay refuses OrderResultURL for them.
@@ -484,8 +587,19 @@ class WalletService:
             body, is_base64=is_base64, route_transaction_id=route_transaction_id
         )
 
+    def card_refunds(self) -> CardRefunds:
+        """The refund planner/settler of this wallet."""
+        return CardRefunds(
+            self.store,
+            self.ecpay.client,
+            merchant_id=self.ecpay.credentials.merchant_id,
+            credit_check_code=self.ecpay.credit_check_code,
+            clock=self.now,
+        )
+
     def refund(self, user_id: str, transaction_id: str, amount: int | None = None) -> Transaction:
-        """Refund a paid credit-card deposit (whole or part); returns the refund transaction."""
+        """Refund a paid card deposit (whole or part) as ECPay's rules allow now; the refund transaction."""
+        refunds = self.card_refunds()
         for _ in range(CAS_ATTEMPTS):
             deposit = self._own_transaction(user_id, transaction_id)
             if deposit.transaction_type is not TransactionType.DEPOSIT:
@@ -497,13 +611,25 @@ class WalletService:
                 not paid_by and deposit.payment_method is PaymentMethod.CREDIT
             )
             if not is_card or not deposit.trade_no or not deposit.merchant_trade_no:
-                raise errors.InvalidState("only a credit-card deposit can be refunded through ECPay")
+                raise errors.InvalidState(
+                    "only a credit-card deposit can be refunded through ECPay "
+                    "(ATM and convenience-store payments are refunded outside ECPay's API)"
+                )
             remaining = deposit.amount - deposit.refunded_amount
             value = remaining if amount is None else self._validate_amount(amount)
             if remaining <= 0:
                 raise errors.InvalidState(f"deposit {transaction_id} is fully refunded")
             if value > remaining:
                 raise errors.InvalidRequest(f"at most {remaining} can still be refunded")
+            if deposit.related_transaction_id is not None:
+                raise errors.RefundNotPossible(
+                    "refund_pending",
+                    f"refund {deposit.related_transaction_id} of this deposit is still being settled "
+                    "with ECPay",
+                )
+            refunds.check_window()
+            ctx = refunds.context(deposit)  # asks ECPay; nothing is debited if it cannot answer
+            plan = refunds.plan(deposit, value, ctx)
             now = self.now()
             refund = Transaction(
                 transaction_id=new_transaction_id(),
@@ -518,11 +644,14 @@ class WalletService:
                 merchant_trade_no=deposit.merchant_trade_no,
                 trade_no=deposit.trade_no,
                 related_transaction_id=deposit.transaction_id,
+                payment_info={"plan": ",".join(plan.actions), "trade_state": str(ctx.state)},
+                next_check_at=now + self.reconcile_grace,
             )
             dep = deposit._replace(
                 version=deposit.version + 1,
                 updated_at=now,
                 refunded_amount=deposit.refunded_amount + value,
+                related_transaction_id=refund.transaction_id,
             )
             write = AtomicWrite(
                 transactions=(TransactionPut(refund, 0), TransactionPut(dep, deposit.version)),
@@ -541,67 +670,53 @@ class WalletService:
             break
         else:
             raise errors.Conflict(f"transaction {transaction_id} keeps changing; retry")
-        return self._finish_refund(refund)
+        return refunds.send(refund, plan.actions, deposit.amount)
 
-    def _finish_refund(self, refund: Transaction) -> Transaction:
-        assert refund.merchant_trade_no is not None and refund.trade_no is not None
-        settled = EcpayOutcome(
-            kind=OutcomeKind.REFUNDED,
-            transaction_id=refund.transaction_id,
-            merchant_trade_no=refund.merchant_trade_no,
-            merchant_id=self.ecpay.credentials.merchant_id,
-            amount=refund.amount,
-            trade_no=refund.trade_no,
-        )
-        refused = settled._replace(kind=OutcomeKind.REFUND_FAILED)
-        try:
-            result = self.ecpay.client.do_action(
-                refund.merchant_trade_no, refund.trade_no, "R", refund.amount
-            )
-        except EcpayValidationError as exc:
-            # Refused before anything was sent: the refund certainly did not happen.
-            self._apply(
-                refused, "refund", urllib.parse.urlencode({"error": "validation", "field": exc.field})
-            )
-            raise errors.PaymentGatewayError(f"ECPay refund request invalid: {exc.reason}") from None
-        except EcpayError:
-            # Unknown whether ECPay refunded: keep the refund pending (points stay debited) and let
-            # reconciliation settle it; never give the points back on a guess.
-            raise errors.PaymentGatewayError(
-                "ECPay did not answer the refund; it stays pending until reconciliation settles it"
-            ) from None
-        raw = urllib.parse.urlencode(dict(result.fields))
-        if not result.ok:
-            self._apply(refused, "refund", raw)
-            raise errors.PaymentGatewayError(f"ECPay refused the refund ({result.rtn_code})")
-        return self._apply(settled, "refund", raw)
+    def settle_refund(self, refund: Transaction) -> Transaction:
+        """Ask ECPay about a pending refund and settle it by its records (``sync`` on a refund)."""
+        verdict = self.card_refunds().settle(refund)
+        if verdict.startswith("error"):
+            raise errors.PaymentGatewayError(f"ECPay did not answer ({verdict.removeprefix('error: ')})")
+        current = self.store.get_transaction(refund.transaction_id)
+        return current or refund
 
     def sync(self, user_id: str, transaction_id: str) -> Transaction:
-        """Ask ECPay (QueryTradeInfo) about one deposit now and apply the answer."""
+        """Ask ECPay now about every attempt of a deposit that could still be paid (or a pending refund)."""
         txn = self._own_transaction(user_id, transaction_id)
+        if txn.transaction_type is TransactionType.REFUND:
+            return self.settle_refund(txn)
         if txn.transaction_type is not TransactionType.DEPOSIT:
-            raise errors.InvalidState("only a deposit can be synchronised with ECPay")
-        if txn.merchant_trade_no is None or txn.status in PAID_FAMILY:
+            raise errors.InvalidState("only a deposit or a refund can be synchronised with ECPay")
+        if txn.status in PAID_FAMILY or not attempts_of(txn):
             return txn  # never checked out, or already final: nothing ECPay could change
-        try:
-            answer = outcome_from_query(
-                self.ecpay.client,
-                txn,
-                self.now(),
-                self.ecpay.credentials.merchant_id,
-                grace=self.reconcile_grace,
-            )
-        except RateLimitedError:
-            raise errors.PaymentGatewayError("ECPay is rate-limiting queries; try again later") from None
-        except EcpayError as exc:
-            raise errors.PaymentGatewayError(f"ECPay query failed: {type(exc).__name__}") from None
-        if answer is None:
-            return txn
-        oc, raw = answer
-        return self._apply(oc, "sync", raw)
+        return self._sync_attempts(txn)
 
-    def reconcile(self, *, limit: int = 100) -> ReconcileReport:
-        """Query deposits awaiting payment past the grace period; expire offline ones past deadline."""
+    def _sync_attempts(self, txn: Transaction) -> Transaction:
+        candidates = live_attempts(txn)
+        if txn.status is TransactionStatus.FAILED and not candidates:
+            candidates = attempts_of(txn)[-1:]  # a failure can be followed by a late payment report
+        for attempt in candidates:
+            try:
+                answer = outcome_from_query(
+                    self.ecpay.client,
+                    txn,
+                    attempt,
+                    self.now(),
+                    self.ecpay.credentials.merchant_id,
+                    grace=self.reconcile_grace,
+                )
+            except RateLimitedError:
+                raise errors.PaymentGatewayError("ECPay is rate-limiting queries; try again later") from None
+            except EcpayError as exc:
+                raise errors.PaymentGatewayError(f"ECPay query failed: {type(exc).__name__}") from None
+            if answer is not None:
+                oc, raw = answer
+                txn = self._apply(oc, "sync", raw)
+        return txn
+
+    def reconcile(self, *, limit: int = 100, deadline: datetime | None = None) -> ReconcileReport:
+        """Settle pending refunds, then ask ECPay about the most overdue awaiting deposits (by deadline)."""
+        refunds = self.card_refunds()
         return run_reconcile(
             self.store,
             self.ecpay.client,
@@ -609,6 +724,8 @@ class WalletService:
             clock=self.now,
             grace=self.reconcile_grace,
             limit=limit,
+            deadline=deadline,
+            settle_refund=refunds.settle,
         )
 
     def audit(self) -> AuditReport:
