@@ -16,6 +16,14 @@ Variables (the local server sets the same names):
 - ``STORE_URL``: default ``sqlite:///.data/wallet.db``
 - ``API_TOKEN`` or ``API_TOKEN_SECRET_ARN``; ``AUTH_MODE``: ``token`` (default) | ``jwt``
 - ``FRONTEND_URL``, ``PUBLIC_BASE_URL``, ``CORS_ORIGINS`` (comma-separated)
+- ``ECPAY_CREDIT_CHECK_CODE``: the merchant's credit check code (商家檢查碼, from the vendor back office):
+  refunds ask CreditDetail/QueryTrade/V2 for the card trade's state with it.
+  Default: the sandbox's ``12345678`` in sandbox mode, none elsewhere (refunds are then refused)
+- ``AMOUNT_LIMITS``: per-method single-order limits over ECPay's defaults, e.g. ``CVS=33-6000``
+- ``RECONCILE_DEADLINE_SECONDS``: a reconciliation run stops starting ECPay queries after this (default 240,
+  the scheduled function's 300 s timeout minus a margin)
+- ``ECPAY_CROSS_CHECK_TIMEOUT``: seconds for the notification path's QueryTradeInfo cross-check (default 3:
+  ECPay's notification must be answered within 5 s; a slower answer is refused so ECPay retries)
 """
 
 from __future__ import annotations
@@ -28,6 +36,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, cast
 
 from .ecpay.credentials import MerchantCredentials
+from .ecpay.limits import DEFAULT_AMOUNT_LIMITS, AmountLimits
 
 EcpayEnvironment = Literal["sandbox", "stage", "production"]
 AuthMode = Literal["token", "jwt"]
@@ -35,6 +44,9 @@ AuthMode = Literal["token", "jwt"]
 ENVIRONMENTS: tuple[EcpayEnvironment, ...] = ("sandbox", "stage", "production")
 AUTH_MODES: tuple[AuthMode, ...] = ("token", "jwt")
 DEFAULT_STORE_URL = "sqlite:///.data/wallet.db"
+SANDBOX_CREDIT_CHECK_CODE = 12345678  # the offline sandbox's default (local/sandbox settings)
+DEFAULT_RECONCILE_DEADLINE = 240.0
+DEFAULT_CROSS_CHECK_TIMEOUT = 3.0
 _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"0", "false", "no", "off"})
 
@@ -62,6 +74,10 @@ class Settings:
     public_base_url: str | None = None
     cors_origins: tuple[str, ...] = ()
     on_lambda: bool = False
+    credit_check_code: int | None = None
+    amount_limits: AmountLimits = DEFAULT_AMOUNT_LIMITS
+    reconcile_deadline: float = DEFAULT_RECONCILE_DEADLINE  # seconds
+    cross_check_timeout: float = DEFAULT_CROSS_CHECK_TIMEOUT  # seconds
 
     @property
     def ecpay_enabled(self) -> bool:
@@ -97,6 +113,38 @@ def _parse_url(env: Mapping[str, str], name: str) -> str | None:
     if not value.startswith(("http://", "https://")) or any(c.isspace() for c in value):
         raise ConfigError(f"{name} must be an http(s) URL")
     return value.rstrip("/")
+
+
+def _parse_seconds(env: Mapping[str, str], name: str, default: float, low: float, high: float) -> float:
+    value = _clean(env, name)
+    if value is None:
+        return default
+    try:
+        seconds = float(value)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number of seconds") from None
+    if not low <= seconds <= high:
+        raise ConfigError(f"{name} must be between {low:g} and {high:g} seconds")
+    return seconds
+
+
+def _parse_check_code(env: Mapping[str, str], ecpay_env: EcpayEnvironment) -> int | None:
+    value = _clean(env, "ECPAY_CREDIT_CHECK_CODE")
+    if value is None:
+        return SANDBOX_CREDIT_CHECK_CODE if ecpay_env == "sandbox" else None
+    if not value.isdigit() or len(value) > 10:
+        raise ConfigError("ECPAY_CREDIT_CHECK_CODE must be the digits of the merchant's credit check code")
+    return int(value)
+
+
+def _parse_amount_limits(env: Mapping[str, str]) -> AmountLimits:
+    value = _clean(env, "AMOUNT_LIMITS")
+    if value is None:
+        return DEFAULT_AMOUNT_LIMITS
+    try:
+        return AmountLimits.from_env_text(value)
+    except ValueError as exc:
+        raise ConfigError(f"AMOUNT_LIMITS: {exc}") from None
 
 
 def _read_secret_with_boto3(arn: str) -> str:
@@ -194,6 +242,14 @@ def parse_settings(env: Mapping[str, str], *, read_secret: SecretReader | None =
         public_base_url=_parse_url(env, "PUBLIC_BASE_URL"),
         cors_origins=origins,
         on_lambda=_clean(env, "AWS_LAMBDA_FUNCTION_NAME") is not None,
+        credit_check_code=_parse_check_code(env, ecpay_env_t),
+        amount_limits=_parse_amount_limits(env),
+        reconcile_deadline=_parse_seconds(
+            env, "RECONCILE_DEADLINE_SECONDS", DEFAULT_RECONCILE_DEADLINE, 5.0, 900.0
+        ),
+        cross_check_timeout=_parse_seconds(
+            env, "ECPAY_CROSS_CHECK_TIMEOUT", DEFAULT_CROSS_CHECK_TIMEOUT, 0.5, 4.5
+        ),
     )
 
 

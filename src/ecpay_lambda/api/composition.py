@@ -47,8 +47,19 @@ def ecpay_config(settings: Settings, transport: Transport | None = None) -> Ecpa
         )
         return EcpayConfig(credentials=credentials, client=client, cross_check_paid=True)
     endpoints = Endpoints.for_environment(settings.ecpay_env, settings.ecpay_base_url)
-    client = EcpayClient(settings.credentials, endpoints, transport=transport or UrllibTransport())
-    return EcpayConfig(credentials=settings.credentials, client=client, cross_check_paid=settings.cross_check)
+    transport = transport or UrllibTransport()
+    client = EcpayClient(settings.credentials, endpoints, transport=transport)
+    # The notification must be answered within ECPay's 5 s: its cross-check gets a shorter timeout.
+    cross_check_client = EcpayClient(
+        settings.credentials, endpoints, transport=transport, timeout=settings.cross_check_timeout
+    )
+    return EcpayConfig(
+        credentials=settings.credentials,
+        client=client,
+        cross_check_paid=settings.cross_check,
+        credit_check_code=settings.credit_check_code,
+        cross_check_client=cross_check_client,
+    )
 
 
 def build_store(settings: Settings) -> WalletStore:
@@ -68,7 +79,11 @@ def build_service(
     # Deferred: the notification function never needs the use cases (cold start budget).
     from ..wallet.service import WalletService  # noqa: PLC0415
 
-    return WalletService(store or build_store(settings), ecpay_config(settings, transport))
+    return WalletService(
+        store or build_store(settings),
+        ecpay_config(settings, transport),
+        amount_limits=settings.amount_limits,
+    )
 
 
 def _utc_now() -> datetime:
@@ -89,7 +104,7 @@ def _wiring() -> tuple[WalletStore, EcpayConfig]:
 def _built_service() -> WalletService:
     from ..wallet.service import WalletService  # noqa: PLC0415 - deferred, see build_service
 
-    return WalletService(*_wiring())
+    return WalletService(*_wiring(), amount_limits=load_settings().amount_limits)
 
 
 @functools.cache

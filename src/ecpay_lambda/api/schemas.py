@@ -10,7 +10,10 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, WithJsonSchema
 
+from ..wallet.attempts import attempts_of
 from ..wallet.models import (
+    Attempt,
+    AttemptState,
     LedgerEntry,
     NotificationRecord,
     PaymentMethod,
@@ -162,6 +165,31 @@ class CheckoutFormOut(BaseModel):
     fields: dict[str, str]
 
 
+class AttemptOut(BaseModel):
+    """One ECPay checkout attempt of a deposit (every MerchantTradeNo it ever had)."""
+
+    merchant_trade_no: str
+    payment_method: PaymentMethod | None
+    state: AttemptState
+    trade_no: str | None
+    payment_info: dict[str, str]
+    expires_at: datetime | None
+    created_at: datetime
+
+    @classmethod
+    def of(cls, attempt: Attempt) -> AttemptOut:
+        """From the domain record."""
+        return cls(
+            merchant_trade_no=attempt.merchant_trade_no,
+            payment_method=attempt.payment_method,
+            state=attempt.state,
+            trade_no=attempt.trade_no,
+            payment_info=dict(attempt.payment_info),
+            expires_at=attempt.expires_at,
+            created_at=attempt.created_at,
+        )
+
+
 class TransactionOut(BaseModel):
     """A transaction as the API shows it."""
 
@@ -180,6 +208,11 @@ class TransactionOut(BaseModel):
     flags: list[str]
     created_at: datetime
     updated_at: datetime
+    attempts: list[AttemptOut] = Field(
+        default_factory=list,
+        description="Deposits: every ECPay checkout attempt, oldest first; any live one can still be paid.",
+    )
+    paid_at: datetime | None = None
 
     @classmethod
     def of(cls, tx: Transaction) -> TransactionOut:
@@ -200,6 +233,8 @@ class TransactionOut(BaseModel):
             flags=sorted(tx.flags),
             created_at=tx.created_at,
             updated_at=tx.updated_at,
+            attempts=[AttemptOut.of(a) for a in attempts_of(tx)],
+            paid_at=tx.paid_at,
         )
 
 

@@ -58,6 +58,8 @@ class EcpayConfig(NamedTuple):
     item_name: str = "Wallet points"
     trade_desc: str = "Wallet deposit"
     credit_check_code: int | None = None  # CreditDetail/QueryTrade/V2's check code: refunds need it
+    # The client of the notification path's cross-check, with a timeout inside ECPay's 5 s (else ``client``).
+    cross_check_client: EcpayClient | None = None
 
 
 def body_text(body: bytes | str, *, is_base64: bool) -> str:
@@ -116,7 +118,7 @@ class CallbackHandler:
         return cls(
             store=store,
             credentials=ecpay.credentials,
-            client=ecpay.client,
+            client=ecpay.cross_check_client or ecpay.client,
             cross_check_paid=ecpay.cross_check_paid,
             clock=clock,
         )

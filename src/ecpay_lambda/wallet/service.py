@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Literal
 
 from ..ecpay.errors import EcpayError, EcpayValidationError, RateLimitedError
+from ..ecpay.limits import DEFAULT_AMOUNT_LIMITS, AmountLimits
 from ..ecpay.merchant_trade_no import new_merchant_trade_no
 from ..ecpay.timezone import format_ecpay_datetime
 from . import errors
@@ -131,10 +132,12 @@ class WalletService:
         *,
         clock: Callable[[], datetime] | None = None,
         reconcile_grace: timedelta = timedelta(minutes=15),
+        amount_limits: AmountLimits = DEFAULT_AMOUNT_LIMITS,
     ) -> None:
         self.store = store
         self.ecpay = ecpay
         self.reconcile_grace = reconcile_grace
+        self.amount_limits = amount_limits
         self._clock = clock
 
     # -- helpers ------------------------------------------------------------------------------
@@ -195,6 +198,15 @@ class WalletService:
         if amount > MAX_AMOUNT:
             raise errors.InvalidRequest(f"amount must not exceed {MAX_AMOUNT}")
         return amount
+
+    def _check_method_amount(self, method: PaymentMethod | None, amount: int) -> None:
+        """ECPay's single-order limits for the method (protocol page §13.2; ``AMOUNT_LIMITS``)."""
+        if method is None:
+            return
+        try:
+            self.amount_limits.check(method.value, amount)
+        except EcpayValidationError as exc:
+            raise errors.AmountOutOfRange(f"amount {amount} TWD: {exc.reason}") from None
 
     # -- users --------------------------------------------------------------------------------
 
@@ -310,6 +322,8 @@ class WalletService:
             if replay is not None:
                 return replay, True
         self._validate_amount(amount)
+        if ttype is TransactionType.DEPOSIT:
+            self._check_method_amount(method, amount)
         user = self._user(user_id)
         if user.status is UserStatus.CLOSED:
             raise errors.UserClosed(f"user {user_id} is closed")
@@ -501,6 +515,7 @@ class WalletService:
             if txn.status not in CHECKOUT_FROM:
                 raise errors.InvalidState(f"deposit {transaction_id} is {txn.status}")
             method = wanted or txn.payment_method or PaymentMethod.ALL
+            self._check_method_amount(method, txn.amount)
             previous = attempts_of(txn)
             if len(previous) >= MAX_ATTEMPTS:
                 raise errors.InvalidState(
@@ -563,7 +578,9 @@ class WalletService:
                 PaymentInfoURL=urls.payment_info_url if method in CODE_METHODS else None,
                 ClientRedirectURL=urls.order_result_url if offline else None,
             )
-            return build_checkout_form(request, self.ecpay.credentials, self.ecpay.client.endpoints)
+            return build_checkout_form(
+                request, self.ecpay.credentials, self.ecpay.client.endpoints, amount_limits=self.amount_limits
+            )
         except EcpayValidationError as exc:
             raise errors.InvalidRequest(f"checkout refused: {exc.field}: {exc.reason}") from None
 

@@ -73,3 +73,19 @@ def get_user(user_id: UserId) -> Response[Any]:
 def close_user(user_id: UserId) -> Response[Any]:
     """DELETE /users/{userId} -> 200 with the closed user (JSON, which the seed's front end expects)."""
     return json_response(200, UserOut.of(get_service().close_user(user_id)))
+
+
+@router.post(
+    "/users/<userId>/reopen",
+    summary="Reopen a closed user (operator)",
+    description=(
+        "A payment that reached a user after it was closed (an ATM/CVS code paid late) is credited and "
+        "flagged; reopen the user so the money can be withdrawn or refunded, then close it again."
+    ),
+    responses=responses(200, UserOut, "The reopened user", 404, 409),
+    security=SECURITY,
+    tags=["users"],
+)
+def reopen_user(user_id: UserId) -> Response[Any]:
+    """POST /users/{userId}/reopen -> 200 with the active user; 409 when it is not closed."""
+    return json_response(200, UserOut.of(get_service().reopen_user(user_id)))
