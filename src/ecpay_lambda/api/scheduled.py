@@ -2,17 +2,27 @@
 
 Lean like the callbacks. A run that cannot start (store or configuration down) raises, so the
 asynchronous invocation is retried and finally lands in the dead-letter queue; per-deposit errors
-are reported and left to the next run.
+are reported and left to the next run. A run stops starting ECPay queries at its deadline: the
+function's remaining time minus a margin, and never later than ``RECONCILE_DEADLINE_SECONDS``.
+
+The daily rule sends ``{"action": "statement"}``: the run then compares ECPay's trade file for the day
+before (Asia/Taipei) with the wallet, credits what ECPay confirms and reports the rest.
 """
 
 from __future__ import annotations
 
 import os
 from dataclasses import asdict
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from ..config import load_settings
+from ..ecpay.timezone import TAIPEI
 from . import logs
 from .composition import get_service
+
+# Left of the function's remaining time when the run stops starting queries (logging, the report).
+MARGIN = timedelta(seconds=20)
 
 logger = logs.get_logger("ecpay_lambda.api.scheduled")
 
@@ -24,11 +34,35 @@ def _limit() -> int:
         return 100
 
 
+def deadline(context: Any, now: datetime) -> datetime:
+    """When this run stops starting ECPay queries: the setting, or sooner when the function would time out."""
+    budget = timedelta(seconds=load_settings().reconcile_deadline)
+    remaining_ms = getattr(context, "get_remaining_time_in_millis", None)
+    if callable(remaining_ms):
+        budget = min(budget, timedelta(milliseconds=int(remaining_ms())) - MARGIN)
+    return now + max(budget, timedelta(0))
+
+
+def _statement(service: Any) -> dict[str, Any]:
+    yesterday = datetime.now(TAIPEI).date() - timedelta(days=1)
+    report = service.reconcile_statement(yesterday, yesterday, apply=True)
+    summary = asdict(report)
+    summary["begin"] = summary["end"] = yesterday.isoformat()
+    if report.discrepancies:
+        logger.error("statement reconciliation found discrepancies", extra={"report": summary})
+    else:
+        logger.info("statement reconciliation clean", extra={"report": summary})
+    return summary
+
+
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    """Lambda entry point: one reconciliation run; returns its report."""
+    """Lambda entry point: one reconciliation run (or the daily statement run); returns its report."""
     logs.start_invocation(str(event.get("id") or "") or None, context)
     try:
-        report = get_service().reconcile(limit=_limit())
+        service = get_service()
+        if event.get("action") == "statement":
+            return _statement(service)
+        report = service.reconcile(limit=_limit(), deadline=deadline(context, datetime.now(UTC)))
         summary = asdict(report)
         if report.errors:
             logger.warning("reconciliation finished with errors", extra={"report": summary})

@@ -1,7 +1,10 @@
-"""``ecpay-lambda audit``: check that every user's ledger entries sum to its balance and held amount.
+"""``ecpay-lambda audit``: check the wallet against itself, and with ``--external`` against ECPay's records.
 
-Exits 1 on any mismatch (for cron and CI), 2 when the store cannot be opened. Deposits stuck
-awaiting payment are listed but do not fail the audit (``reconcile`` deals with them).
+Ledger sums against every user's balance and held; per-transaction invariants (one credit per paid
+deposit, refunds never above what was paid, every completed refund confirmed by ECPay); no closed user
+holding money; with ``--external DATE[..DATE]``, ECPay's trade file for those payment dates (read only:
+``reconcile --statement`` credits). Exits 1 on any problem (for cron and CI), 2 when it cannot start.
+Deposits stuck awaiting payment and flagged transactions are listed but do not fail the audit.
 """
 
 from __future__ import annotations
@@ -24,6 +27,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="the store to audit (default: $STORE_URL, else sqlite:///.data/wallet.db); "
         "e.g. dynamodb://TableName for the deployed stack",
     )
+    parser.add_argument(
+        "--external",
+        metavar="DATE[..DATE]",
+        help="also compare with ECPay's trade file for these payment dates (needs ECPay credentials)",
+    )
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
 
 
@@ -32,14 +40,23 @@ def run(args: argparse.Namespace) -> int:
     # Imported here: building the CLI parser stays cheap for every other command.
     from ..api.composition import build_service  # noqa: PLC0415
     from ..config import ConfigError, parse_settings  # noqa: PLC0415
+    from .reconcile import parse_date_range  # noqa: PLC0415
 
     env = dict(os.environ)
-    # The audit reads the store only: it needs no ECPay credentials (and must not ask for them).
-    env["ECPAY_CREDENTIALS"] = "none"
+    external = None
+    if args.external:
+        try:
+            external = parse_date_range(args.external)
+        except ValueError as exc:
+            print(f"audit: --external: {exc}", file=sys.stderr)
+            return EXIT_ERROR
+    else:
+        # The plain audit reads the store only: it needs no ECPay credentials (and must not ask for them).
+        env["ECPAY_CREDENTIALS"] = "none"
     if args.store_url:
         env["STORE_URL"] = args.store_url
     try:
-        report = build_service(parse_settings(env)).audit()
+        report = build_service(parse_settings(env)).audit(external=external)
     except (ConfigError, ValueError) as exc:
         print(f"audit: {exc}", file=sys.stderr)
         return EXIT_ERROR
@@ -50,6 +67,9 @@ def run(args: argparse.Namespace) -> int:
                     "clean": report.clean,
                     "users_checked": report.users_checked,
                     "mismatches": report.mismatches,
+                    "problems": report.problems,
+                    "external": report.external,
+                    "flagged": report.flagged,
                     "stuck": report.stuck,
                 },
                 indent=2,
@@ -61,8 +81,18 @@ def run(args: argparse.Namespace) -> int:
         print(f"ledger mismatches: {len(report.mismatches)}")
         for line in report.mismatches:
             print(f"  MISMATCH {line}")
+        print(f"transaction problems: {len(report.problems)}")
+        for line in report.problems:
+            print(f"  PROBLEM {line}")
+        if args.external:
+            print(f"differences from ECPay's trade file: {len(report.external)}")
+            for line in report.external:
+                print(f"  EXTERNAL {line}")
+        print(f"flagged for an operator: {len(report.flagged)}")
+        for line in report.flagged:
+            print(f"  flagged {line}")
         print(f"deposits stuck awaiting payment: {len(report.stuck)}")
         for line in report.stuck:
             print(f"  stuck {line}")
-        print("audit: clean" if report.clean else "audit: MISMATCH")
+        print("audit: clean" if report.clean else "audit: PROBLEMS FOUND")
     return EXIT_OK if report.clean else EXIT_MISMATCH

@@ -9,9 +9,10 @@ only).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Literal
 
 from ..ecpay.errors import EcpayError, EcpayValidationError, RateLimitedError
@@ -61,6 +62,7 @@ from .port import (
 from .reconcile import outcome_from_query, run_reconcile
 from .refunds import CardRefunds
 from .results import AuditReport, CallbackReply, ReconcileReport
+from .statement import StatementReconciler, StatementReport
 
 if TYPE_CHECKING:
     from ..ecpay.checkout import CheckoutForm
@@ -71,6 +73,7 @@ __all__ = [
     "CheckoutUrls",
     "EcpayConfig",
     "ReconcileReport",
+    "StatementReport",
     "TransactionDetail",
     "WalletService",
     "WithdrawAction",
@@ -745,6 +748,17 @@ class WalletService:
             settle_refund=refunds.settle,
         )
 
-    def audit(self) -> AuditReport:
-        """Check ledger sums against every user's balance and held."""
-        return run_audit(self.store, now=self.now(), grace=self.reconcile_grace)
+    def reconcile_statement(self, begin: date, end: date, *, apply: bool = True) -> StatementReport:
+        """Match ECPay's trade file for payment dates [begin, end] with the wallet; credit what it missed."""
+        reconciler = StatementReconciler(
+            self.store, self.ecpay.client, merchant_id=self.ecpay.credentials.merchant_id, clock=self.now
+        )
+        return reconciler.run(begin, end, apply=apply)
+
+    def audit(self, *, external: tuple[date, date] | None = None) -> AuditReport:
+        """Check the wallet against itself and, with ``external`` days, against ECPay's trade file."""
+        report = run_audit(self.store, now=self.now(), grace=self.reconcile_grace)
+        if external is None:
+            return report
+        statement = self.reconcile_statement(*external, apply=False)
+        return dataclasses.replace(report, external=statement.discrepancies)
