@@ -18,6 +18,7 @@ from .checkmac import check_mac_value
 from .credentials import MerchantCredentials
 from .environments import PRODUCTION_BASE_URL, STAGE_BASE_URL, Endpoints
 from .errors import EcpayValidationError
+from .limits import DEFAULT_AMOUNT_LIMITS, MAX_INT, MIN_EXEC_TIMES, PERIOD_LIMITS, AmountLimits
 from .timezone import ECPAY_DATETIME_FORMAT, format_ecpay_datetime
 
 CHOOSE_PAYMENTS = frozenset(
@@ -41,10 +42,8 @@ IGNORABLE_PAYMENTS = frozenset(
 INSTALLMENT_TERMS = frozenset({"3", "5", "6", "8", "9", "10", "12", "18", "24", "30", "30N"})
 LANGUAGES = frozenset({"ENG", "KOR", "JPN", "CHI", "CHT"})
 BNPL_MIN_AMOUNT = 3000
-MAX_INT = 2_147_483_647  # ECPay's "Int" parameters are 32-bit on its side
-
-# Per-type periodic limits of ECPay's parameter doc: (Frequency max, ExecTimes max).
-PERIOD_LIMITS = {"D": (365, 999), "M": (12, 99), "Y": (1, 9)}
+# MAX_INT and PERIOD_LIMITS (per PeriodType: Frequency max, ExecTimes max) live in ``limits``,
+# light enough for the sandbox and the config layer.
 
 # Which ChoosePayment values each method-specific parameter belongs to.
 _CREDIT = frozenset({"Credit", "ALL"})
@@ -362,7 +361,9 @@ def _check_credit(r: CheckoutRequest) -> None:
         _check_choice("PeriodType", r.PeriodType, frozenset(PERIOD_LIMITS))
         max_frequency, max_exec_times = PERIOD_LIMITS[r.PeriodType or ""]
         _check_range("Frequency", r.Frequency, 1, max_frequency, f"when PeriodType is {r.PeriodType}")
-        _check_range("ExecTimes", r.ExecTimes, 2, max_exec_times, f"when PeriodType is {r.PeriodType}")
+        _check_range(
+            "ExecTimes", r.ExecTimes, MIN_EXEC_TIMES, max_exec_times, f"when PeriodType is {r.PeriodType}"
+        )
     elif r.PeriodReturnURL is not None:
         raise EcpayValidationError("PeriodReturnURL", "only applies to a periodic order (PeriodAmount, ...)")
 
@@ -431,9 +432,19 @@ def _is_official_host(endpoints: Endpoints) -> bool:
 
 
 def build_checkout_form(
-    request: CheckoutRequest, credentials: MerchantCredentials, endpoints: Endpoints
+    request: CheckoutRequest,
+    credentials: MerchantCredentials,
+    endpoints: Endpoints,
+    *,
+    amount_limits: AmountLimits = DEFAULT_AMOUNT_LIMITS,
 ) -> CheckoutForm:
-    """Sign ``request`` for ``credentials`` and return the form to POST to ``endpoints.checkout``."""
+    """Sign ``request`` for ``credentials`` and return the form to POST to ``endpoints.checkout``.
+
+    ``amount_limits`` are the merchant's per-method amount ranges (ECPay refuses an order outside
+    them at checkout, so it is refused here first, naming the method and its range).
+    """
+    ignored = request.IgnorePayment.split("#") if request.IgnorePayment else ()
+    amount_limits.check(request.ChoosePayment, request.TotalAmount, ignore=ignored)
     if not (len(credentials.merchant_id) <= 10 and _ALNUM.fullmatch(credentials.merchant_id)):
         raise EcpayValidationError("MerchantID", "must be 1 to 10 ASCII letters or digits")
     params = request.ecpay_fields()

@@ -312,8 +312,10 @@ INVALID: list[tuple[str, dict[str, Any]]] = [
     ("Frequency", {"PeriodAmount": 500, "PeriodType": "M", "Frequency": 0, "ExecTimes": 12}),
     ("ExecTimes", {"PeriodAmount": 500, "PeriodType": "M", "Frequency": 1, "ExecTimes": 1}),
     ("ExecTimes", {"PeriodAmount": 500, "PeriodType": "D", "Frequency": 1, "ExecTimes": 1000}),
-    ("ExecTimes", {"PeriodAmount": 500, "PeriodType": "M", "Frequency": 1, "ExecTimes": 100}),
-    ("ExecTimes", {"PeriodAmount": 500, "PeriodType": "Y", "Frequency": 1, "ExecTimes": 10}),
+    ("ExecTimes", {"PeriodAmount": 500, "PeriodType": "M", "Frequency": 1, "ExecTimes": 1000}),
+    ("ExecTimes", {"PeriodAmount": 500, "PeriodType": "Y", "Frequency": 1, "ExecTimes": 100}),
+    ("ExecTimes", {"PeriodAmount": 500, "PeriodType": "Y", "Frequency": 1, "ExecTimes": 1}),
+    ("ExecTimes", {"PeriodAmount": 500, "PeriodType": "D", "Frequency": 1, "ExecTimes": 0}),
     ("PeriodReturnURL", {"PeriodReturnURL": "https://api.example.com/period"}),
     (
         "CreditInstallment",
@@ -337,7 +339,9 @@ def test_invalid_requests_name_the_field(field: str, overrides: dict[str, Any]) 
 
 
 def test_periodic_limits_accept_the_edges() -> None:
-    for period_type, frequency, exec_times in (("D", 365, 999), ("M", 12, 99), ("Y", 1, 9), ("D", 1, 2)):
+    # Protocol page §13.3: M up to 999 and Y up to 99 (the older doc's 99 / 9 were too strict).
+    edges = (("D", 365, 999), ("M", 12, 999), ("Y", 1, 99), ("D", 1, 2), ("M", 1, 2), ("Y", 1, 2))
+    for period_type, frequency, exec_times in edges:
         made = request(PeriodAmount=500, PeriodType=period_type, Frequency=frequency, ExecTimes=exec_times)
         assert made.ExecTimes == exec_times
 
