@@ -16,7 +16,7 @@ from ecpay_lambda.ecpay.client import EcpayClient, parse_raw_pairs
 from ecpay_lambda.ecpay.credentials import MerchantCredentials
 from ecpay_lambda.ecpay.errors import RateLimitedError, RejectedError
 
-from .conftest import STAGE, CheckoutFactory
+from .conftest import STAGE, CheckoutFactory, daytime_offset
 
 
 @pytest.fixture
@@ -127,10 +127,12 @@ def test_query_payment_info(ecpay_sandbox, merchant_endpoint, checkout_form, cli
 
 
 def test_refunds(ecpay_sandbox, merchant_endpoint, checkout_form, client) -> None:  # type: ignore[no-untyped-def]
+    ecpay_sandbox.settings(clock_offset_seconds=daytime_offset())
     mtn = _open(ecpay_sandbox, merchant_endpoint, checkout_form, TotalAmount="1000")
     trade_no = ecpay_sandbox.trade(mtn)["trade_no"]
     assert not client.do_action(mtn, trade_no, "R", 100).ok  # not paid yet
     ecpay_sandbox.pay(mtn)
+    assert ecpay_sandbox.close_trade(mtn)["card_state"] == "closed"  # R is for closed trades
     result = client.do_action(mtn, trade_no, "R", 300)
     assert result.ok and result.trade_no == trade_no
     assert ecpay_sandbox.trade(mtn)["refunded_amount"] == 300
@@ -143,6 +145,7 @@ def test_refunds(ecpay_sandbox, merchant_endpoint, checkout_form, client) -> Non
 
 
 def test_abandon_capture_and_cancel(ecpay_sandbox, merchant_endpoint, checkout_form, client) -> None:  # type: ignore[no-untyped-def]
+    ecpay_sandbox.settings(clock_offset_seconds=daytime_offset())
     mtn = _open(ecpay_sandbox, merchant_endpoint, checkout_form)
     ecpay_sandbox.pay(mtn)
     trade_no = ecpay_sandbox.trade(mtn)["trade_no"]
@@ -151,7 +154,15 @@ def test_abandon_capture_and_cancel(ecpay_sandbox, merchant_endpoint, checkout_f
     assert not client.do_action(mtn, trade_no, "N", 500).ok  # captured: abandon no longer applies
     assert client.do_action(mtn, trade_no, "E", 500).ok
     assert client.do_action(mtn, trade_no, "N", 500).ok
-    assert ecpay_sandbox.trade(mtn)["refunded_amount"] == 500
+    trade = ecpay_sandbox.trade(mtn)
+    assert trade["refunded_amount"] == 500 and trade["card_state"] == "cancelled"
+    assert [(a["action"], a["ok"]) for a in trade["actions"]] == [
+        ("E", False),
+        ("C", True),
+        ("N", False),
+        ("E", True),
+        ("N", True),
+    ]
 
 
 def test_refund_only_for_credit(ecpay_sandbox, merchant_endpoint, checkout_form, client) -> None:  # type: ignore[no-untyped-def]
@@ -179,7 +190,7 @@ def test_do_action_checks_the_mac(ecpay_sandbox, merchant_endpoint, checkout_for
 
 
 def test_unsimulated_endpoint(ecpay_sandbox) -> None:  # type: ignore[no-untyped-def]
-    status, _ = ecpay_sandbox.post_form("/Cashier/QueryCreditCardPeriodInfo", {})
+    status, _ = ecpay_sandbox.post_form("/Cashier/Capture", {})
     assert status == 404
 
 

@@ -20,8 +20,9 @@ _TRADE_API = re.compile(r"^/sandbox/api/trades/([^/]+)$")
 _ACTION_API = re.compile(r"^/sandbox/api/trades/([^/]+)/([a-z-]+)$")
 _TRADE_PAGE = re.compile(r"^/sandbox/trades/([^/]+)$")
 _CHECKOUT_ACTION = re.compile(r"^/sandbox/checkout/([^/]+)$")
-CONTROL_ACTIONS = ("pay", "fail", "issue-code", "simulate-paid", "expire", "resend")
+CONTROL_ACTIONS = ("pay", "fail", "issue-code", "simulate-paid", "expire", "resend", "close")
 _ECPAY_QUERY_TYPE = "text/html; charset=utf-8"  # ECPay labels its k=v answers text/html
+_JSON_TYPE = "application/json; charset=utf-8"
 
 
 def _error(status: int, code: str, message: str) -> Response:
@@ -59,13 +60,17 @@ class SandboxApp:
         handlers = {
             "/Cashier/QueryTradeInfo/V5": self.sandbox.query_trade_info,
             "/Cashier/QueryPaymentInfo": self.sandbox.query_payment_info,
+            "/Cashier/QueryCreditCardPeriodInfo": self.sandbox.query_period_info,
+            "/Cashier/CreditCardPeriodAction": self.sandbox.period_action,
             "/CreditDetail/DoAction": self.sandbox.do_action,
+            "/CreditDetail/QueryTrade/V2": self.sandbox.query_credit_trade,
         }
         handler = handlers.get(path)
         if handler is None:
             return text_response(404, "Not Found (this endpoint is not simulated by the sandbox)")
         status, body = handler(form)
-        return text_response(status, body, _ECPAY_QUERY_TYPE)
+        # The JSON endpoints answer their errors in the k=v format, as ECPay's do.
+        return text_response(status, body, _JSON_TYPE if body.startswith("{") else _ECPAY_QUERY_TYPE)
 
     def _checkout_page(self, trade: Trade, notice: str = "") -> str:
         with self.sandbox.book.lock:
@@ -77,7 +82,10 @@ class SandboxApp:
         if path in ("/sandbox", "/sandbox/") and request.method in ("GET", "HEAD"):
             with self.sandbox.book.lock:
                 return html_response(
-                    200, pages.index_page(self.sandbox.book.all(), self.sandbox.settings.to_json())
+                    200,
+                    pages.index_page(
+                        self.sandbox.book.all(), self.sandbox.settings.to_json(), self.sandbox.now()
+                    ),
                 )
         if path == "/sandbox/settings" and request.method == "POST":
             value = request.form().get("drop_callbacks", "false") == "true"
@@ -90,6 +98,7 @@ class SandboxApp:
             except ActionError as exc:
                 return html_response(404, pages.error_page(CheckoutError("10200047", exc.message)))
             with self.sandbox.book.lock:
+                self.sandbox.card_state(trade)
                 return html_response(200, pages.trade_page(trade))
         match = _CHECKOUT_ACTION.match(path)
         if match and request.method == "POST":
@@ -118,7 +127,8 @@ class SandboxApp:
                 )
             if action not in CONTROL_ACTIONS:
                 raise ActionError(400, "unknown_action", f"unknown action {action!r}")
-            trade = self._run(mtn, action, {})
+            options = {"state": form["state"]} if action == "close" and form.get("state") else {}
+            trade = self._run(mtn, action, options)
         except ActionError as exc:
             if from_record:
                 return redirect(f"/sandbox/trades/{mtn}")
@@ -175,6 +185,11 @@ class SandboxApp:
             return sandbox.simulate_paid(mtn)
         if action == "expire":
             return sandbox.expire(mtn)
+        if action == "close":
+            state = options.get("state", "closed")
+            if not isinstance(state, str):
+                raise ActionError(400, "bad_request", "state must be to_be_closed or closed")
+            return sandbox.close_trade(mtn, state)
         kind = options.get("kind", "return")
         if kind not in ("return", "payment_info"):
             raise ActionError(400, "bad_request", "kind must be return or payment_info")

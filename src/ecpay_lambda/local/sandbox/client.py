@@ -120,6 +120,10 @@ class SandboxClient:
         """Deliver the last notification again, as a re-delivery."""
         return self._action(merchant_trade_no, "resend", {"kind": kind})
 
+    def close_trade(self, merchant_trade_no: str, state: str | None = None) -> dict[str, Any]:
+        """Move a paid card trade forward now: ``to_be_closed`` (要關帳) or ``closed`` (已關帳, default)."""
+        return self._action(merchant_trade_no, "close", {"state": state})
+
     def callbacks(self, merchant_trade_no: str, kind: str | None = None) -> list[dict[str, Any]]:
         """Every callback attempt of a trade (optionally of one kind: return, payment_info)."""
         attempts = self.trade(merchant_trade_no)["callbacks"]

@@ -7,25 +7,47 @@ merchant's handler may call back into the sandbox, e.g. QueryTradeInfo, from ano
 
 from __future__ import annotations
 
+import hmac
+import json
 import logging
+import math
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import urlencode
 
 from ...ecpay.checkmac import verify_check_mac_value
 from ...ecpay.credentials import MerchantCredentials
-from ...ecpay.timezone import TAIPEI
+from ...ecpay.timezone import TAIPEI, format_ecpay_datetime
+from . import capture, periodic
 from . import generators as gen
 from . import messages as msg
 from .callbacks import CallbackDispatcher, Notification, Sender, post_form
+from .capture import FORWARD, CardState
 from .trades import CallbackAttempt, Trade, TradeBook, TradeStatus
-from .validation import DUPLICATE_TRADE_NO, CheckoutError, validate_checkout
+from .validation import (
+    DUPLICATE_TRADE_NO,
+    STORE_EXPIRE_LIMITS,
+    CheckoutError,
+    amount_fits,
+    amount_limit_text,
+    offered_methods,
+    validate_checkout,
+)
 
 log = logging.getLogger(__name__)
 
 TIMESTAMP_WINDOW = timedelta(minutes=3)
+# Unix seconds have at most 10 digits until the year 2286: 13 digits are milliseconds.
+_UNIX_SECONDS = re.compile(r"[0-9]{1,10}")
+_DIGITS = re.compile(r"[0-9]+")
+TIMESTAMP_FORMAT_ERROR = ("10100050", "TimeStamp Error. Unix time in seconds")
+TIMESTAMP_WINDOW_ERROR = ("10100050", "TimeStamp Error. it is valid for 3 minutes")
 MAX_DELIVERIES = 5
+MAX_CLOCK_OFFSET = 10 * 365.25 * 86_400  # ten years, in seconds
+_CHECK_CODE = re.compile(r"[0-9]{1,10}")
 DEFAULT_FAIL: dict[str, tuple[str, str]] = {
     "Credit": ("10200058", "Authorization failed (sandbox)"),
     "ATM": ("10100058", "ATM payment failed (sandbox)"),
@@ -48,6 +70,10 @@ class SandboxSettings:
     max_deliveries: int = MAX_DELIVERIES
     callback_timeout: float = 10.0
     query_status_override: int | None = None  # e.g. 403 to imitate ECPay's query rate limit
+    # Moves the sandbox's business time (capture states, daily closes, the dates it reports), not
+    # the TimeStamp check: merchants' clocks stay real, so their signed requests keep working.
+    clock_offset_seconds: float = 0.0
+    credit_check_code: str = "12345678"  # the merchant's CreditCheckCode for QueryTrade/V2
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready view."""
@@ -88,6 +114,21 @@ class SandboxSettings:
             if status is not None and (not isinstance(status, int) or not 400 <= status <= 599):
                 raise ValueError("query_status_override must be null or an HTTP error status")
             new["query_status_override"] = status
+        if "clock_offset_seconds" in changes:
+            offset = changes["clock_offset_seconds"]
+            if (
+                not isinstance(offset, int | float)
+                or isinstance(offset, bool)
+                or not math.isfinite(offset)
+                or abs(offset) > MAX_CLOCK_OFFSET
+            ):
+                raise ValueError("clock_offset_seconds must be seconds within ten years either way")
+            new["clock_offset_seconds"] = float(offset)
+        if "credit_check_code" in changes:
+            code = changes["credit_check_code"]
+            if not isinstance(code, str) or not _CHECK_CODE.fullmatch(code):
+                raise ValueError("credit_check_code must be 1 to 10 digits")
+            new["credit_check_code"] = code
         return replace(self, **new)
 
 
@@ -133,8 +174,8 @@ class Sandbox:
     # --- plumbing -------------------------------------------------------------------------------
 
     def now(self) -> datetime:
-        """The sandbox clock (aware UTC)."""
-        return self._clock()
+        """The sandbox's business time (aware UTC): its clock moved by ``clock_offset_seconds``."""
+        return self._clock() + timedelta(seconds=self.settings.clock_offset_seconds)
 
     def close(self) -> None:
         """Stop the retry worker."""
@@ -210,13 +251,8 @@ class Sandbox:
         trade.payment_type = gen.payment_type_for(method, sub)
 
     def allowed_methods(self, trade: Trade) -> list[str]:
-        """The methods the shopper may use for this trade."""
-        if trade.choose_payment != "ALL":
-            return [trade.choose_payment]
-        ignored = set(filter(None, trade.params.get("IgnorePayment", "").split("#")))
-        return [
-            m for m in gen.PAYABLE_METHODS if m not in ignored and not (m == "BNPL" and trade.amount < 3000)
-        ]
+        """The methods the shopper may use for this trade (those whose amount limits it fits)."""
+        return offered_methods(trade.choose_payment, trade.amount, trade.params.get("IgnorePayment", ""))
 
     # --- actions --------------------------------------------------------------------------------
 
@@ -230,7 +266,9 @@ class Sandbox:
     def snapshot(self, merchant_trade_no: str) -> dict[str, Any]:
         """The trade as JSON, read under the lock."""
         with self.book.lock:
-            return self.trade(merchant_trade_no).to_json()
+            trade = self.trade(merchant_trade_no)
+            self.card_state(trade)
+            return trade.to_json()
 
     def _resolve_method(self, trade: Trade, method: str | None) -> str:
         if trade.method is not None:
@@ -238,8 +276,16 @@ class Sandbox:
                 raise ActionError(409, "method_fixed", f"this trade is paid by {trade.method}, not {method}")
             return trade.method
         allowed = self.allowed_methods(trade)
+        if not allowed:
+            raise ActionError(409, "amount_out_of_range", f"no method accepts NT$ {trade.amount}")
         chosen = method or ("Credit" if "Credit" in allowed else allowed[0])
         if chosen not in allowed:
+            if chosen in gen.PAYABLE_METHODS and not amount_fits(chosen, trade.amount):
+                raise ActionError(
+                    409,
+                    "amount_out_of_range",
+                    f"NT$ {trade.amount} is out of range: {amount_limit_text(chosen)}",
+                )
             raise ActionError(409, "method_not_allowed", f"{chosen} is not offered for this trade")
         self._set_method(trade, chosen)
         self._event(trade, f"shopper chose {chosen}")
@@ -276,7 +322,7 @@ class Sandbox:
             trade.payment_date = now
             trade.rtn_code, trade.rtn_msg = "1", "交易成功"
             if chosen == "Credit":
-                trade.payment_info.update(msg.credit_details())
+                self._authorise(trade, now)
             self._event(trade, "paid")
             fields = msg.payment_result(trade, rtn_code="1", rtn_msg="交易成功")
             outbox.items.append(self._notification(trade, "return", trade.params["ReturnURL"], fields))
@@ -293,10 +339,12 @@ class Sandbox:
             chosen = self._resolve_method(trade, None)
             default_code, default_msg = DEFAULT_FAIL.get(chosen, DEFAULT_FAIL["Credit"])
             code = rtn_code or default_code
-            if code == "1" or not code.isdigit():
+            if code == "1" or not _DIGITS.fullmatch(code) or len(code) > 10:
                 raise ActionError(400, "bad_rtn_code", "a failure RtnCode is digits and not 1")
             trade.status = TradeStatus.FAILED
             trade.rtn_code, trade.rtn_msg = code, rtn_msg or default_msg
+            if chosen == "Credit" and trade.is_periodic:
+                trade.period_executions.append(periodic.execution(trade, rtn_code=code, at=self.now()))
             self._event(trade, f"failed ({code})")
             fields = msg.payment_result(trade, rtn_code=code, rtn_msg=trade.rtn_msg)
             outbox.items.append(self._notification(trade, "return", trade.params["ReturnURL"], fields))
@@ -337,13 +385,14 @@ class Sandbox:
             bank_code, account = gen.atm_account(trade.payment_type)
             trade.payment_info.update({"BankCode": bank_code, "vAccount": account})
         elif method == "CVS":
-            minutes = min(int(params.get("StoreExpireDate") or 10080), 86400)
+            minutes = min(int(params.get("StoreExpireDate") or 10080), STORE_EXPIRE_LIMITS["CVS"][1])
             trade.expire_at = now + timedelta(minutes=minutes)
             trade.payment_info.update(
                 {"PaymentNo": gen.cvs_code(), "Barcode1": "", "Barcode2": "", "Barcode3": ""}
             )
         else:
-            days = int(params.get("StoreExpireDate") or 7)
+            # An ALL order's StoreExpireDate was checked as CVS minutes: cap it as BARCODE days.
+            days = min(int(params.get("StoreExpireDate") or 7), STORE_EXPIRE_LIMITS["BARCODE"][1])
             trade.expire_at = now + timedelta(days=days)
             one, two, three = gen.barcodes(trade.expire_at)
             trade.payment_info.update({"PaymentNo": "", "Barcode1": one, "Barcode2": two, "Barcode3": three})
@@ -423,10 +472,93 @@ class Sandbox:
         code, text = CODE_ISSUED[trade.method or "ATM"]
         return msg.sign(msg.payment_info(trade, rtn_code=code, rtn_msg=text), self._credentials(trade))
 
+    # --- card capture states (see ``capture``) ---------------------------------------------------
+
+    def _authorise(self, trade: Trade, now: datetime) -> None:
+        """A card payment succeeded: a fresh gwsr, the trade AUTHORISED, charge #1 of a periodic order."""
+        serial = gen.gwsr()
+        while self.book.gwsr_in_use(serial):  # QueryTrade/V2 finds a trade by it: keep it unique
+            serial = gen.gwsr()
+        trade.payment_info.update(msg.credit_details(serial))
+        trade.card_state, trade.card_state_since = CardState.AUTHORISED, now
+        if trade.is_periodic:
+            trade.period_executions.append(
+                periodic.execution(
+                    trade, rtn_code="1", at=now, gwsr=serial, auth_code=trade.payment_info["auth_code"]
+                )
+            )
+
+    def card_state(self, trade: Trade) -> CardState | None:
+        """A paid card trade's capture state now, after applying the daily closes due (lock held)."""
+        if trade.method != "Credit" or trade.status is not TradeStatus.PAID:
+            return None
+        if trade.card_state is None or trade.card_state_since is None:
+            # Paid before the sandbox kept capture states (an older sandbox.json): authorised then.
+            trade.card_state = trade.card_state or CardState.AUTHORISED
+            trade.card_state_since = trade.payment_date or trade.trade_date
+        steps = capture.closes_due(trade.card_state, trade.card_state_since, self.now())
+        for state, at in steps:
+            self._enter_state(trade, state, at, trade.remaining_amount)
+            trade.events.append(
+                {"at": at.isoformat(), "event": f"daily close 20:15: {capture.status_text(state)}"}
+            )
+        if steps:
+            self.book.save()
+        return trade.card_state
+
+    def _enter_state(
+        self, trade: Trade, state: CardState, at: datetime, amount: int, status: str = ""
+    ) -> None:
+        """Move the card trade to ``state`` at ``at`` and add its close_data entry."""
+        trade.card_state, trade.card_state_since = state, at
+        if state is CardState.CLOSED:
+            trade.captured_amount = amount
+        self._close_entry(trade, status or capture.status_text(state), amount, at)
+
+    def _close_entry(self, trade: Trade, status: str, amount: int, at: datetime) -> None:
+        trade.close_data.append(
+            {
+                "status": status,
+                "sno": str(len(trade.close_data) + 1),
+                "amount": amount,
+                "datetime": format_ecpay_datetime(at),
+            }
+        )
+
+    def close_trade(self, merchant_trade_no: str, target: str = "closed") -> Trade:
+        """Control action: move a paid card trade forward to ``to_be_closed`` or ``closed`` now."""
+        if target not in (CardState.TO_BE_CLOSED, CardState.CLOSED):
+            raise ActionError(400, "bad_request", "state must be to_be_closed or closed")
+        wanted = CardState(target)
+        with self.book.lock:
+            trade = self.trade(merchant_trade_no)
+            if trade.method != "Credit":
+                raise ActionError(409, "not_card", "only card trades have capture states")
+            state = self.card_state(trade)
+            if state is None:
+                raise ActionError(409, "invalid_state", f"trade is {trade.status}, not paid")
+            if state is CardState.CANCELLED or FORWARD.index(wanted) <= FORWARD.index(state):
+                raise ActionError(409, "not_forward", f"trade is {state}: {wanted} is not ahead of it")
+            now = self.now()
+            while state is not wanted:
+                state = FORWARD[FORWARD.index(state) + 1]
+                self._enter_state(trade, state, now, trade.remaining_amount)
+            self._event(trade, f"closed now (control action): {capture.status_text(state)}")
+            self.book.save()
+            return trade
+
+    @staticmethod
+    def _full_refund_only(trade: Trade) -> bool:
+        """Installment and bonus-point trades are refunded in full only (§7.5)."""
+        return bool(trade.params.get("CreditInstallment")) or trade.params.get("Redeem") == "Y"
+
     # --- server-to-server APIs ------------------------------------------------------------------
 
     def _check_request(self, form: Mapping[str, str], required: tuple[str, ...]) -> tuple[str, str] | None:
-        """(code, message) of the first problem of a signed server-to-server request, or None."""
+        """(code, message) of the first problem of a signed server-to-server request, or None.
+
+        A TimeStamp is checked when required, and when sent to an endpoint that does not need one.
+        """
         for name in required:
             if not form.get(name, "").strip():
                 return ("10100050", f"Parameter Error. {name} is required")
@@ -435,12 +567,14 @@ class Sandbox:
             return ("10200073", "CheckMacValue verify fail")
         if form.get("PlatformID"):
             return ("10100050", "Parameter Error. PlatformID is not simulated")
-        if "TimeStamp" in required:
+        if "TimeStamp" in required or "TimeStamp" in form:
             stamp = form["TimeStamp"]
-            if not stamp.isdigit():
-                return ("10100050", "Parameter Error. TimeStamp")
-            if abs(self.now() - datetime.fromtimestamp(int(stamp), UTC)) > TIMESTAMP_WINDOW:
-                return ("10100050", "TimeStamp Error. it is valid for 3 minutes")
+            # Compared as numbers: a millisecond stamp is years away, which datetime cannot hold.
+            if not _UNIX_SECONDS.fullmatch(stamp):
+                return TIMESTAMP_FORMAT_ERROR
+            # The real clock, not the business one: the merchant's clock is not moved by the offset.
+            if abs(self._clock().timestamp() - int(stamp)) > TIMESTAMP_WINDOW.total_seconds():
+                return TIMESTAMP_WINDOW_ERROR
         return None
 
     def query_trade_info(self, form: Mapping[str, str]) -> tuple[int, str]:
@@ -475,7 +609,10 @@ class Sandbox:
             return 200, msg.raw_kv(msg.sign(msg.payment_info_query(trade), self._credentials(trade)))
 
     def do_action(self, form: Mapping[str, str]) -> tuple[int, str]:
-        """CreditDetail/DoAction: C capture, R refund (partial allowed), E cancel capture, N abandon."""
+        """CreditDetail/DoAction by the trade's capture state: C capture, R refund, E cancel, N abandon.
+
+        Every action on a found trade is kept in ``trade.actions``, refused ones too.
+        """
         if self.settings.query_status_override:
             return self.settings.query_status_override, "Forbidden"
         head = {
@@ -496,39 +633,135 @@ class Sandbox:
         action = form["Action"]
         amount_text = form["TotalAmount"]
         if action not in ("C", "R", "E", "N"):
-            return _answer("10100050", "Parameter Error. Action")
-        if not amount_text.isdigit() or int(amount_text) <= 0:
-            return _answer("10100050", "Parameter Error. TotalAmount")
+            return _answer(*capture.error_answer("bad_action"))
+        if not _DIGITS.fullmatch(amount_text) or len(amount_text) > 10 or int(amount_text) <= 0:
+            return _answer(*capture.error_answer("bad_amount"))
         amount = int(amount_text)
         with self.book.lock:
             trade = self.book.get(form["MerchantID"], form["MerchantTradeNo"])
             if trade is None or trade.trade_no != form["TradeNo"]:
-                return _answer("10200047", "Cant not find the trade data.")
+                return _answer(*capture.error_answer("not_found"))
+            now = self.now()
+            before = self.card_state(trade)
             if trade.method != "Credit":
-                return _answer("10100050", "Only credit card trades can use DoAction")
-            if trade.status is not TradeStatus.PAID:
-                return _answer("10100050", "Trade is not paid")
-            captured = any(a["action"] == "C" for a in trade.actions) and not any(
-                a["action"] == "E" for a in trade.actions
+                ruling = capture.Ruling("not_credit", CardState.AUTHORISED)
+            elif before is None:
+                ruling = capture.Ruling("not_paid", CardState.AUTHORISED)
+            elif capture.in_close_window(now):
+                ruling = capture.Ruling("close_window", before)
+            else:
+                ruling = capture.rule(
+                    action, amount, before, trade.remaining_amount, full_only=self._full_refund_only(trade)
+                )
+            if ruling.error is None and before is not None:
+                self._apply_action(trade, action, ruling, before, now)
+                code, text = "1", "Success"
+            else:
+                status = capture.status_text(before) if before else str(trade.status)
+                code, text = capture.error_answer(ruling.error or "not_paid", action=action, status=status)
+            after = self.card_state(trade)
+            trade.actions.append(
+                {
+                    "action": action,
+                    "amount": amount,
+                    "at": now.isoformat(),
+                    "state_before": str(before) if before else None,
+                    "state_after": str(after) if after else None,
+                    "ok": code == "1",
+                    "rtn_code": code,
+                    "rtn_msg": text,
+                }
             )
-            if action == "R":
-                if amount > trade.remaining_amount:
-                    return _answer("10200050", "Refund amount exceeds the remaining amount")
-                trade.refunded_amount += amount
-            elif action == "N":
-                if trade.refunded_amount or captured:
-                    return _answer("10100050", "Abandon is only for an authorised trade not yet captured")
-                if amount != trade.amount:
-                    return _answer("10200050", "Abandon amount must equal the trade amount")
-                trade.refunded_amount = trade.amount
-            elif action == "C":
-                if captured:
-                    return _answer("10100050", "Trade is already captured")
-                if amount > trade.remaining_amount:
-                    return _answer("10200050", "Capture amount exceeds the authorised amount")
-            elif not captured:
-                return _answer("10100050", "No capture to cancel")
-            trade.actions.append({"action": action, "amount": amount, "at": self.now().isoformat()})
-            self._event(trade, f"DoAction {action} {amount}")
+            self._event(trade, f"DoAction {action} {amount}: {code} {text}")
             self.book.save()
-        return _answer("1", "Success")
+        return _answer(code, text)
+
+    def _apply_action(
+        self, trade: Trade, action: str, ruling: capture.Ruling, before: CardState, now: datetime
+    ) -> None:
+        if action == "R":
+            trade.refunded_amount += ruling.refund
+            self._close_entry(trade, capture.REFUND_TEXT, ruling.refund, now)
+        elif action == "N":
+            trade.refunded_amount += ruling.refund
+            self._enter_state(trade, CardState.CANCELLED, now, ruling.refund)
+        elif action == "E":
+            # The capture request is withdrawn: its entry reads 已取消, the trade is authorised again.
+            self._enter_state(trade, CardState.AUTHORISED, now, trade.remaining_amount, "已取消")
+        else:
+            self._enter_state(trade, ruling.state, now, trade.remaining_amount)
+
+    def query_credit_trade(self, form: Mapping[str, str]) -> tuple[int, str]:
+        """CreditDetail/QueryTrade/V2: one card trade's capture state by gwsr (JSON, not signed)."""
+        if self.settings.query_status_override:
+            return self.settings.query_status_override, "Forbidden"
+
+        def _answer(rtn_msg: str, value: dict[str, Any] | None = None) -> tuple[int, str]:
+            return 200, json.dumps({"RtnMsg": rtn_msg, "RtnValue": value}, ensure_ascii=False)
+
+        problem = self._check_request(
+            form, ("MerchantID", "CreditRefundId", "CreditAmount", "CreditCheckCode", "CheckMacValue")
+        )
+        if problem:
+            return _answer(problem[1])
+        expected = self.settings.credit_check_code.encode()
+        if not hmac.compare_digest(form["CreditCheckCode"].strip().encode(), expected):
+            return _answer("CreditCheckCode Error")
+        with self.book.lock:
+            trade = self.book.find_by_gwsr(form["MerchantID"], form["CreditRefundId"].strip())
+            # ECPay finds the authorisation by serial and amount; anything else has no card record.
+            if trade is None or str(trade.amount) != form["CreditAmount"].strip():
+                return _answer("error_nopay")
+            if self.card_state(trade) is None:
+                return _answer("error_nopay")
+            return _answer("", msg.credit_trade_detail(trade))
+
+    def query_period_info(self, form: Mapping[str, str]) -> tuple[int, str]:
+        """QueryCreditCardPeriodInfo: a periodic order's schedule and executions (JSON, not signed)."""
+        if self.settings.query_status_override:
+            return self.settings.query_status_override, "Forbidden"
+        problem = self._check_request(form, ("MerchantID", "MerchantTradeNo", "TimeStamp", "CheckMacValue"))
+        if problem:
+            return 200, urlencode({"RtnCode": problem[0], "RtnMsg": problem[1]})
+        with self.book.lock:
+            trade = self.book.get(form["MerchantID"], form["MerchantTradeNo"])
+            if trade is None or not trade.is_periodic:
+                code, text = periodic.error_answer("no_order")
+                return 200, urlencode({"RtnCode": code, "RtnMsg": text})
+            return 200, json.dumps(periodic.period_info(trade), ensure_ascii=False)
+
+    def period_action(self, form: Mapping[str, str]) -> tuple[int, str]:
+        """CreditCardPeriodAction: Cancel stops a running order; ReAuth is refused (not on stage)."""
+        if self.settings.query_status_override:
+            return self.settings.query_status_override, "Forbidden"
+        head = {"MerchantID": form.get("MerchantID", ""), "MerchantTradeNo": form.get("MerchantTradeNo", "")}
+
+        def _answer(code: str, text: str) -> tuple[int, str]:
+            # Form-encoded, as ECPay answers this endpoint (its RtnMsg may be Chinese).
+            return 200, urlencode({**head, "RtnCode": code, "RtnMsg": text})
+
+        problem = self._check_request(
+            form, ("MerchantID", "MerchantTradeNo", "Action", "TimeStamp", "CheckMacValue")
+        )
+        if problem:
+            return _answer(*problem)
+        action = form["Action"]
+        if action not in ("Cancel", "ReAuth"):
+            return _answer(*periodic.error_answer("bad_action"))
+        with self.book.lock:
+            trade = self.book.get(form["MerchantID"], form["MerchantTradeNo"])
+            if trade is None or not trade.is_periodic:
+                return _answer(*periodic.error_answer("no_order"))
+            if action == "ReAuth":
+                last = trade.period_executions[-1] if trade.period_executions else None
+                failed = last is not None and last["RtnCode"] != 1
+                self._event(trade, "CreditCardPeriodAction ReAuth refused")
+                self.book.save()
+                return _answer(*periodic.error_answer("reauth_stage" if failed else "reauth_not_failed"))
+            status = periodic.exec_status(trade)
+            if status != periodic.EXEC_RUNNING:
+                return _answer(*periodic.error_answer("not_running", status=status))
+            trade.period_cancelled = True
+            self._event(trade, "CreditCardPeriodAction Cancel: no further charges")
+            self.book.save()
+        return _answer("1", "OK")

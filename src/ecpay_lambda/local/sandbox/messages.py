@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
+from typing import Any
 
 from ...ecpay.checkmac import check_mac_value
 from ...ecpay.credentials import MerchantCredentials
 from ...ecpay.timezone import ECPAY_DATE_FORMAT, TAIPEI, format_ecpay_datetime
-from .generators import OFFLINE_METHODS, auth_code, charge_fee, gwsr
+from .capture import STATUS_TEXT, CardState
+from .generators import OFFLINE_METHODS, auth_code, charge_fee
 from .trades import Trade, TradeStatus
 
 CUSTOM_FIELDS = ("CustomField1", "CustomField2", "CustomField3", "CustomField4")
@@ -65,9 +67,27 @@ def _extra_paid_info(trade: Trade, paid: bool) -> dict[str, str]:
     return extra
 
 
-def credit_details() -> dict[str, str]:
-    """Authorisation details recorded when a card payment succeeds."""
-    return {"gwsr": gwsr(), "auth_code": auth_code()}
+def credit_details(serial: str) -> dict[str, str]:
+    """Authorisation details recorded when a card payment succeeds (``serial``: a fresh gwsr)."""
+    return {"gwsr": serial, "auth_code": auth_code()}
+
+
+def credit_trade_detail(trade: Trade) -> dict[str, Any]:
+    """CreditDetail/QueryTrade/V2's ``RtnValue`` (§7.6) for a paid card trade.
+
+    ``clsamt`` is what is being or was captured: the unrefunded amount while 要關帳, the amount the
+    daily close captured once 已關帳, 0 while 已授權 or 已取消.
+    """
+    state = trade.card_state or CardState.AUTHORISED
+    clsamt = {CardState.TO_BE_CLOSED: trade.remaining_amount, CardState.CLOSED: trade.captured_amount}
+    return {
+        "TradeID": int(trade.gwsr),
+        "amount": trade.amount,
+        "clsamt": clsamt.get(state, 0),
+        "authtime": format_ecpay_datetime(trade.payment_date) if trade.payment_date else "",
+        "status": STATUS_TEXT[state],
+        "close_data": [dict(entry) for entry in trade.close_data],
+    }
 
 
 def payment_result(

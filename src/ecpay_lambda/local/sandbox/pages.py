@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from html import escape
 
 from ...ecpay.timezone import format_ecpay_datetime
+from .capture import STATUS_TEXT, CardState
 from .messages import code_fields, is_offline
 from .trades import CallbackAttempt, Trade, TradeStatus
 from .validation import CheckoutError
@@ -212,8 +214,8 @@ def _answer(attempt: CallbackAttempt) -> str:
     return str(attempt.status) if attempt.status is not None else (attempt.error or "")
 
 
-def index_page(trades: Sequence[Trade], settings: Mapping[str, object]) -> str:
-    """The sandbox's trade list and settings."""
+def index_page(trades: Sequence[Trade], settings: Mapping[str, object], now: datetime) -> str:
+    """The sandbox's trade list, its clock (Taiwan time, with any offset) and settings."""
     rows = "".join(
         f'<tr><td><a href="/sandbox/trades/{escape(t.merchant_trade_no)}">'
         f"{escape(t.merchant_trade_no)}</a></td>"
@@ -229,14 +231,59 @@ def index_page(trades: Sequence[Trade], settings: Mapping[str, object]) -> str:
         f"{'Deliver callbacks again' if drop else 'Drop callbacks (simulate lost notifications)'}"
         "</button></form>"
     )
+    offset = settings.get("clock_offset_seconds") or 0
+    clock = (
+        f'<div class="card" id="sandbox-clock"><b>Sandbox time (Taiwan)</b> '
+        f'<code data-now="{escape(now.isoformat())}">{escape(format_ecpay_datetime(now))}</code>'
+        + (f' <span class="note">clock moved by {escape(str(offset))} s</span>' if offset else "")
+        + '<p class="note">Card trades close daily at 20:15 (已授權 → 要關帳 → 已關帳); '
+        "no DoAction from 20:15 to 20:30.</p></div>"
+    )
     body = (
-        '<div class="card"><h2>Trades</h2><table><tr><th>MerchantTradeNo</th><th>Type</th><th>Amount</th>'
-        f"<th>Status</th><th>Created (Taiwan)</th></tr>{rows}</table></div>"
+        clock + '<div class="card"><h2>Trades</h2><table><tr><th>MerchantTradeNo</th><th>Type</th>'
+        f"<th>Amount</th><th>Status</th><th>Created (Taiwan)</th></tr>{rows}</table></div>"
         f'<div class="card"><h2>Settings</h2><pre>{escape(json.dumps(settings, indent=1))}</pre>{toggle}'
         '<p class="note">JSON control API: <code>/sandbox/api/trades</code>, '
         "<code>/sandbox/api/trades/{MerchantTradeNo}</code>, <code>/sandbox/api/settings</code></p></div>"
     )
     return _page("Sandbox", body)
+
+
+def _card_section(trade: Trade, extra: Mapping[str, str]) -> str:
+    """Close-now buttons, the DoAction history and QueryTrade/V2's close_data of a card trade."""
+    if trade.card_state is None:
+        return ""
+    mtn = trade.merchant_trade_no
+    buttons = ""
+    if trade.card_state is CardState.AUTHORISED:
+        buttons += _button(
+            mtn,
+            "close",
+            "要關帳 Request capture now",
+            css="secondary",
+            extra={**extra, "state": "to_be_closed"},
+        )
+    if trade.card_state in (CardState.AUTHORISED, CardState.TO_BE_CLOSED):
+        buttons += _button(mtn, "close", "已關帳 Close now", extra={**extra, "state": "closed"})
+    actions = "".join(
+        f"<tr><td>{escape(str(a.get('at', '')))}</td><td>{escape(str(a.get('action', '')))}</td>"
+        f"<td>{escape(str(a.get('amount', '')))}</td>"
+        f"<td>{escape(str(a.get('state_before')))} → {escape(str(a.get('state_after')))}</td>"
+        f"<td>{escape(str(a.get('rtn_code', '')))} {escape(str(a.get('rtn_msg', '')))}</td></tr>"
+        for a in trade.actions
+    )
+    closes = "".join(
+        f"<tr><td>{escape(str(c['sno']))}</td><td>{escape(str(c['status']))}</td>"
+        f"<td>{escape(str(c['amount']))}</td><td>{escape(str(c['datetime']))}</td></tr>"
+        for c in trade.close_data
+    )
+    return (
+        f'<div class="card" id="card"><h3>刷卡 Card capture</h3>{buttons}'
+        "<h4>DoAction</h4><table><tr><th>At (UTC)</th><th>Action</th><th>Amount</th><th>State</th>"
+        f"<th>Answer</th></tr>{actions}</table>"
+        "<h4>close_data</h4><table><tr><th>sno</th><th>status</th><th>amount</th><th>datetime</th></tr>"
+        f"{closes}</table></div>"
+    )
 
 
 def trade_page(trade: Trade, notice: str = "") -> str:
@@ -255,6 +302,12 @@ def trade_page(trade: Trade, notice: str = "") -> str:
             ]
         )
     )
+    if trade.card_state is not None:
+        state = escape(str(trade.card_state))
+        parts.append(
+            f'<tr><th>刷卡狀態 Card state</th><td id="card-state" data-card-state="{state}">'
+            f"{escape(STATUS_TEXT[trade.card_state])} ({state})</td></tr>" + _rows([("gwsr", trade.gwsr)])
+        )
     parts.append("</table></div>")
     if notice:
         parts.append(f'<div class="card ok" id="notice">{escape(notice)}</div>')
@@ -266,6 +319,7 @@ def trade_page(trade: Trade, notice: str = "") -> str:
         buttons += _button(mtn, "fail", "Fail", css="danger", extra=extra)
         buttons += _button(mtn, "expire", "Expire", css="danger", extra=extra)
         parts.append(f'<div class="card">{buttons}</div>')
+    parts.append(_card_section(trade, extra))
     if any(a.kind == "return" for a in trade.callbacks):
         parts.append(
             '<div class="card">'

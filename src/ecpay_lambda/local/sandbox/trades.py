@@ -13,9 +13,12 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+from .capture import STATUS_TEXT, CardState
+
 log = logging.getLogger(__name__)
 
 MAX_TRADES = 10_000  # oldest trades are forgotten past this (a local tool, not an archive)
+_DATETIMES = ("trade_date", "payment_date", "expire_at", "card_state_since")
 
 
 class TradeStatus(StrEnum):
@@ -66,7 +69,16 @@ class Trade:
     rtn_code: str = ""  # last result code (failure code when failed)
     rtn_msg: str = ""
     refunded_amount: int = 0
-    actions: list[dict[str, Any]] = field(default_factory=list)  # DoAction history
+    actions: list[dict[str, Any]] = field(default_factory=list)  # every DoAction, refused ones too
+    # Card trades once paid: the capture state, when it was entered (see ``capture``), what the
+    # daily close captured, and QueryTrade/V2's close_data entries.
+    card_state: CardState | None = None
+    card_state_since: datetime | None = None
+    captured_amount: int = 0
+    close_data: list[dict[str, Any]] = field(default_factory=list)
+    # Periodic (定期定額) trades: one entry per charge, in QueryCreditCardPeriodInfo's ExecLog shape.
+    period_executions: list[dict[str, Any]] = field(default_factory=list)
+    period_cancelled: bool = False
     events: list[dict[str, str]] = field(default_factory=list)  # what happened, for people
     callbacks: list[CallbackAttempt] = field(default_factory=list)
     simulated_notices: int = 0
@@ -78,6 +90,16 @@ class Trade:
         return (self.merchant_id, self.merchant_trade_no)
 
     @property
+    def gwsr(self) -> str:
+        """The card authorisation serial (empty until a card payment): QueryTrade/V2's CreditRefundId."""
+        return self.payment_info.get("gwsr", "")
+
+    @property
+    def is_periodic(self) -> bool:
+        """A 定期定額 order (checked out with PeriodType and friends)."""
+        return bool(self.params.get("PeriodType"))
+
+    @property
     def remaining_amount(self) -> int:
         """What is left to refund."""
         return self.amount - self.refunded_amount
@@ -85,10 +107,12 @@ class Trade:
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready view (the control API's answer)."""
         data = asdict(self)
-        for name in ("trade_date", "payment_date", "expire_at"):
+        for name in _DATETIMES:
             value = getattr(self, name)
             data[name] = value.isoformat() if value else None
         data["status"] = str(self.status)
+        data["card_state"] = str(self.card_state) if self.card_state else None
+        data["card_status"] = STATUS_TEXT[self.card_state] if self.card_state else None
         data["remaining_amount"] = self.remaining_amount
         return data
 
@@ -97,10 +121,12 @@ class Trade:
         """Inverse of :meth:`to_json`."""
         data = dict(data)
         data.pop("remaining_amount", None)
-        for name in ("trade_date", "payment_date", "expire_at"):
+        data.pop("card_status", None)
+        for name in _DATETIMES:
             value = data.get(name)
             data[name] = datetime.fromisoformat(value) if value else None
         data["status"] = TradeStatus(data["status"])
+        data["card_state"] = CardState(data["card_state"]) if data.get("card_state") else None
         data["callbacks"] = [CallbackAttempt(**c) for c in data.get("callbacks", [])]
         return cls(**data)
 
@@ -152,6 +178,19 @@ class TradeBook:
                 if trade.merchant_trade_no == merchant_trade_no:
                     return trade
             return None
+
+    def find_by_gwsr(self, merchant_id: str, gwsr: str) -> Trade | None:
+        """The card trade of one merchant whose authorisation serial is ``gwsr``."""
+        with self.lock:
+            for trade in self._trades.values():
+                if trade.merchant_id == merchant_id and trade.gwsr and trade.gwsr == gwsr:
+                    return trade
+            return None
+
+    def gwsr_in_use(self, gwsr: str) -> bool:
+        """True if any trade already has this authorisation serial."""
+        with self.lock:
+            return any(trade.gwsr == gwsr for trade in self._trades.values())
 
     def all(self) -> list[Trade]:
         """Every trade, newest first."""

@@ -64,6 +64,109 @@ URL_FIELDS = (
     "ClientRedirectURL",
     "PeriodReturnURL",
 )
+# Every AioCheckOut/V5 parameter ECPay documents (protocol §4.1-§4.9). Anything else is refused
+# with "Parameter Error. <name> Not In Spec", as ECPay's stage does (§13.4).
+CHECKOUT_PARAMETERS = frozenset(
+    {
+        # §4.1 common
+        "MerchantID",
+        "MerchantTradeNo",
+        "MerchantTradeDate",
+        "PaymentType",
+        "TotalAmount",
+        "TradeDesc",
+        "ItemName",
+        "ReturnURL",
+        "ChoosePayment",
+        "EncryptType",
+        "CheckMacValue",
+        "StoreID",
+        "ClientBackURL",
+        "ItemURL",
+        "Remark",
+        "ChooseSubPayment",
+        "OrderResultURL",
+        "NeedExtraPaidInfo",
+        "DeviceSource",
+        "IgnorePayment",
+        "PlatformID",
+        "InvoiceMark",
+        "CustomField1",
+        "CustomField2",
+        "CustomField3",
+        "CustomField4",
+        "Language",
+        # §4.2 card extras, §4.3 one-time, §4.4 installment (InstallmentAmount: legacy SDKs send it)
+        "BindingCard",
+        "MerchantMemberID",
+        "Redeem",
+        "UnionPay",
+        "CreditInstallment",
+        "InstallmentAmount",
+        # §4.5 periodic
+        "PeriodAmount",
+        "PeriodType",
+        "Frequency",
+        "ExecTimes",
+        "PeriodReturnURL",
+        # §4.6 ATM, §4.7 CVS / BARCODE
+        "ExpireDate",
+        "PaymentInfoURL",
+        "ClientRedirectURL",
+        "StoreExpireDate",
+        "Desc_1",
+        "Desc_2",
+        "Desc_3",
+        "Desc_4",
+        # §4.9 e-invoice with the payment (InvoiceMark=Y)
+        "RelateNumber",
+        "CustomerID",
+        "CustomerIdentifier",
+        "CustomerName",
+        "CustomerAddr",
+        "CustomerPhone",
+        "CustomerEmail",
+        "ClearanceMark",
+        "TaxType",
+        "CarruerType",
+        "CarruerNum",
+        "Donation",
+        "LoveCode",
+        "Print",
+        "InvoiceItemName",
+        "InvoiceItemCount",
+        "InvoiceItemWord",
+        "InvoiceItemPrice",
+        "InvoiceItemTaxType",
+        "InvoiceRemark",
+        "DelayDay",
+        "InvType",
+    }
+)
+# Single-order amount limits per method, TWD inclusive (protocol §13.2; None = no upper limit).
+# TODO(lead): use ecpay.limits (DEFAULT_AMOUNT_LIMITS) once merged; these are the same defaults.
+AMOUNT_LIMITS: dict[str, tuple[int, int | None]] = {
+    "Credit": (5, 199_999),
+    "ATM": (11, 49_999),
+    "WebATM": (11, 49_999),
+    "CVS": (33, 6_000),
+    "BARCODE": (17, 20_000),
+    "BNPL": (3_000, None),
+}
+# Installment terms a (non-gateway) merchant can open (§4.4); 30N is SinoPac's 30 periods.
+INSTALLMENT_TERMS = frozenset({"3", "6", "12", "18", "24", "30N"})
+# Periodic limits (§13.3): PeriodType -> (max Frequency, max ExecTimes, ExecTimes error code).
+# ECPay's stage answers 10100227 (M) and 10100228 (Y); no code was found for D, so the generic one.
+PERIOD_LIMITS: dict[str, tuple[int, int, str]] = {
+    "D": (365, 999, "10100050"),
+    "M": (12, 999, "10100227"),
+    "Y": (1, 99, "10100228"),
+}
+# StoreExpireDate per method (§4.7, §11.2): CVS in minutes, BARCODE in days.
+STORE_EXPIRE_LIMITS: dict[str, tuple[int, int, str]] = {
+    "CVS": (1, 43_200, "minutes"),
+    "BARCODE": (1, 30, "days"),
+}
 ITEM_NAME_LIMIT = 400
 _ALNUM = re.compile(r"[A-Za-z0-9]+")
 _INT = re.compile(r"[0-9]+")
@@ -93,6 +196,27 @@ def _err(field: str, why: str = "") -> CheckoutError:
     return CheckoutError(PARAMETER_ERROR, f"{field} Error" + (f": {why}" if why else ""))
 
 
+def amount_fits(method: str, amount: int) -> bool:
+    """True if ``amount`` is within ``method``'s single-order limits (methods without limits: any)."""
+    low, high = AMOUNT_LIMITS.get(method, (1, None))
+    return amount >= low and (high is None or amount <= high)
+
+
+def amount_limit_text(method: str) -> str:
+    """``method``'s limits for people, e.g. ``Credit accepts 5 to 199999``."""
+    low, high = AMOUNT_LIMITS.get(method, (1, None))
+    return f"{method} accepts {low} to {high}" if high is not None else f"{method} accepts {low} or more"
+
+
+def offered_methods(choose: str, amount: int, ignore_payment: str = "") -> list[str]:
+    """The methods the payment page offers: ChoosePayment's own, or for ALL every payable method
+    not in IgnorePayment whose limits the amount fits."""
+    if choose != "ALL":
+        return [choose] if amount_fits(choose, amount) else []
+    ignored = set(filter(None, ignore_payment.split("#")))
+    return [m for m in PAYABLE_METHODS if m not in ignored and amount_fits(m, amount)]
+
+
 def _positive_int(text: str) -> int | None:
     if not _INT.fullmatch(text):
         return None
@@ -107,6 +231,9 @@ def validate_checkout(
     for name in REQUIRED:
         if not fields.get(name, "").strip():
             return _err(name, "required")
+    for name in fields:
+        if name not in CHECKOUT_PARAMETERS:
+            return CheckoutError(PARAMETER_ERROR, f"Parameter Error. {name[:50]} Not In Spec")
     credentials = merchants.get(fields["MerchantID"])
     if credentials is None:
         # What ECPay's stage answers for a MerchantID it does not know (e.g. a production one).
@@ -148,8 +275,10 @@ def _validate_formats(fields: Mapping[str, str]) -> CheckoutError | None:
     choose = fields["ChoosePayment"]
     if choose not in CHOOSE_PAYMENTS or choose == "GooglePay":
         return _err("ChoosePayment")
-    if choose == "BNPL" and amount < 3000:
+    if choose == "BNPL" and not amount_fits("BNPL", amount):
         return CheckoutError(BNPL_AMOUNT_ERROR, "TotalAmount Error: BNPL needs at least 3000")
+    if choose != "ALL" and not amount_fits(choose, amount):
+        return CheckoutError(AMOUNT_ERROR, f"TotalAmount Error: {amount_limit_text(choose)}")
     for name in URL_FIELDS:
         value = fields.get(name, "")
         if value and (
@@ -169,6 +298,8 @@ def _validate_formats(fields: Mapping[str, str]) -> CheckoutError | None:
         return _err("IgnorePayment")
     if choose == "ALL" and ignore and all(p in ignore for p in PAYABLE_METHODS):
         return _err("IgnorePayment", "every method ignored")
+    if choose == "ALL" and not offered_methods(choose, amount, fields.get("IgnorePayment", "")):
+        return CheckoutError(AMOUNT_ERROR, f"TotalAmount Error: no payment method offered accepts {amount}")
     sub = fields.get("ChooseSubPayment", "")
     if sub:
         allowed: tuple[str, ...] = {
@@ -182,12 +313,49 @@ def _validate_formats(fields: Mapping[str, str]) -> CheckoutError | None:
     expire = fields.get("ExpireDate", "")
     if expire and (_positive_int(expire) is None or int(expire) > 60):
         return _err("ExpireDate", "1 to 60 days")
-    store_expire = fields.get("StoreExpireDate", "")
-    if store_expire and _positive_int(store_expire) is None:
-        return _err("StoreExpireDate", "a positive whole number")
+    problem = _validate_store_expire(fields.get("StoreExpireDate", ""), choose)
+    if problem is not None:
+        return problem
     if fields.get("BindingCard") == "1" and not fields.get("MerchantMemberID"):
         return _err("MerchantMemberID", "required with BindingCard=1")
-    return _validate_period(fields, amount)
+    return _validate_card_options(fields) or _validate_period(fields, amount)
+
+
+def _validate_store_expire(value: str, choose: str) -> CheckoutError | None:
+    if not value:
+        return None
+    number = _positive_int(value)
+    # For ALL the unit follows the method the shopper picks: the wider (CVS) range applies here and
+    # a BARCODE deadline is capped at its maximum when the code is issued.
+    low, high, unit = STORE_EXPIRE_LIMITS["BARCODE" if choose == "BARCODE" else "CVS"]
+    if number is None or not low <= number <= high:
+        method = "BARCODE" if choose == "BARCODE" else "CVS"
+        return _err("StoreExpireDate", f"{method}: {low} to {high} {unit}")
+    return None
+
+
+def _validate_card_options(fields: Mapping[str, str]) -> CheckoutError | None:
+    """Redeem, UnionPay and CreditInstallment values, and the combinations ECPay refuses (§4.3-§4.5)."""
+    redeem = fields.get("Redeem", "")
+    if redeem not in ("", "Y", "N"):
+        return _err("Redeem", "Y or N")
+    union_pay = fields.get("UnionPay", "")
+    if union_pay not in ("", "0", "1", "2"):
+        return _err("UnionPay", "0, 1 or 2")
+    installment = fields.get("CreditInstallment", "")
+    periodic = any(fields.get(n) for n in ("PeriodAmount", "PeriodType", "Frequency", "ExecTimes"))
+    if installment:
+        terms = installment.split(",")
+        if any(t not in INSTALLMENT_TERMS for t in terms) or len(set(terms)) != len(terms):
+            allowed = ",".join(sorted(INSTALLMENT_TERMS, key=lambda t: int(t.rstrip("N"))))
+            return _err("CreditInstallment", f"a comma list of {allowed}")
+        if periodic:
+            return _err("CreditInstallment", "cannot be combined with periodic (定期定額) parameters")
+    if redeem == "Y" and periodic:
+        return _err("Redeem", "cannot be combined with periodic (定期定額) parameters")
+    if union_pay == "1" and (installment or periodic or redeem == "Y" or fields.get("BindingCard") == "1"):
+        return _err("UnionPay", "UnionPay only (1) excludes installments, periodic, Redeem and BindingCard")
+    return None
 
 
 def _validate_period(fields: Mapping[str, str], amount: int) -> CheckoutError | None:
@@ -199,13 +367,19 @@ def _validate_period(fields: Mapping[str, str], amount: int) -> CheckoutError | 
     if _positive_int(fields.get("PeriodAmount", "")) != amount:
         return _err("PeriodAmount", "must equal TotalAmount")
     period_type = fields.get("PeriodType", "")
-    limits = {"D": (365, 999), "M": (12, 99), "Y": (1, 9)}
-    if period_type not in limits:
+    if period_type not in PERIOD_LIMITS:
         return _err("PeriodType", "D, M or Y")
+    max_frequency, max_exec_times, exec_times_code = PERIOD_LIMITS[period_type]
     frequency = _positive_int(fields.get("Frequency", ""))
-    if frequency is None or frequency > limits[period_type][0]:
-        return _err("Frequency")
+    if frequency is None or frequency > max_frequency:
+        return CheckoutError(
+            PARAMETER_ERROR,
+            f"Frequency Error, PeriodType equal {period_type}, Frequency between 1 and {max_frequency}",
+        )
     exec_times = _positive_int(fields.get("ExecTimes", ""))
-    if exec_times is None or not 2 <= exec_times <= limits[period_type][1]:
-        return _err("ExecTimes")
+    if exec_times is None or not 2 <= exec_times <= max_exec_times:
+        return CheckoutError(
+            exec_times_code,
+            f"ExecTimes Error, PeriodType equal {period_type}, ExecTimes between 2 and {max_exec_times}",
+        )
     return None
