@@ -81,7 +81,12 @@ def make_service(
     store: WalletStore, fake: FakeEcpay, clock: Clock, *, cross_check: bool = False
 ) -> WalletService:
     """A WalletService over ``store`` talking to ``fake``."""
-    config = EcpayConfig(credentials=CREDENTIALS, client=make_client(fake), cross_check_paid=cross_check)
+    config = EcpayConfig(
+        credentials=CREDENTIALS,
+        client=make_client(fake),
+        cross_check_paid=cross_check,
+        credit_check_code=CREDIT_CHECK_CODE,
+    )
     return WalletService(store, config, clock=clock)
 
 
@@ -90,6 +95,8 @@ def service(store: WalletStore, fake_ecpay: FakeEcpay, clock: Clock) -> WalletSe
     """The wallet over the store under test (no cross-check, as in the sandbox)."""
     return make_service(store, fake_ecpay, clock)
 
+
+CREDIT_CHECK_CODE = 62861749  # the merchant's check code for CreditDetail/QueryTrade/V2 (any, for the fake)
 
 URLS = CheckoutUrls(
     return_url="https://api.example.com/users/u/transactions/t/return",

@@ -1,11 +1,13 @@
-"""A fake ECPay for wallet tests: a Transport that answers QueryTradeInfo and DoAction as ECPay does
-(signed raw ``k=v`` answers, unsigned error answers), plus builders of signed notification bodies.
+"""A fake ECPay for wallet tests: a Transport that answers QueryTradeInfo, DoAction and
+CreditDetail/QueryTrade/V2 as ECPay does (signed raw ``k=v`` answers, unsigned error answers, JSON for
+the card trade), plus builders of signed notification bodies.
 
 The wallet talks to it through the real ``EcpayClient``, so signing and verification are exercised.
 """
 
 from __future__ import annotations
 
+import json
 import threading
 import urllib.parse
 from collections.abc import Mapping
@@ -42,15 +44,22 @@ class FakeEcpay:
     queries: list[str] = field(default_factory=list)
     actions: list[dict[str, str]] = field(default_factory=list)
     query_error: Exception | None = None  # raised by the next queries (e.g. TransportError)
-    action_error: Exception | None = None  # raised by DoAction
+    action_error: Exception | None = None  # raised by DoAction before ECPay acts (it never arrived)
+    answer_lost: Exception | None = None  # raised by DoAction after ECPay acted (the answer was lost)
     action_rtn_code: str = "1"  # DoAction's RtnCode
+    # The card trade's capture state as CreditDetail/QueryTrade/V2 reports it (已關帳: R refunds).
+    card_status: str = "已關帳"
+    card_refunded: list[int] = field(default_factory=list)  # amounts ECPay refunded (R), in order
+    card_abandoned: bool = False  # N was accepted: the authorisation is released
+    card_queries: list[dict[str, str]] = field(default_factory=list)
+    card_query_error: Exception | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def post_form(self, url: str, fields: Mapping[str, str], *, timeout: float) -> HttpResponse:
         """Answer like ECPay's QueryTradeInfo/V5 and CreditDetail/DoAction."""
         if not verify_check_mac_value(fields, CREDENTIALS.hash_key, CREDENTIALS.hash_iv):
             return _answer("TradeStatus=10200073&RtnMsg=CheckMacValue verify fail")
-        mtn = fields["MerchantTradeNo"]
+        mtn = fields.get("MerchantTradeNo", "")
         with self._lock:
             if url.endswith("/QueryTradeInfo/V5"):
                 self.queries.append(mtn)
@@ -61,8 +70,32 @@ class FakeEcpay:
                 self.actions.append(dict(fields))
                 if self.action_error is not None:
                     raise self.action_error
-                return self._action(fields)
+                answer = self._action(fields)
+                if self.answer_lost is not None:
+                    raise self.answer_lost
+                return answer
+        if url.endswith("/CreditDetail/QueryTrade/V2"):
+            with self._lock:
+                self.card_queries.append(dict(fields))
+                if self.card_query_error is not None:
+                    raise self.card_query_error
+                return self._card_trade(fields)
         raise TransportError(f"fake ECPay has no {url}")
+
+    def _card_trade(self, fields: Mapping[str, str]) -> HttpResponse:
+        close_data = [
+            {"status": "退刷", "sno": str(i + 1), "amount": amount, "datetime": "2026/11/27 21:00:00"}
+            for i, amount in enumerate(self.card_refunded)
+        ]
+        value = {
+            "TradeID": fields["CreditRefundId"],
+            "amount": int(fields["CreditAmount"]),
+            "clsamt": int(fields["CreditAmount"]),
+            "authtime": "2026/11/27 12:00:00",
+            "status": "已取消" if self.card_abandoned else self.card_status,
+            "close_data": close_data,
+        }
+        return _answer(json.dumps({"RtnMsg": "", "RtnValue": value}, ensure_ascii=False))
 
     def _query(self, mtn: str) -> HttpResponse:
         trade = self.trades.get(mtn)
@@ -90,6 +123,13 @@ class FakeEcpay:
 
     def _action(self, fields: Mapping[str, str]) -> HttpResponse:
         msg = "OK" if self.action_rtn_code == "1" else "error_overDate"
+        if self.action_rtn_code == "1":
+            if fields["Action"] == "R":
+                self.card_refunded.append(int(fields["TotalAmount"]))
+            elif fields["Action"] == "N":
+                self.card_abandoned = True
+            elif fields["Action"] == "E":
+                self.card_status = "已授權"
         return _answer(
             urllib.parse.urlencode(
                 {
@@ -129,9 +169,12 @@ def return_fields(
     trade_no: str = "2411270000000001",
     payment_type: str = "Credit_CreditCard",
     merchant_id: str = CREDENTIALS.merchant_id,
+    gwsr: str = "11304112",
 ) -> dict[str, str]:
-    """The fields of a ReturnURL notification."""
+    """The fields of a ReturnURL notification (with NeedExtraPaidInfo=Y's ``gwsr`` when given)."""
+    extra = {"gwsr": gwsr} if gwsr else {}
     return {
+        **extra,
         "CustomField1": "",
         "CustomField2": "",
         "CustomField3": "",

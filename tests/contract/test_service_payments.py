@@ -8,8 +8,8 @@ import pytest
 
 from ecpay_lambda.ecpay.errors import TransportError
 from ecpay_lambda.wallet import errors
-from ecpay_lambda.wallet.models import PaymentMethod, TransactionStatus, TransactionType
-from ecpay_lambda.wallet.port import WalletStore
+from ecpay_lambda.wallet.models import PaymentMethod, Transaction, TransactionStatus, TransactionType
+from ecpay_lambda.wallet.port import AtomicWrite, TransactionPut, WalletStore
 from ecpay_lambda.wallet.service import WalletService
 
 from .conftest import URLS, Clock, make_service
@@ -284,37 +284,86 @@ def test_refused_refund_gives_the_points_back(service: WalletService, fake_ecpay
     assert service.audit().clean
 
 
-def test_refund_without_an_answer_stays_pending_until_reconciled(
+def _pending_refund(service: WalletService, user_id: str) -> Transaction:
+    return next(
+        t for t in service.list_transactions(user_id).items if t.transaction_type is TransactionType.REFUND
+    )
+
+
+@pytest.mark.parametrize("reached_ecpay", [False, True], ids=["never-sent", "answer-lost"])
+def test_a_refund_without_an_answer_is_settled_by_asking_ecpay(
+    service: WalletService, fake_ecpay: FakeEcpay, clock: Clock, reached_ecpay: bool
+) -> None:
+    """Finding 5: a refund whose DoAction outcome is unknown is settled by ECPay's records, never assumed."""
+    user = new_user(service)
+    deposit = fund(service, user.user_id, 600)
+    if reached_ecpay:
+        fake_ecpay.answer_lost = TransportError("timeout")
+    else:
+        fake_ecpay.action_error = TransportError("connection reset")
+    with pytest.raises(errors.PaymentGatewayError):
+        service.refund(user.user_id, deposit.transaction_id)
+    refund = _pending_refund(service, user.user_id)
+    assert refund.status is TransactionStatus.PENDING
+    assert balance(service, user.user_id) == (0, 0)  # the points are out while ECPay may have paid
+    with pytest.raises(errors.RefundNotPossible) as second:  # one refund of a deposit at a time
+        service.refund(user.user_id, deposit.transaction_id)
+    assert second.value.code == "refund_pending"
+    assert service.reconcile().refunds_checked == 0  # within the grace period: DoAction may be in flight
+    clock.advance(minutes=20)
+    assert any(refund.transaction_id in line for line in service.audit().stuck)
+    report = service.reconcile()
+    assert report.refunds_checked == 1 and len(fake_ecpay.card_queries) == 2  # plan + settle
+    assert len(fake_ecpay.actions) == 1  # never a second DoAction on a guess
+    settled = service.get_transaction(user.user_id, refund.transaction_id).transaction
+    got = service.get_transaction(user.user_id, deposit.transaction_id).transaction
+    if reached_ecpay:
+        assert (report.refunds_settled, report.refunds_reversed) == (1, 0)
+        assert settled.status is TransactionStatus.COMPLETED
+        assert settled.payment_info["confirmed_by"] == "QueryTrade"
+        assert (got.status, got.refunded_amount) == (TransactionStatus.REFUNDED, 600)
+        assert balance(service, user.user_id) == (0, 0)
+    else:
+        assert (report.refunds_settled, report.refunds_reversed) == (0, 1)
+        assert settled.status is TransactionStatus.FAILED
+        assert (got.status, got.refunded_amount) == (TransactionStatus.PAID, 0)
+        assert balance(service, user.user_id) == (600, 0)  # ECPay never refunded: the points come back
+    assert got.related_transaction_id is None
+    assert service.get_user(user.user_id).open_transactions == 0
+    audit = service.audit()
+    assert audit.clean and audit.stuck == [] and audit.flagged == []
+
+
+def test_a_pending_refund_ecpay_cannot_explain_is_left_for_an_operator(
     service: WalletService, fake_ecpay: FakeEcpay, clock: Clock
 ) -> None:
     user = new_user(service)
     deposit = fund(service, user.user_id, 600)
-    fake_ecpay.action_error = TransportError("timeout")
+    fake_ecpay.action_error = TransportError("connection reset")
     with pytest.raises(errors.PaymentGatewayError):
-        service.refund(user.user_id, deposit.transaction_id)
-    refund = next(
-        t
-        for t in service.list_transactions(user.user_id).items
-        if t.transaction_type is TransactionType.REFUND
-    )
-    assert refund.status is TransactionStatus.PENDING
-    assert balance(service, user.user_id) == (0, 0)  # the points are out while ECPay may have paid
-    assert service.audit().stuck == []
+        service.refund(user.user_id, deposit.transaction_id, 100)
+    fake_ecpay.card_refunded.append(250)  # ECPay shows a refund the wallet never asked for
     clock.advance(minutes=20)
-    assert any(refund.transaction_id in line for line in service.audit().stuck)
     report = service.reconcile()
-    assert report.refunds_settled == 1 and report.review
-    settled = service.get_transaction(user.user_id, refund.transaction_id).transaction
-    assert settled.status is TransactionStatus.COMPLETED
-    assert "refund_unconfirmed" in settled.flags
-    assert len(fake_ecpay.actions) == 1  # never a second DoAction on a guess
-    got = service.get_transaction(user.user_id, deposit.transaction_id).transaction
-    assert got.status is TransactionStatus.REFUNDED
-    assert balance(service, user.user_id) == (0, 0)
-    assert service.get_user(user.user_id).open_transactions == 0
+    assert report.refunds_settled == report.refunds_reversed == 0
+    assert report.review and "250" in report.review[0]
+    assert _pending_refund(service, user.user_id).status is TransactionStatus.PENDING
+
+
+def test_a_completed_refund_without_ecpays_confirmation_fails_the_audit(
+    service: WalletService, store: WalletStore
+) -> None:
+    user = new_user(service)
+    deposit = fund(service, user.user_id, 600)
+    refund = service.refund(user.user_id, deposit.transaction_id)
+    assert refund.payment_info["confirmed_by"] == "DoAction" and service.audit().clean
+    # What the first build did on a crash: "completed" on an assumption.
+    forged = refund._replace(
+        version=refund.version + 1, payment_info={}, flags=frozenset({"refund_unconfirmed"})
+    )
+    store.commit(AtomicWrite(transactions=(TransactionPut(forged, refund.version),)))
     audit = service.audit()
-    assert audit.clean and audit.stuck == []
-    assert len(audit.flagged) == 1 and "refund_unconfirmed" in audit.flagged[0]
+    assert not audit.clean and any("without ECPay's confirmation" in p for p in audit.problems)
 
 
 def test_only_paid_credit_card_deposits_refund(service: WalletService) -> None:

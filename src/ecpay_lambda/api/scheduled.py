@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import asdict
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from ..config import load_settings
@@ -34,13 +34,13 @@ def _limit() -> int:
         return 100
 
 
-def deadline(context: Any, now: datetime) -> datetime:
-    """When this run stops starting ECPay queries: the setting, or sooner when the function would time out."""
-    budget = timedelta(seconds=load_settings().reconcile_deadline)
+def budget(context: Any) -> timedelta:
+    """How long this run may start ECPay queries: the setting, or less when the function would time out."""
+    allowed = timedelta(seconds=load_settings().reconcile_deadline)
     remaining_ms = getattr(context, "get_remaining_time_in_millis", None)
     if callable(remaining_ms):
-        budget = min(budget, timedelta(milliseconds=int(remaining_ms())) - MARGIN)
-    return now + max(budget, timedelta(0))
+        allowed = min(allowed, timedelta(milliseconds=int(remaining_ms())) - MARGIN)
+    return max(allowed, timedelta(0))
 
 
 def _statement(service: Any) -> dict[str, Any]:
@@ -62,7 +62,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         service = get_service()
         if event.get("action") == "statement":
             return _statement(service)
-        report = service.reconcile(limit=_limit(), deadline=deadline(context, datetime.now(UTC)))
+        report = service.reconcile(limit=_limit(), budget=budget(context))
         summary = asdict(report)
         if report.errors:
             logger.warning("reconciliation finished with errors", extra={"report": summary})

@@ -14,7 +14,7 @@ import json
 import os
 import sys
 from dataclasses import asdict
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 
 EXIT_OK = 0
 EXIT_PARTIAL = 1
@@ -44,6 +44,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         metavar="S",
         help="stop starting ECPay queries after S seconds (default: $RECONCILE_DEADLINE_SECONDS, 240)",
+    )
+    parser.add_argument(
+        "--now",
+        action="store_true",
+        help="ignore the next-check schedule: every awaiting deposit is due now (most overdue first)",
     )
     parser.add_argument(
         "--statement",
@@ -119,11 +124,18 @@ def run(args: argparse.Namespace) -> int:
                 print("statement: clean" if statement.clean else "statement: DISCREPANCIES LEFT")
             return EXIT_OK if statement.clean else EXIT_PARTIAL
         seconds = args.deadline_seconds if args.deadline_seconds is not None else settings.reconcile_deadline
-        report = service.reconcile(limit=args.limit, deadline=datetime.now(UTC) + timedelta(seconds=seconds))
+        report = service.reconcile(
+            limit=args.limit, budget=timedelta(seconds=seconds), ignore_schedule=args.now
+        )
     except (ConfigError, ValueError) as exc:
         print(f"reconcile: {exc}", file=sys.stderr)
         return EXIT_ERROR
     if not args.json:
         print(f"ECPay environment: {settings.ecpay_env}")
     _print_report(report, args.json)
+    if not args.json and report.checked == 0 and report.next_due:
+        print(
+            f"nothing was due: the next deposit is due at {report.next_due} "
+            "(deposits are first checked a grace period after checkout; --now checks them all)"
+        )
     return EXIT_PARTIAL if report.errors else EXIT_OK

@@ -11,7 +11,7 @@ Comparing with ECPay's own records (the trade file) is :mod:`.statement`'s job (
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from .models import (
     OPEN_STATUSES,
@@ -27,6 +27,7 @@ from .port import WalletStore
 from .results import AuditReport
 
 STUCK_LIMIT = 1000
+EVERYTHING = datetime(9999, 1, 1, tzinfo=UTC)  # a due time past every schedule: list them all
 CONFIRMED_BY = "confirmed_by"  # refund evidence key: "DoAction" or "QueryTrade"
 
 
@@ -150,12 +151,12 @@ def run_audit(store: WalletStore, *, now: datetime, grace: timedelta) -> AuditRe
     cutoff = now - grace
     stuck = [
         f"deposit {t.transaction_id} of user {t.user_id}: {t.status} since {t.updated_at.isoformat()}"
-        for t in store.list_awaiting_payment(due_before=now, limit=STUCK_LIMIT)
+        for t in store.list_awaiting_payment(due_before=EVERYTHING, limit=STUCK_LIMIT)
         if t.updated_at <= cutoff
     ]
     stuck += [
         f"refund {t.transaction_id} of user {t.user_id}: pending since {t.updated_at.isoformat()}"
-        for t in store.list_pending_refunds(due_before=now, limit=STUCK_LIMIT)
+        for t in store.list_pending_refunds(due_before=EVERYTHING, limit=STUCK_LIMIT)
         if t.updated_at <= cutoff
     ]
     return AuditReport(

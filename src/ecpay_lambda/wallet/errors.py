@@ -64,7 +64,7 @@ class DepositPayable(WalletError):
     status = 409
 
 
-class AmountOutOfRange(WalletError):
+class AmountOutOfRange(InvalidRequest):
     """The amount does not fit ECPay's limits for the payment method."""
 
     code = "amount_out_of_range"

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import urllib.parse
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from ..ecpay.client import EcpayClient
 from ..ecpay.errors import EcpayError, RateLimitedError, RejectedError, TransportError
@@ -30,6 +30,7 @@ from .results import ReconcileReport
 # application failed (protocol page §6).
 NEVER_PAID = frozenset({"10200095", "10200047", "10200163"})
 MAX_BACKOFF = timedelta(hours=6)
+FAR_FUTURE = datetime(9999, 1, 1, tzinfo=UTC)
 MIN_BACKOFF = timedelta(minutes=1)
 # A query is not started unless this much more than the client's timeout is left before the deadline.
 DEADLINE_MARGIN = timedelta(seconds=1)
@@ -220,10 +221,16 @@ def run_reconcile(
     limit: int = 100,
     deadline: datetime | None = None,
     settle_refund: RefundSettler | None = None,
+    due_before: datetime | None = None,
 ) -> ReconcileReport:
-    """One pass: pending refunds first, then the most overdue awaiting deposits, until ``deadline``."""
+    """One pass: pending refunds first, then the most overdue awaiting deposits, until ``deadline``.
+
+    ``due_before`` (default: now) picks what is due; when nothing is, the report says when the next
+    deposit will be (``next_due``).
+    """
     run = _Run(client, clock, deadline)
     now = clock()
+    due = due_before or now
     refunds = store.list_pending_refunds(due_before=now, limit=limit)
     for refund in refunds:
         if settle_refund is None or run.stopped or not run.time_left():
@@ -243,7 +250,13 @@ def run_reconcile(
             if verdict == "error: rate_limited":
                 run.stopped = "rate_limited"
     refunds_skipped = len(refunds) - run.counts["refunds_checked"]
-    deposits = [] if run.stopped else store.list_awaiting_payment(due_before=now, limit=limit)
+    deposits = [] if run.stopped else store.list_awaiting_payment(due_before=due, limit=limit)
+    next_due = None
+    if not deposits and not run.stopped:
+        upcoming = store.list_awaiting_payment(due_before=FAR_FUTURE, limit=1)
+        if upcoming:
+            first = upcoming[0]
+            next_due = (first.next_check_at or first.updated_at).isoformat()
     checked = 0
     for txn in deposits:
         if run.stopped or not run.time_left():
@@ -256,5 +269,6 @@ def run_reconcile(
         skipped=len(deposits) - checked,
         refunds_skipped=refunds_skipped,
         stopped=run.stopped,
+        next_due=next_due,
         **run.counts,
     )

@@ -31,6 +31,7 @@ class ReconcileReport:
     skipped: int = 0  # deposits due but not reached in this run (see ``stopped``)
     refunds_skipped: int = 0
     stopped: str | None = None  # why the run ended early: deadline, rate_limited, ecpay_unreachable
+    next_due: str | None = None  # nothing was due: when the next awaiting deposit will be (ISO-8601)
 
 
 @dataclass(frozen=True)

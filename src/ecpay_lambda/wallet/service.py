@@ -88,6 +88,7 @@ CODE_METHODS = OFFLINE_METHODS | {PaymentMethod.BNPL, PaymentMethod.ALL}
 # Statuses from which a deposit may start a (new) ECPay checkout attempt.
 CHECKOUT_FROM = CREDITABLE - {TransactionStatus.CANCELLED}
 CAS_ATTEMPTS = 20
+FAR_FUTURE = datetime(9999, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -635,18 +636,18 @@ class WalletService:
                     "only a credit-card deposit can be refunded through ECPay "
                     "(ATM and convenience-store payments are refunded outside ECPay's API)"
                 )
-            remaining = deposit.amount - deposit.refunded_amount
-            value = remaining if amount is None else self._validate_amount(amount)
-            if remaining <= 0:
-                raise errors.InvalidState(f"deposit {transaction_id} is fully refunded")
-            if value > remaining:
-                raise errors.InvalidRequest(f"at most {remaining} can still be refunded")
             if deposit.related_transaction_id is not None:
                 raise errors.RefundNotPossible(
                     "refund_pending",
                     f"refund {deposit.related_transaction_id} of this deposit is still being settled "
                     "with ECPay",
                 )
+            remaining = deposit.amount - deposit.refunded_amount
+            value = remaining if amount is None else self._validate_amount(amount)
+            if remaining <= 0:
+                raise errors.InvalidState(f"deposit {transaction_id} is fully refunded")
+            if value > remaining:
+                raise errors.InvalidRequest(f"at most {remaining} can still be refunded")
             refunds.check_window()
             ctx = refunds.context(deposit)  # asks ECPay; nothing is debited if it cannot answer
             plan = refunds.plan(deposit, value, ctx)
@@ -734,9 +735,16 @@ class WalletService:
                 txn = self._apply(oc, "sync", raw)
         return txn
 
-    def reconcile(self, *, limit: int = 100, deadline: datetime | None = None) -> ReconcileReport:
-        """Settle pending refunds, then ask ECPay about the most overdue awaiting deposits (by deadline)."""
+    def reconcile(
+        self, *, limit: int = 100, budget: timedelta | None = None, ignore_schedule: bool = False
+    ) -> ReconcileReport:
+        """Settle pending refunds, then ask ECPay about the most overdue awaiting deposits.
+
+        ``budget``: stop starting ECPay queries after this long. ``ignore_schedule``: every awaiting
+        deposit is due now (most overdue first), whatever its next-check time says.
+        """
         refunds = self.card_refunds()
+        now = self.now()
         return run_reconcile(
             self.store,
             self.ecpay.client,
@@ -744,8 +752,9 @@ class WalletService:
             clock=self.now,
             grace=self.reconcile_grace,
             limit=limit,
-            deadline=deadline,
+            deadline=None if budget is None else now + budget,
             settle_refund=refunds.settle,
+            due_before=FAR_FUTURE if ignore_schedule else None,
         )
 
     def reconcile_statement(self, begin: date, end: date, *, apply: bool = True) -> StatementReport:

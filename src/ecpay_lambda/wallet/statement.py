@@ -16,11 +16,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from datetime import time as day_time
+from typing import TYPE_CHECKING
 
 from ..ecpay.client import EcpayClient
 from ..ecpay.errors import EcpayError, EcpayValidationError, RateLimitedError
 from ..ecpay.merchant_trade_no import reference_of
-from ..ecpay.statement import StatementRow
 from ..ecpay.timezone import TAIPEI
 from .attempts import attempts_of, find_attempt
 from .ids import new_notification_id
@@ -28,6 +28,9 @@ from .models import Attempt, AttemptState, Transaction, TransactionType
 from .outcomes import FLAG_DUPLICATE_PAYMENT, PAID_FAMILY, Delivery, apply_outcome
 from .port import WalletStore
 from .reconcile import outcome_from_query
+
+if TYPE_CHECKING:
+    from ..ecpay.statement import StatementRow
 
 MAX_DAYS_PER_FILE = 7  # ECPay: ask for at most 7 days per request
 SECONDS_BETWEEN_FILES = 61.0  # ECPay: at most one file per minute, else a ~30-minute lock

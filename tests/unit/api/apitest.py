@@ -304,6 +304,7 @@ def return_fields(mtn: str, amount: int, *, rtn_code: str = "1", simulate_paid: 
         "TradeAmt": str(amount),
         "TradeDate": "2026/11/27 12:00:00",
         "TradeNo": "2611271200000001",
+        "gwsr": "11304112",  # NeedExtraPaidInfo=Y: the card authorisation serial refunds need
     }
 
 

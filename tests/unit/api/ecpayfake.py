@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -20,12 +21,18 @@ class FakeEcpay:
     paid: dict[str, int] = field(default_factory=dict)
     queries: list[str] = field(default_factory=list)
     actions: list[dict[str, str]] = field(default_factory=list)
+    refunded: list[int] = field(default_factory=list)  # DoAction R amounts; the card trade is closed
 
     def post_form(self, url: str, fields: Mapping[str, str], *, timeout: float) -> HttpResponse:
         """QueryTradeInfo/V5 (signed answer) and CreditDetail/DoAction (RtnCode 1)."""
         if not verify_check_mac_value(fields, MERCHANT.hash_key, MERCHANT.hash_iv):
             return _answer("TradeStatus=10200073&RtnMsg=CheckMacValue verify fail")
-        mtn = fields["MerchantTradeNo"]
+        mtn = fields.get("MerchantTradeNo", "")
+        if url.endswith("/CreditDetail/QueryTrade/V2"):
+            refunds = [{"status": "退刷", "sno": str(i), "amount": a} for i, a in enumerate(self.refunded)]
+            value = {"TradeID": fields["CreditRefundId"], "amount": int(fields["CreditAmount"])}
+            value |= {"status": "已關帳", "close_data": refunds}
+            return _answer(json.dumps({"RtnMsg": "", "RtnValue": value}, ensure_ascii=False))
         if url.endswith("/QueryTradeInfo/V5"):
             self.queries.append(mtn)
             amount = self.paid.get(mtn)
@@ -48,6 +55,8 @@ class FakeEcpay:
             return _answer("&".join(f"{k}={v}" for k, v in answer.items()))
         if url.endswith("/DoAction"):
             self.actions.append(dict(fields))
+            if fields["Action"] == "R":
+                self.refunded.append(int(fields["TotalAmount"]))
             return _answer(
                 urllib.parse.urlencode(
                     {

@@ -123,6 +123,7 @@ def test_the_spec_documents_every_management_route() -> None:
         ("GET", "/users"),
         ("GET", "/users/{userId}"),
         ("DELETE", "/users/{userId}"),
+        ("POST", "/users/{userId}/reopen"),
         ("POST", "/users/{userId}/transactions"),
         ("GET", "/users/{userId}/transactions"),
         ("GET", "/users/{userId}/transactions/{transactionId}"),

@@ -54,14 +54,22 @@ def test_audit_json_with_an_explicit_store_url(
     api_env.setenv("ECPAY_ENV", "production")  # the audit needs no ECPay credentials at all
     assert main(["audit", "--store-url", store_url, "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
-    assert report == {"clean": True, "users_checked": 1, "mismatches": [], "stuck": []}
+    assert report == {
+        "clean": True,
+        "users_checked": 1,
+        "mismatches": [],
+        "problems": [],
+        "external": [],
+        "flagged": [],
+        "stuck": [],
+    }
 
 
 def test_audit_exits_non_zero_on_a_mismatch(
     api: Api, user: dict[str, Any], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setattr(
-        WalletService, "audit", lambda self: AuditReport(1, ["u1: balance 5 != ledger 0"], [])
+        WalletService, "audit", lambda self, external=None: AuditReport(1, ["u1: balance 5 != ledger 0"], [])
     )
     assert main(["audit"]) == 1
     assert "MISMATCH u1" in capsys.readouterr().out
@@ -107,7 +115,7 @@ def test_reconcile_command_grace_zero_checks_fresh_deposits(
     monkeypatch.setattr(composition, "build_service", lambda s, **kw: real_build(s, transport=fake))
     assert main(["reconcile", "--json"]) == 0  # within the default grace period: left alone
     assert json.loads(capsys.readouterr().out)["checked"] == 0
-    assert main(["reconcile", "--json", "--grace-minutes", "0"]) == 0
+    assert main(["reconcile", "--json", "--grace-minutes", "0", "--now"]) == 0
     assert json.loads(capsys.readouterr().out)["paid"] == 1
     assert api.request("GET", f"/users/{uid}").json()["balance"] == 200
 

@@ -68,20 +68,21 @@ def test_a_new_migration_runs_once_across_concurrent_cold_starts(
     first.ensure_schema()
     first.dispose()
     ran: list[int] = []
+    nxt = schema.LATEST_VERSION + 1  # a migration after every real one
     lock = threading.Lock()
 
     def v2(conn: Connection) -> None:
         with lock:
-            ran.append(2)
+            ran.append(nxt)
         conn.execute(text("CREATE TABLE wallet_v2_probe (id INTEGER PRIMARY KEY)"))
 
-    monkeypatch.setattr(schema, "MIGRATIONS", (*schema.MIGRATIONS, (2, v2)))
-    monkeypatch.setattr(schema, "LATEST_VERSION", 2)
+    monkeypatch.setattr(schema, "MIGRATIONS", (*schema.MIGRATIONS, (nxt, v2)))
+    monkeypatch.setattr(schema, "LATEST_VERSION", nxt)
     stores = [SqlStore.from_url(url) for _ in range(3)]
     try:
         assert _race(stores) == []
-        assert ran == [2]
-        assert _versions(stores[0]) == [1, 2]
+        assert ran == [nxt]
+        assert _versions(stores[0]) == [*range(1, nxt + 1)]
         with stores[0].engine.connect() as conn:
             assert conn.execute(text("SELECT COUNT(*) FROM wallet_v2_probe")).scalar() == 0
     finally:

@@ -67,18 +67,19 @@ def test_later_migrations_run_once_in_order(tmp_path: Path, monkeypatch: pytest.
     store.ensure_schema()
     store.dispose()
     ran: list[int] = []
+    nxt = schema.LATEST_VERSION + 1  # a migration after every real one
 
     def v2(conn: Connection) -> None:
-        ran.append(2)
+        ran.append(nxt)
         conn.execute(text("ALTER TABLE wallet_users ADD COLUMN nickname VARCHAR(32)"))
 
-    monkeypatch.setattr(schema, "MIGRATIONS", (*schema.MIGRATIONS, (2, v2)))
-    monkeypatch.setattr(schema, "LATEST_VERSION", 2)
+    monkeypatch.setattr(schema, "MIGRATIONS", (*schema.MIGRATIONS, (nxt, v2)))
+    monkeypatch.setattr(schema, "LATEST_VERSION", nxt)
     again = _store(tmp_path)
     again.ensure_schema()
     again.ensure_schema()
-    assert ran == [2]
-    assert again.schema_version() == 2
+    assert ran == [nxt]
+    assert again.schema_version() == nxt
     with again.engine.connect() as conn:
         columns = [row[1] for row in conn.exec_driver_sql("PRAGMA table_info(wallet_users)")]
     assert "nickname" in columns
