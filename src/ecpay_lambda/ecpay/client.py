@@ -23,7 +23,13 @@ from .errors import (
     ResponseError,
     TransportError,
 )
-from .notifications import NO_EXTRA_PAID_INFO, ExtraPaidInfo, PaymentInfoNotice, payment_info_from_fields
+from .notifications import (
+    NO_EXTRA_PAID_INFO,
+    ExtraPaidInfo,
+    PaymentInfoNotice,
+    payment_info_from_fields,
+    simulate_paid_flag,
+)
 from .records import repr_without
 from .timezone import parse_ecpay_datetime
 from .transport import Transport, UrllibTransport
@@ -56,7 +62,7 @@ class TradeInfo(NamedTuple):
     trade_amt: int
     payment_type: str
     payment_date: datetime | None  # UTC
-    simulate_paid: bool  # from NeedExtraPaidInfo/SimulatePaid when present, else False
+    simulate_paid: bool  # SimulatePaid other than exactly "0" when present; absent = not simulated
     fields: Mapping[str, str]  # left out of repr
     trade_date: datetime | None = None  # UTC
     item_name: str = ""
@@ -397,7 +403,8 @@ class EcpayClient:
             trade_amt=int(trade_amt),
             payment_type=fields.get("PaymentType", ""),
             payment_date=_optional_datetime(fields, "PaymentDate"),
-            simulate_paid=fields.get("SimulatePaid", "").strip() == "1",
+            # Present only with NeedExtraPaidInfo (or for a simulation): absent means not simulated.
+            simulate_paid=simulate_paid_flag(fields, required=False),
             fields=MappingProxyType(fields),
             trade_date=_optional_datetime(fields, "TradeDate"),
             item_name=fields.get("ItemName", ""),
