@@ -8,9 +8,9 @@ import re
 import time
 import urllib.parse
 from collections.abc import Callable, Mapping
-from datetime import datetime
+from datetime import date, datetime
 from types import MappingProxyType
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from .checkmac import check_mac_value, verify_check_mac_value
 from .credentials import MerchantCredentials
@@ -23,15 +23,27 @@ from .errors import (
     ResponseError,
     TransportError,
 )
-from .notifications import NO_EXTRA_PAID_INFO, ExtraPaidInfo, PaymentInfoNotice, payment_info_from_fields
+from .notifications import (
+    NO_EXTRA_PAID_INFO,
+    ExtraPaidInfo,
+    PaymentInfoNotice,
+    payment_info_from_fields,
+    simulate_paid_flag,
+)
 from .records import repr_without
 from .timezone import parse_ecpay_datetime
 from .transport import Transport, UrllibTransport
+
+if TYPE_CHECKING:
+    # Only for annotations: the trade file parser (csv) is imported when a file is downloaded, never
+    # on the notification Lambda's cold start.
+    from .statement import StatementFile
 
 _TRADE_NO = re.compile(r"[A-Za-z0-9_]{1,20}")
 _PLATFORM_ID = re.compile(r"[A-Za-z0-9]{1,10}")
 _INTEGER = re.compile(r"-?[0-9]+")
 _PIPE_ANSWER = re.compile(r"(-?[0-9]+)\|(.*)", re.DOTALL)
+_KV_ANSWER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*=[^\r\n]*")
 DO_ACTIONS = frozenset({"C", "R", "E", "N"})
 PERIOD_ACTIONS = frozenset({"ReAuth", "Cancel"})
 # Left out of the answers' reprs (and so of logs): the raw field set and the extra-paid-info block.
@@ -50,7 +62,7 @@ class TradeInfo(NamedTuple):
     trade_amt: int
     payment_type: str
     payment_date: datetime | None  # UTC
-    simulate_paid: bool  # from NeedExtraPaidInfo/SimulatePaid when present, else False
+    simulate_paid: bool  # SimulatePaid other than exactly "0" when present; absent = not simulated
     fields: Mapping[str, str]  # left out of repr
     trade_date: datetime | None = None  # UTC
     item_name: str = ""
@@ -391,7 +403,8 @@ class EcpayClient:
             trade_amt=int(trade_amt),
             payment_type=fields.get("PaymentType", ""),
             payment_date=_optional_datetime(fields, "PaymentDate"),
-            simulate_paid=fields.get("SimulatePaid", "").strip() == "1",
+            # Present only with NeedExtraPaidInfo (or for a simulation): absent means not simulated.
+            simulate_paid=simulate_paid_flag(fields, required=False),
             fields=MappingProxyType(fields),
             trade_date=_optional_datetime(fields, "TradeDate"),
             item_name=fields.get("ItemName", ""),
@@ -497,6 +510,73 @@ class EcpayClient:
             executions=executions,
             fields=MappingProxyType(data),
         )
+
+    def download_trade_file(
+        self,
+        begin: date,
+        end: date,
+        *,
+        date_type: str = "2",
+        payment_status: str | None = None,
+        media_formatted: str = "1",
+    ) -> "StatementFile":
+        """PaymentMedia/TradeNoAio: the merchant's trade file for ``begin``..``end`` (Taipei dates).
+
+        ``date_type`` ``2`` selects by payment date, ``4`` disbursement, ``6`` order date;
+        ``payment_status`` ``0``/``1``/``2`` filters unpaid/paid/failed (None: all). At most 7 days
+        per request and one request per minute (ECPay locks the merchant out for about 30 minutes
+        otherwise: ``RateLimitedError``). An error answer raises ``RejectedError``; a file that
+        cannot be read raises ``StatementError`` (a ``ResponseError``).
+        """
+        from .statement import (  # noqa: PLC0415 - csv only when a file is downloaded
+            DATE_TYPES,
+            PAYMENT_STATUSES,
+            check_trade_file_range,
+            decode_statement,
+            parse_statement,
+        )
+
+        for name, value in (("BeginDate", begin), ("EndDate", end)):
+            if isinstance(value, datetime) or not isinstance(value, date):
+                raise EcpayValidationError(name, "must be a date (not a datetime)")
+        check_trade_file_range(begin, end)
+        if date_type not in DATE_TYPES:
+            raise EcpayValidationError("DateType", f"must be one of {', '.join(DATE_TYPES)}")
+        if payment_status is not None and payment_status not in PAYMENT_STATUSES:
+            raise EcpayValidationError("PaymentStatus", "must be 0 (unpaid), 1 (paid) or 2 (failed)")
+        if media_formatted not in ("0", "1"):
+            raise EcpayValidationError("MediaFormated", "must be 0 (old layout) or 1 (new layout)")
+        # Exactly §7.7's fields (note ECPay's spelling "MediaFormated"); no PlatformID or TimeStamp.
+        fields = {
+            "MerchantID": self.credentials.merchant_id,
+            "DateType": date_type,
+            "BeginDate": begin.isoformat(),
+            "EndDate": end.isoformat(),
+            "MediaFormated": media_formatted,
+        }
+        if payment_status is not None:
+            fields["PaymentStatus"] = payment_status
+        fields["CheckMacValue"] = check_mac_value(fields, self.credentials.hash_key, self.credentials.hash_iv)
+        endpoint = "TradeNoAio"
+        response = self._transport.post_form(self.endpoints.trade_no_aio, fields, timeout=self.timeout)
+        if response.status == 403:
+            raise RateLimitedError(
+                f"{endpoint}: ECPay answered HTTP 403 (one trade file per minute; back off about 30 minutes)"
+            )
+        if response.status != 200:
+            raise TransportError(f"{endpoint}: ECPay answered HTTP {response.status}")
+        if not response.body.strip():
+            raise ResponseError(f"{endpoint}: empty answer")
+        text, _ = decode_statement(response.body)
+        stripped = text.strip()
+        if _KV_ANSWER.fullmatch(stripped):
+            # An error comes back as one k=v line instead of a file.
+            answer = parse_form_pairs(stripped)
+            code = (answer.get("RtnCode") or answer.get("TradeStatus") or "error").strip()
+            raise RejectedError(code, answer.get("RtnMsg", "")[:200], endpoint)
+        if stripped[:1] == "<":
+            raise ResponseError(f"{endpoint}: ECPay answered an HTML page instead of a file")
+        return parse_statement(response.body)
 
     def query_credit_trade(
         self, credit_refund_id: int, credit_amount: int, credit_check_code: int

@@ -7,15 +7,23 @@ from typing import NamedTuple
 
 STAGE_BASE_URL = "https://payment-stage.ecpay.com.tw"
 PRODUCTION_BASE_URL = "https://payment.ecpay.com.tw"
+# The merchant back office's host, which also serves the trade file (TradeNoAio, §7.7).
+STAGE_VENDOR_URL = "https://vendor-stage.ecpay.com.tw"
+PRODUCTION_VENDOR_URL = "https://vendor.ecpay.com.tw"
+_VENDOR_OF_PAYMENT_HOST = {STAGE_BASE_URL: STAGE_VENDOR_URL, PRODUCTION_BASE_URL: PRODUCTION_VENDOR_URL}
 
 
 class Endpoints(NamedTuple):
-    """The ECPay URLs this library calls, all derived from one payment host base URL.
+    """The ECPay URLs this library calls, derived from the payment host base URL.
 
-    A NamedTuple, not a dataclass: it is on the notification Lambda's import path (see ``records``).
+    ECPay's vendor host (trade file) is ``vendor_base_url`` when given, else the vendor host
+    matching a stage/production payment host, else ``base_url`` itself (the offline sandbox
+    serves both). A NamedTuple, not a dataclass: it is on the notification Lambda's import path
+    (see ``records``).
     """
 
     base_url: str
+    vendor_base_url: str = ""
 
     @classmethod
     def for_environment(cls, environment: str, base_url: str | None = None) -> "Endpoints":
@@ -27,6 +35,18 @@ class Endpoints(NamedTuple):
         if environment == "production":
             return cls(PRODUCTION_BASE_URL)
         raise ValueError(f"environment {environment!r} needs an explicit base_url")
+
+    @property
+    def vendor_url(self) -> str:
+        """The vendor host base URL (``vendor[-stage].ecpay.com.tw``, or the sandbox's base URL)."""
+        if self.vendor_base_url:
+            return self.vendor_base_url.rstrip("/")
+        return _VENDOR_OF_PAYMENT_HOST.get(self.base_url.lower(), self.base_url)
+
+    @property
+    def trade_no_aio(self) -> str:
+        """PaymentMedia/TradeNoAio (the merchant trade file) on the vendor host."""
+        return f"{self.vendor_url}/PaymentMedia/TradeNoAio"
 
     @property
     def checkout(self) -> str:

@@ -133,7 +133,7 @@ class PaymentResult(NamedTuple):
     payment_type: str
     payment_date: datetime | None  # UTC; None when ECPay sent it blank
     trade_date: datetime | None  # UTC
-    simulate_paid: bool
+    simulate_paid: bool  # True unless SimulatePaid is exactly "0" (see simulate_paid_flag)
     fields: Mapping[str, str]  # every received field, blank ones kept (left out of repr)
     store_id: str = ""
     platform_id: str = ""
@@ -362,6 +362,22 @@ def _custom_fields(fields: Mapping[str, str]) -> tuple[str, str, str, str]:
     )
 
 
+def simulate_paid_flag(fields: Mapping[str, str], *, required: bool) -> bool:
+    """Whether ``SimulatePaid`` marks a simulated payment (模擬付款), which must never count as real money.
+
+    Only exactly ``"0"`` is a real payment: ``"1"``, ``"2"``, ``" 0"``, ``""``, ``"abc"`` are all
+    simulated (ECPay sends 0 or 1; anything else is not ECPay saying "real"). A missing field
+    counts as simulated when ``required`` (ReturnURL: protocol page §5.1 lists SimulatePaid as
+    always sent, so a ReturnURL without it proves nothing; reconciliation's QueryTradeInfo then
+    decides), and as real where ECPay sends it only for simulations (PeriodReturnURL §5.5) or
+    only on request (QueryTradeInfo with NeedExtraPaidInfo).
+    """
+    value = fields.get("SimulatePaid")
+    if value is None:
+        return required
+    return value != "0"
+
+
 def _get_any_case(fields: Mapping[str, str], name: str) -> str:
     if name in fields:
         return fields[name]
@@ -381,8 +397,14 @@ _PERIOD_RESULT_REQUIRED = (
 )
 
 
-def payment_result_from_fields(fields: Mapping[str, str]) -> PaymentResult:
-    """Build a PaymentResult from fields that were already verified (see ``parse_payment_result``)."""
+def payment_result_from_fields(
+    fields: Mapping[str, str], *, simulate_paid_required: bool = True
+) -> PaymentResult:
+    """Build a PaymentResult from fields that were already verified (see ``parse_payment_result``).
+
+    ``simulate_paid_required=False`` reads a body with no SimulatePaid as real (for an
+    OrderResultURL page, which is display-only); see :func:`simulate_paid_flag`.
+    """
     _require(fields, _PAYMENT_RESULT_REQUIRED)
     return PaymentResult(
         merchant_id=fields["MerchantID"],
@@ -394,7 +416,7 @@ def payment_result_from_fields(fields: Mapping[str, str]) -> PaymentResult:
         payment_type=fields.get("PaymentType", ""),
         payment_date=_datetime(fields, "PaymentDate"),
         trade_date=_datetime(fields, "TradeDate"),
-        simulate_paid=fields.get("SimulatePaid", "").strip() == "1",
+        simulate_paid=simulate_paid_flag(fields, required=simulate_paid_required),
         fields=MappingProxyType(dict(fields)),
         store_id=fields.get("StoreID", ""),
         platform_id=fields.get("PlatformID", ""),
@@ -441,7 +463,7 @@ def period_result_from_fields(fields: Mapping[str, str]) -> PeriodResult:
         rtn_msg=fields["RtnMsg"],
         amount=_int(fields, "Amount"),
         total_success_times=_int(fields, "TotalSuccessTimes"),
-        simulate_paid=fields.get("SimulatePaid", "").strip() == "1",
+        simulate_paid=simulate_paid_flag(fields, required=False),
         fields=MappingProxyType(dict(fields)),
         period_type=fields.get("PeriodType", ""),
         frequency=_optional_int(fields, "Frequency"),
@@ -462,10 +484,16 @@ def _parse_verified(body: bytes | str, credentials: MerchantCredentials, is_base
 
 
 def parse_payment_result(
-    body: bytes | str, credentials: MerchantCredentials, *, is_base64: bool = False
+    body: bytes | str,
+    credentials: MerchantCredentials,
+    *,
+    is_base64: bool = False,
+    simulate_paid_required: bool = True,
 ) -> PaymentResult:
-    """Parse and verify a ReturnURL / OrderResultURL body."""
-    return payment_result_from_fields(_parse_verified(body, credentials, is_base64))
+    """Parse and verify a ReturnURL / OrderResultURL body (SimulatePaid: see :func:`simulate_paid_flag`)."""
+    return payment_result_from_fields(
+        _parse_verified(body, credentials, is_base64), simulate_paid_required=simulate_paid_required
+    )
 
 
 def parse_payment_info(

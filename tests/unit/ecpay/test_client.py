@@ -92,6 +92,19 @@ def test_query_trade_info_literal_plus_is_a_plus(fake_transport: FakeTransport) 
     assert not verify_check_mac_value(decoded, CREDS.hash_key, CREDS.hash_iv)
 
 
+@pytest.mark.parametrize(
+    ("value", "simulated"),
+    [(None, False), ("0", False), ("1", True), ("2", True), (" 0", True), ("", True), ("abc", True)],
+)
+def test_query_trade_info_simulate_paid(
+    fake_transport: FakeTransport, value: str | None, simulated: bool
+) -> None:
+    # Present only with NeedExtraPaidInfo: absent is not simulated; present, only exactly 0 is real.
+    answer = dict(TRADE) if value is None else {**TRADE, "SimulatePaid": value}
+    fake_transport.queue(raw_answer(answer))
+    assert client(fake_transport).query_trade_info("tx42abc12345").simulate_paid is simulated
+
+
 def test_query_trade_info_unpaid_and_extra_paid_info(fake_transport: FakeTransport) -> None:
     unpaid = {**TRADE, "TradeStatus": "0", "PaymentDate": "", "gwsr": "", "card4no": "", "SimulatePaid": "0"}
     fake_transport.queue(raw_answer(unpaid))

@@ -47,3 +47,21 @@ def test_credentials_repr_hides_key_and_iv() -> None:
     assert "SeCrEt" not in repr(creds) and "SeCrEt" not in str(creds)
     assert not creds.is_public_test_merchant
     assert MerchantCredentials.stage_test_merchant().is_public_test_merchant
+
+
+def test_trade_file_lives_on_the_vendor_host() -> None:
+    assert (
+        Endpoints.for_environment("stage").trade_no_aio
+        == "https://vendor-stage.ecpay.com.tw/PaymentMedia/TradeNoAio"
+    )
+    assert (
+        Endpoints.for_environment("production").trade_no_aio
+        == "https://vendor.ecpay.com.tw/PaymentMedia/TradeNoAio"
+    )
+    # The offline sandbox serves the trade file on its own base URL.
+    sandbox = Endpoints.for_environment("sandbox", "http://127.0.0.1:9000/")
+    assert sandbox.trade_no_aio == "http://127.0.0.1:9000/PaymentMedia/TradeNoAio"
+    assert Endpoints("https://payment.ecpay.com.tw").vendor_url == "https://vendor.ecpay.com.tw"
+    explicit = Endpoints("http://127.0.0.1:9000", vendor_base_url="http://127.0.0.1:9001/")
+    assert explicit.trade_no_aio == "http://127.0.0.1:9001/PaymentMedia/TradeNoAio"
+    assert explicit.checkout == "http://127.0.0.1:9000/Cashier/AioCheckOut/V5"

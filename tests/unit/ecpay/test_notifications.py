@@ -25,6 +25,7 @@ from ecpay_lambda.ecpay.notifications import (
     parse_payment_info,
     parse_payment_result,
     parse_period_result,
+    simulate_paid_flag,
     verify_fields,
 )
 
@@ -142,10 +143,37 @@ def test_simulated_payment_is_flagged() -> None:
 
 
 def test_order_result_url_body_without_simulate_paid() -> None:
+    # OrderResultURL is display-only: its caller may read a missing SimulatePaid as real.
     fields = {k: v for k, v in RETURN_FIELDS.items() if k != "SimulatePaid"} | {"RtnMsg": "Succeeded"}
-    result = parse_payment_result(body(signed(fields)), CREDS)
+    result = parse_payment_result(body(signed(fields)), CREDS, simulate_paid_required=False)
     assert result.simulate_paid is False
     assert result.rtn_msg == "Succeeded"
+
+
+def test_return_url_without_simulate_paid_counts_as_simulated() -> None:
+    # §5.1 lists SimulatePaid in every ReturnURL: without it nothing says the money is real, so
+    # it is never credited from the notification (reconciliation's QueryTradeInfo decides).
+    fields = {k: v for k, v in RETURN_FIELDS.items() if k != "SimulatePaid"}
+    result = parse_payment_result(body(signed(fields)), CREDS)
+    assert result.is_paid and result.simulate_paid
+    dispatched = parse_notification(NotificationKind.PAYMENT_RESULT, body(signed(fields)), CREDS)
+    assert isinstance(dispatched, PaymentResult) and dispatched.simulate_paid
+
+
+@pytest.mark.parametrize(
+    ("value", "simulated"), [("0", False), ("1", True), ("2", True), (" 0", True), ("", True), ("abc", True)]
+)
+def test_only_exactly_zero_is_a_real_payment(value: str, simulated: bool) -> None:
+    result = parse_payment_result(body(signed({**RETURN_FIELDS, "SimulatePaid": value})), CREDS)
+    assert result.simulate_paid is simulated
+    period = parse_period_result(body(signed({**PERIOD_FIELDS, "SimulatePaid": value})), CREDS)
+    assert period.simulate_paid is simulated
+    assert simulate_paid_flag({"SimulatePaid": value}, required=False) is simulated
+
+
+def test_a_missing_simulate_paid_follows_the_message_kind() -> None:
+    assert simulate_paid_flag({}, required=True) is True
+    assert simulate_paid_flag({}, required=False) is False
 
 
 def test_failed_payment_with_blank_payment_date() -> None:

@@ -1,6 +1,7 @@
 """HTTP face of the sandbox: ECPay's endpoints, the payment pages, and the JSON control API.
 
-Owns ``/Cashier/*``, ``/CreditDetail/*`` and ``/sandbox/*``; returns None for every other path.
+Owns ``/Cashier/*``, ``/CreditDetail/*``, ``/PaymentMedia/*`` and ``/sandbox/*``; returns None for
+every other path.
 """
 
 from __future__ import annotations
@@ -9,13 +10,13 @@ import json
 import re
 from typing import Any
 
-from ..http import Request, Response, html_response, json_response, redirect, text_response
-from . import pages
+from ..http import NO_STORE, Request, Response, html_response, json_response, redirect, text_response
+from . import pages, statement
 from .engine import ActionError, Sandbox
 from .trades import Trade, TradeStatus
 from .validation import CheckoutError
 
-PREFIXES = ("/Cashier/", "/CreditDetail/", "/sandbox")
+PREFIXES = ("/Cashier/", "/CreditDetail/", "/PaymentMedia/", "/sandbox")
 _TRADE_API = re.compile(r"^/sandbox/api/trades/([^/]+)$")
 _ACTION_API = re.compile(r"^/sandbox/api/trades/([^/]+)/([a-z-]+)$")
 _TRADE_PAGE = re.compile(r"^/sandbox/trades/([^/]+)$")
@@ -57,6 +58,10 @@ class SandboxApp:
             if isinstance(result, CheckoutError):
                 return html_response(200, pages.error_page(result))
             return html_response(200, self._checkout_page(result))
+        if path == "/PaymentMedia/TradeNoAio":
+            status, body, content_type = statement.trade_no_aio(self.sandbox, form)
+            data = body if isinstance(body, bytes) else body.encode("utf-8")
+            return Response(status, [("Content-Type", content_type), NO_STORE], data)
         handlers = {
             "/Cashier/QueryTradeInfo/V5": self.sandbox.query_trade_info,
             "/Cashier/QueryPaymentInfo": self.sandbox.query_payment_info,
