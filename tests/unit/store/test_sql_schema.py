@@ -69,21 +69,22 @@ def test_a_new_migration_runs_once_across_concurrent_cold_starts(
     first.dispose()
     ran: list[int] = []
     lock = threading.Lock()
+    probe = schema.LATEST_VERSION + 1  # a migration after the real ones
 
-    def v2(conn: Connection) -> None:
+    def next_version(conn: Connection) -> None:
         with lock:
-            ran.append(2)
-        conn.execute(text("CREATE TABLE wallet_v2_probe (id INTEGER PRIMARY KEY)"))
+            ran.append(probe)
+        conn.execute(text("CREATE TABLE wallet_next_probe (id INTEGER PRIMARY KEY)"))
 
-    monkeypatch.setattr(schema, "MIGRATIONS", (*schema.MIGRATIONS, (2, v2)))
-    monkeypatch.setattr(schema, "LATEST_VERSION", 2)
+    monkeypatch.setattr(schema, "MIGRATIONS", (*schema.MIGRATIONS, (probe, next_version)))
+    monkeypatch.setattr(schema, "LATEST_VERSION", probe)
     stores = [SqlStore.from_url(url) for _ in range(3)]
     try:
         assert _race(stores) == []
-        assert ran == [2]
-        assert _versions(stores[0]) == [1, 2]
+        assert ran == [probe]
+        assert _versions(stores[0]) == [*range(1, probe + 1)]
         with stores[0].engine.connect() as conn:
-            assert conn.execute(text("SELECT COUNT(*) FROM wallet_v2_probe")).scalar() == 0
+            assert conn.execute(text("SELECT COUNT(*) FROM wallet_next_probe")).scalar() == 0
     finally:
         for s in stores:
             s.dispose()

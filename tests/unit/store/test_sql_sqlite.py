@@ -67,18 +67,19 @@ def test_later_migrations_run_once_in_order(tmp_path: Path, monkeypatch: pytest.
     store.ensure_schema()
     store.dispose()
     ran: list[int] = []
+    probe = schema.LATEST_VERSION + 1  # a migration after the real ones
 
-    def v2(conn: Connection) -> None:
-        ran.append(2)
+    def next_version(conn: Connection) -> None:
+        ran.append(probe)
         conn.execute(text("ALTER TABLE wallet_users ADD COLUMN nickname VARCHAR(32)"))
 
-    monkeypatch.setattr(schema, "MIGRATIONS", (*schema.MIGRATIONS, (2, v2)))
-    monkeypatch.setattr(schema, "LATEST_VERSION", 2)
+    monkeypatch.setattr(schema, "MIGRATIONS", (*schema.MIGRATIONS, (probe, next_version)))
+    monkeypatch.setattr(schema, "LATEST_VERSION", probe)
     again = _store(tmp_path)
     again.ensure_schema()
     again.ensure_schema()
-    assert ran == [2]
-    assert again.schema_version() == 2
+    assert ran == [probe]
+    assert again.schema_version() == probe
     with again.engine.connect() as conn:
         columns = [row[1] for row in conn.exec_driver_sql("PRAGMA table_info(wallet_users)")]
     assert "nickname" in columns
