@@ -19,6 +19,10 @@ from urllib.parse import quote
 import pytest
 from tests.support.moto_plugin import dynamodb_url
 
+from ecpay_lambda.api.composition import build_store
+from ecpay_lambda.api.errors import to_http_error
+from ecpay_lambda.cli import main
+from ecpay_lambda.config import ConfigError, parse_settings
 from ecpay_lambda.store import StoreNotReady
 from ecpay_lambda.store import dynamodb as dynamodb_module
 from ecpay_lambda.store.dynamodb import TABLE_DEFINITION, DynamoDBStore, TableNotFound, TransactionTooLarge
@@ -241,6 +245,19 @@ def test_ensure_schema_never_creates_a_table_unless_the_url_allows_it(moto_endpo
         assert store.ping()
     finally:
         creating.client.delete_table(TableName="Wallet-prod")
+
+
+def test_a_missing_table_is_a_configuration_error_for_the_api_and_the_cli(
+    moto_endpoint: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = f"dynamodb://Wallet-typo?endpoint_url={quote(moto_endpoint, safe='')}&region=sa-east-1"
+    with pytest.raises(ConfigError, match="'Wallet-typo'") as raised:
+        build_store(parse_settings({"STORE_URL": url, "ECPAY_BASE_URL": "http://127.0.0.1:9"}))
+    assert to_http_error(raised.value).status == 503  # the API's answer: not a 500 with a stack
+    capsys.readouterr()
+    assert main(["audit", "--store-url", url]) == 2
+    assert "'Wallet-typo' does not exist" in capsys.readouterr().err
+    assert DynamoDBStore.from_url(url).client.list_tables()["TableNames"] == []
 
 
 # --- users ---------------------------------------------------------------------------------------
