@@ -62,10 +62,10 @@ def run_audit(store: WalletStore, *, now: datetime, grace: timedelta) -> AuditRe
     cutoff = now - grace
     stuck = [
         f"deposit {t.transaction_id} of user {t.user_id}: {t.status} since {t.updated_at.isoformat()}"
-        for t in store.list_awaiting_payment(updated_before=cutoff, limit=STUCK_LIMIT)
+        for t in store.list_awaiting_payment(due_before=cutoff, limit=STUCK_LIMIT)
     ]
     stuck += [
         f"refund {t.transaction_id} of user {t.user_id}: pending since {t.updated_at.isoformat()}"
-        for t in store.list_pending_refunds(updated_before=cutoff, limit=STUCK_LIMIT)
+        for t in store.list_pending_refunds(due_before=cutoff, limit=STUCK_LIMIT)
     ]
     return AuditReport(users_checked=users, mismatches=mismatches, stuck=stuck, flagged=flagged)

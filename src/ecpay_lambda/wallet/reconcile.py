@@ -108,7 +108,7 @@ def run_reconcile(
     counts = {"checked": 0, "paid": 0, "failed": 0, "expired": 0, "unchanged": 0, "refunds_settled": 0}
     problems: list[str] = []
     review: list[str] = []
-    for txn in store.list_awaiting_payment(updated_before=cutoff, limit=limit):
+    for txn in store.list_awaiting_payment(due_before=cutoff, limit=limit):
         counts["checked"] += 1
         try:
             answer = outcome_from_query(client, txn, now, merchant_id, grace=grace)
@@ -132,7 +132,7 @@ def run_reconcile(
             counts["unchanged"] += 1
             if result.status == "flagged":
                 review.append(f"{txn.transaction_id}: {result.outcome}")
-    for refund in store.list_pending_refunds(updated_before=cutoff, limit=limit):
+    for refund in store.list_pending_refunds(due_before=cutoff, limit=limit):
         oc = EcpayOutcome(
             kind=OutcomeKind.REFUNDED,
             transaction_id=refund.transaction_id,
