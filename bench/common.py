@@ -163,7 +163,8 @@ def bench_store(kind: str, workdir: Path, endpoint: str | None = None) -> Iterat
     if kind == "dynamodb":
         if endpoint is None:
             raise ValueError("dynamodb needs a moto endpoint")
-        url = f"dynamodb://{name}?endpoint_url={quote(endpoint, safe='')}&region={REGION}"
+        # create_table=true: a bench table on moto is created by ensure_schema (never on AWS).
+        url = f"dynamodb://{name}?endpoint_url={quote(endpoint, safe='')}&region={REGION}&create_table=true"
         from ecpay_lambda.store.dynamodb import DynamoDBStore  # noqa: PLC0415
 
         store = DynamoDBStore.from_url(url)

@@ -36,13 +36,7 @@ def store_kind(request: pytest.FixtureRequest) -> str:
 @pytest.fixture
 def store(store_kind: str, request: pytest.FixtureRequest) -> Iterator[WalletStore]:
     """A fresh, empty store of the adapter under test (schema created)."""
-    if store_kind == "dynamodb":
-        try:
-            url = request.getfixturevalue("dynamodb_store_url")
-        except pytest.FixtureLookupError:
-            pytest.skip("DynamoDB adapter not built yet")
-    else:
-        url = request.getfixturevalue(f"{store_kind}_store_url")
+    url = request.getfixturevalue(f"{store_kind}_store_url")
     opened = open_store(str(url))
     opened.ensure_schema()
     yield opened

@@ -394,7 +394,7 @@ def test_ledger_lists_by_user_and_transaction_in_order(store: WalletStore) -> No
     assert after is not None and (after.balance, after.held) == (200, 0)
 
 
-def test_stale_listings_filter_by_type_status_and_age(store: WalletStore) -> None:
+def test_due_listings_filter_by_type_status_and_age(store: WalletStore) -> None:
     user = _user()
     store.create_user(user)
     old, new = T0, T0 + timedelta(hours=1)
@@ -413,8 +413,8 @@ def test_stale_listings_filter_by_type_status_and_age(store: WalletStore) -> Non
     put(status=TransactionStatus.COMPLETED, transaction_type=TransactionType.REFUND, updated_at=old)
     put(status=TransactionStatus.PENDING, transaction_type=TransactionType.WITHDRAW, updated_at=old)
     cutoff = old + timedelta(minutes=30)
-    awaiting = store.list_awaiting_payment(updated_before=cutoff)
+    awaiting = store.list_awaiting_payment(due_before=cutoff)
     assert [t.transaction_id for t in awaiting] == [a.transaction_id, b.transaction_id]
-    assert len(store.list_awaiting_payment(updated_before=cutoff, limit=1)) == 1
-    assert [t.transaction_id for t in store.list_pending_refunds(updated_before=cutoff)] == [r.transaction_id]
-    assert store.list_pending_refunds(updated_before=old) == []
+    assert len(store.list_awaiting_payment(due_before=cutoff, limit=1)) == 1
+    assert [t.transaction_id for t in store.list_pending_refunds(due_before=cutoff)] == [r.transaction_id]
+    assert store.list_pending_refunds(due_before=old - timedelta(microseconds=1)) == []

@@ -2,8 +2,8 @@
 
 - ``moto_endpoint`` (session): the server's URL; fake AWS credentials are in the environment while it
   runs, so no test can reach a real account.
-- ``dynamodb_store_url`` (function): ``dynamodb://<unique table>?endpoint_url=...&region=...`` for a
-  new, empty table created through the adapter's ``ensure_schema``; the table is deleted afterwards
+- ``dynamodb_store_url`` (function): ``dynamodb://<unique table>?endpoint_url=...&create_table=true``
+  for a new, empty table created through the adapter's ``ensure_schema``; the table is deleted afterwards
   (moto copies a table for every item of a transaction: small tables keep tests fast).
 """
 
@@ -38,10 +38,15 @@ def moto_endpoint() -> Iterator[str]:
             server.stop()
 
 
-def dynamodb_url(endpoint: str, table: str | None = None) -> str:
-    """A ``dynamodb://`` store URL for ``table`` (a new unique name by default) on ``endpoint``."""
+def dynamodb_url(endpoint: str, table: str | None = None, *, create_table: bool = True) -> str:
+    """A ``dynamodb://`` store URL for ``table`` (a new unique name by default) on ``endpoint``.
+
+    ``create_table=true`` lets the adapter's ``ensure_schema`` create the table on moto; without it a
+    missing table is an error, as on AWS, where only the template creates tables.
+    """
     name = table or f"wallet-test-{uuid.uuid4().hex[:16]}"
-    return f"dynamodb://{name}?endpoint_url={quote(endpoint, safe='')}&region={TEST_REGION}"
+    url = f"dynamodb://{name}?endpoint_url={quote(endpoint, safe='')}&region={TEST_REGION}"
+    return f"{url}&create_table=true" if create_table else url
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from ..config import Settings, load_settings
+from ..config import ConfigError, Settings, load_settings
 from ..ecpay.client import EcpayClient
 from ..ecpay.credentials import MerchantCredentials
 from ..ecpay.environments import Endpoints
@@ -65,10 +65,14 @@ def ecpay_config(settings: Settings, transport: Transport | None = None) -> Ecpa
 def build_store(settings: Settings) -> WalletStore:
     """Open the store ``STORE_URL`` names and make sure its schema exists."""
     # Imported here: the adapter (and its driver) is loaded only by the functions that open a store.
-    from ..store import open_store  # noqa: PLC0415
+    from ..store import StoreNotReady, open_store  # noqa: PLC0415
 
     store = open_store(settings.store_url)
-    store.ensure_schema()
+    try:
+        store.ensure_schema()
+    except StoreNotReady as exc:
+        # A missing table is a deployment fault: 503 for the API, 0|Unavailable for ECPay, exit 2 for the CLI.
+        raise ConfigError(str(exc)) from exc
     return store
 
 

@@ -6,9 +6,23 @@ SQLAlchemy, and a laptop on SQLite never imports boto3.
 
 from __future__ import annotations
 
+from ..wallet.models import TransactionStatus
 from ..wallet.port import WalletStore
 
 SQL_SCHEMES = ("sqlite", "mysql", "mariadb", "postgresql", "postgres")
+
+# Deposits ECPay was paid for, whatever happened since: what ``iter_paid_deposits`` lists (by paid_at).
+PAID_DEPOSIT_STATUSES: frozenset[TransactionStatus] = frozenset(
+    {TransactionStatus.PAID, TransactionStatus.PARTIALLY_REFUNDED, TransactionStatus.REFUNDED}
+)
+
+
+class StoreNotReady(RuntimeError):
+    """The storage the URL names is not there and this process may not create it (e.g. a missing table).
+
+    A configuration fault, not a business outcome: the composition root reports it as a ConfigError
+    (HTTP 503, ECPay retries its notification). The message names the resource, never a credential.
+    """
 
 
 def open_store(url: str) -> WalletStore:

@@ -16,7 +16,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final, NamedTuple
 from urllib.parse import parse_qs, urlsplit
 
@@ -47,6 +47,7 @@ from ..wallet.port import (
     UserNotActive,
     VersionConflict,
 )
+from . import StoreNotReady
 from .dynamodb_items import (
     AWAITING_GSI_PARTITION,
     BASE_KEY_ATTRIBUTES,
@@ -73,6 +74,7 @@ from .dynamodb_items import (
     decode_notification,
     decode_transaction,
     decode_user,
+    due_at,
     encode_cursor,
     encode_dedupe,
     encode_idempotency,
@@ -85,13 +87,16 @@ from .dynamodb_items import (
     get_int,
     get_s,
     idempotency_key,
+    is_paid_deposit,
     iso,
     item_size,
     key,
     key_of,
     n,
+    paid_partition,
     reconcile_partition,
     s,
+    time_bound_after,
     transaction_key,
     transaction_pk,
     user_key,
@@ -111,6 +116,7 @@ __all__ = [
     "TTL_ATTRIBUTE",
     "DynamoDBStore",
     "DynamoDBStoreError",
+    "TableNotFound",
     "TransactionTooLarge",
 ]
 
@@ -145,6 +151,7 @@ MAX_TRANSACTION_BYTES: Final = 4 * 1024 * 1024
 MAX_ITEM_BYTES: Final = 400 * 1024
 _UPDATE_SIZE_ESTIMATE: Final = 1024  # an updated user item; its real size is a few hundred bytes
 _BATCH_GET_LIMIT: Final = 100
+_PAID_PAGE: Final = _BATCH_GET_LIMIT  # index keys per page of iter_paid_deposits: one BatchGetItem each
 _MAX_ATTEMPTS: Final = 4  # own retries of transactions cancelled by contention (botocore's are separate)
 _BASE_DELAY: Final = 0.025
 # Cancellation reasons that say "try again", not "your condition is false".
@@ -152,6 +159,8 @@ _RETRYABLE_REASONS: Final = frozenset(
     {"TransactionConflict", "ThrottlingError", "ProvisionedThroughputExceeded"}
 )
 _TABLE_NAME = re.compile(r"[A-Za-z0-9_.-]{3,255}")
+_URL_OPTIONS: Final = frozenset({"endpoint_url", "region", "create_table"})
+_BOOLEANS: Final = {"true": True, "1": True, "false": False, "0": False}
 
 # Which failure wins when several conditions fail at once: the most specific answer first, so that a
 # retried notification is "duplicate" (not "version conflict") and a retried request with an
@@ -165,6 +174,10 @@ _RANK_APPEND: Final = 4
 
 class DynamoDBStoreError(RuntimeError):
     """A fault, not a business outcome: an unexpected cancellation, or contention that outlived retries."""
+
+
+class TableNotFound(StoreNotReady):
+    """The table does not exist and this store may not create it (``create_table`` is off)."""
 
 
 class TransactionTooLarge(ValueError):
@@ -186,14 +199,24 @@ class _Op(NamedTuple):
 class DynamoDBStore:
     """The wallet's storage port on one DynamoDB table (see docs/dynamodb-table.md)."""
 
-    def __init__(self, table_name: str, client: DynamoDBClient) -> None:
-        """Use ``client`` (a boto3 DynamoDB client, thread-safe) on the table ``table_name``."""
+    def __init__(self, table_name: str, client: DynamoDBClient, *, create_table: bool = False) -> None:
+        """Use ``client`` (a boto3 DynamoDB client, thread-safe) on the table ``table_name``.
+
+        ``create_table`` lets :meth:`ensure_schema` create a missing table: for moto, tests and the
+        benchmarks only. On AWS the SAM template owns the table, and a store must never create one
+        (a typo in STORE_URL would otherwise make an empty wallet that looks healthy).
+        """
         self._table = table_name
         self._client = client
+        self._create_table = create_table
 
     @classmethod
     def from_url(cls, url: str) -> DynamoDBStore:
-        """``dynamodb://TableName?endpoint_url=http://127.0.0.1:PORT&region=ap-northeast-1``."""
+        """``dynamodb://TableName?endpoint_url=http://127.0.0.1:PORT&region=ap-northeast-1&create_table=true``.
+
+        ``create_table`` (``true``/``false``, default false) allows :meth:`ensure_schema` to create the
+        table when it is missing.
+        """
         parts = urlsplit(url)
         if parts.scheme != "dynamodb":
             raise ValueError(f"not a dynamodb:// URL: {url!r}")
@@ -201,9 +224,12 @@ class DynamoDBStore:
         if not _TABLE_NAME.fullmatch(table) or (parts.netloc and parts.path not in ("", "/")):
             raise ValueError(f"invalid DynamoDB table name in {url!r}")
         options = parse_qs(parts.query, keep_blank_values=True)
-        unknown = set(options) - {"endpoint_url", "region"}
+        unknown = set(options) - _URL_OPTIONS
         if unknown:
             raise ValueError(f"unknown dynamodb:// URL options: {sorted(unknown)}")
+        create_table = _BOOLEANS.get(options.get("create_table", ["false"])[-1].lower())
+        if create_table is None:
+            raise ValueError("dynamodb:// URL option create_table must be true or false")
         endpoint = options.get("endpoint_url", [""])[-1] or None
         region = (
             options.get("region", [""])[-1]
@@ -224,7 +250,7 @@ class DynamoDBStore:
         client = boto3.session.Session(botocore_session=botocore_session).client(
             "dynamodb", region_name=region, endpoint_url=endpoint, config=config
         )
-        return cls(table, client)
+        return cls(table, client, create_table=create_table)
 
     @property
     def table_name(self) -> str:
@@ -236,10 +262,19 @@ class DynamoDBStore:
         """The boto3 client (for tests and tooling)."""
         return self._client
 
+    @property
+    def creates_table(self) -> bool:
+        """Whether :meth:`ensure_schema` may create a missing table (the URL's ``create_table``)."""
+        return self._create_table
+
     # --- schema and health -----------------------------------------------------------------------
 
     def ensure_schema(self) -> None:
-        """Create the table if missing and wait until active (local use; on AWS the template creates it)."""
+        """Check that the table exists and wait until it is active; create it only if the URL allows.
+
+        Without ``create_table`` a missing table raises :class:`TableNotFound` (naming the table) and
+        nothing is created: on AWS the template creates the table, never the code.
+        """
         try:
             status = self._client.describe_table(TableName=self._table)["Table"].get("TableStatus")
         except ClientError as exc:
@@ -248,6 +283,12 @@ class DynamoDBStore:
             status = None
         if status == "ACTIVE":
             return
+        if status is None and not self._create_table:
+            raise TableNotFound(
+                f"STORE_URL: DynamoDB table {self._table!r} does not exist in region "
+                f"{self._client.meta.region_name}; deploy the stack that creates it "
+                "(local and test tables: add ?create_table=true to the dynamodb:// URL)"
+            )
         if status is None:
             try:
                 self._client.create_table(TableName=self._table, **TABLE_DEFINITION)
@@ -368,6 +409,28 @@ class DynamoDBStore:
             if old is None or get_s(old, "status") != UserStatus.ACTIVE.value:
                 raise UserNotActive(user_id) from None
             raise UserHasFunds(f"user {user_id} still has money or open transactions") from None
+        return decode_user(response["Attributes"])
+
+    def reopen_user(self, user_id: str, now: datetime) -> User | None:
+        """Closed -> active in one conditional update; None when the user is missing or not closed."""
+        try:
+            response = self._client.update_item(
+                TableName=self._table,
+                Key=user_key(user_id),
+                UpdateExpression="SET #status = :active, #updated_at = :now",
+                ConditionExpression="attribute_exists(#pk) AND #status = :closed",
+                ExpressionAttributeNames={"#pk": PK, "#status": "status", "#updated_at": "updated_at"},
+                ExpressionAttributeValues={
+                    ":closed": s(UserStatus.CLOSED.value),
+                    ":active": s(UserStatus.ACTIVE.value),
+                    ":now": s(iso(now)),
+                },
+                ReturnValues="ALL_NEW",
+            )
+        except ClientError as exc:
+            if _error_code(exc) != "ConditionalCheckFailedException":
+                raise
+            return None
         return decode_user(response["Attributes"])
 
     # --- the atomic write ------------------------------------------------------------------------
@@ -655,29 +718,32 @@ class DynamoDBStore:
         query = self._partition_query(transaction_pk(transaction_id), NOTIFICATION_PREFIX)
         return [decode_notification(item) for items in self._query_pages(query) for item in items]
 
-    def list_awaiting_payment(self, *, updated_before: datetime, limit: int = 100) -> list[Transaction]:
-        """Deposits awaiting payment last updated before ``updated_before``, oldest first."""
-        return self._list_reconcilable(AWAITING_GSI_PARTITION, updated_before, limit)
+    def list_awaiting_payment(self, *, due_before: datetime, limit: int = 100) -> list[Transaction]:
+        """Deposits awaiting payment due for a check at ``due_before`` (inclusive), most overdue first."""
+        return self._list_reconcilable(AWAITING_GSI_PARTITION, due_before, limit)
 
-    def list_pending_refunds(self, *, updated_before: datetime, limit: int = 100) -> list[Transaction]:
-        """Refunds still pending last updated before ``updated_before``, oldest first."""
-        return self._list_reconcilable(PENDING_REFUND_GSI_PARTITION, updated_before, limit)
+    def list_pending_refunds(self, *, due_before: datetime, limit: int = 100) -> list[Transaction]:
+        """Refunds still pending due for a check at ``due_before`` (inclusive), most overdue first."""
+        return self._list_reconcilable(PENDING_REFUND_GSI_PARTITION, due_before, limit)
 
-    def _list_reconcilable(self, partition: str, updated_before: datetime, limit: int) -> list[Transaction]:
-        """Transactions of a sparse reconciliation partition of ``gsi1``, oldest update first.
+    def _list_reconcilable(self, partition: str, due_before: datetime, limit: int) -> list[Transaction]:
+        """Transactions of a sparse reconciliation partition of ``gsi1`` due by ``due_before``.
 
-        The index is eventually consistent, so the candidates are re-read consistently and those that
-        moved on meanwhile are dropped.
+        The partition sorts by due time (``next_check_at``, else ``updated_at``) then id, the SQL
+        adapter's order. The index is eventually consistent, so the candidates are re-read
+        consistently and those that moved on meanwhile (another status, a later due time) are dropped.
         """
         if limit <= 0:
             return []
-        before = iso(updated_before)
         query: QueryInputTypeDef = {
             "TableName": self._table,
             "IndexName": GSI1,
-            "KeyConditionExpression": "#gpk = :partition AND #gsk < :before",
+            "KeyConditionExpression": "#gpk = :partition AND #gsk < :bound",
             "ExpressionAttributeNames": {"#gpk": GSI1PK, "#gsk": GSI1SK, "#pk": PK, "#sk": SK},
-            "ExpressionAttributeValues": {":partition": s(partition), ":before": s(before)},
+            "ExpressionAttributeValues": {
+                ":partition": s(partition),
+                ":bound": s(time_bound_after(due_before)),
+            },
             "ProjectionExpression": "#pk, #sk",
             "Limit": limit,
         }
@@ -693,9 +759,50 @@ class DynamoDBStore:
             if item is None:
                 continue
             txn = decode_transaction(item)
-            if reconcile_partition(txn) == partition and iso(txn.updated_at) < before:
+            if reconcile_partition(txn) == partition and due_at(txn) <= due_before:
                 result.append(txn)
         return result
+
+    def iter_paid_deposits(self, *, paid_from: datetime, paid_to: datetime) -> Iterator[Transaction]:
+        """Paid, partially refunded or refunded deposits with ``paid_at`` in [paid_from, paid_to).
+
+        One ``gsi1`` partition per UTC day of payment (``PAID#<yyyy-mm-dd>``), queried day by day in
+        key order (no Scan), keys only; each page is re-read with one consistent ``BatchGetItem`` and
+        what moved on meanwhile is dropped. Yields by payment time, then id.
+        """
+        if paid_from >= paid_to:
+            return
+        # A BETWEEN bound, inclusive: no key equals iso(paid_to) itself (every key ends in #<id>),
+        # and a key of paid_to is above it, so BETWEEN is exactly [paid_from, paid_to).
+        low, high = iso(paid_from), iso(paid_to)
+        day = paid_from.astimezone(UTC).date()
+        last_day = (paid_to.astimezone(UTC) - timedelta(microseconds=1)).date()
+        while day <= last_day:
+            query: QueryInputTypeDef = {
+                "TableName": self._table,
+                "IndexName": GSI1,
+                "KeyConditionExpression": "#gpk = :partition AND #gsk BETWEEN :low AND :high",
+                "ExpressionAttributeNames": {"#gpk": GSI1PK, "#gsk": GSI1SK, "#pk": PK, "#sk": SK},
+                "ExpressionAttributeValues": {
+                    ":partition": s(paid_partition(day)),
+                    ":low": s(low),
+                    ":high": s(high),
+                },
+                "ProjectionExpression": "#pk, #sk",
+                "Limit": _PAID_PAGE,
+            }
+            for page in self._query_pages(query):
+                keys = [key_of(item, BASE_KEY_ATTRIBUTES) for item in page]
+                found = self._batch_get(keys)
+                for item_key in keys:
+                    item = found.get(_key_tuple(item_key))
+                    if item is None:
+                        continue
+                    txn = decode_transaction(item)
+                    paid = txn.paid_at
+                    if is_paid_deposit(txn) and paid is not None and paid_from <= paid < paid_to:
+                        yield txn
+            day += timedelta(days=1)
 
     # --- reading helpers -------------------------------------------------------------------------
 

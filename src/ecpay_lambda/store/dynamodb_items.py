@@ -10,12 +10,14 @@ import base64
 import binascii
 import json
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any, Final, TypeAlias
 
+from ..wallet.attempts import attempts_from_json, attempts_to_json
 from ..wallet.models import (
     AWAITING_STATUSES,
+    Attempt,
     IdempotencyRecord,
     LedgerEntry,
     NotificationRecord,
@@ -26,6 +28,7 @@ from ..wallet.models import (
     User,
     UserStatus,
 )
+from . import PAID_DEPOSIT_STATUSES
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.type_defs import AttributeValueTypeDef as AttributeValue
@@ -48,6 +51,7 @@ GSI1_KEY_ATTRIBUTES: Final = (PK, SK, GSI1PK, GSI1SK)
 USERS_GSI_PARTITION: Final = "USERS"
 AWAITING_GSI_PARTITION: Final = "AWAITING"
 PENDING_REFUND_GSI_PARTITION: Final = "PENDING_REFUND"
+PAID_GSI_PREFIX: Final = "PAID#"  # + the UTC day of paid_at: one partition per day of payments
 TXN_LISTING_PREFIX: Final = "TXN#"
 LEDGER_PREFIX: Final = "LEDGER#"
 NOTIFICATION_PREFIX: Final = "NOTIF#"
@@ -248,6 +252,49 @@ def reconcile_partition(txn: Transaction) -> str | None:
     return None
 
 
+def due_at(txn: Transaction) -> datetime:
+    """When reconciliation should look at ``txn`` next: its ``next_check_at``, else its last update."""
+    return txn.updated_at if txn.next_check_at is None else txn.next_check_at
+
+
+def is_paid_deposit(txn: Transaction) -> bool:
+    """A deposit ECPay was paid for, with its payment time: listed by ``iter_paid_deposits``."""
+    return (
+        txn.transaction_type is TransactionType.DEPOSIT
+        and txn.status in PAID_DEPOSIT_STATUSES
+        and txn.paid_at is not None
+    )
+
+
+def paid_partition(day: date) -> str:
+    """The ``gsi1`` partition of the deposits paid on one UTC day."""
+    return f"{PAID_GSI_PREFIX}{day.isoformat()}"
+
+
+def transaction_index_key(txn: Transaction) -> tuple[str, str] | None:
+    """The ``gsi1`` (partition, sort key) of a transaction item, or None when no listing needs it.
+
+    Reconciliation partitions sort by due time, paid partitions by payment time; both end in
+    ``#<transaction_id>``, so equal times keep a stable order (the SQL adapter's tie-break).
+    """
+    partition = reconcile_partition(txn)
+    if partition is not None:
+        return partition, f"{iso(due_at(txn))}#{txn.transaction_id}"
+    if is_paid_deposit(txn):
+        assert txn.paid_at is not None  # is_paid_deposit says so
+        return paid_partition(txn.paid_at.astimezone(UTC).date()), f"{iso(txn.paid_at)}#{txn.transaction_id}"
+    return None
+
+
+def time_bound_after(moment: datetime) -> str:
+    """A ``gsi1sk`` bound above every ``<moment>#<id>`` key and below every key of a later time.
+
+    ``$`` follows ``#`` in ASCII: ``gsi1sk < bound`` is then "time <= moment", inclusive, whatever the id.
+    Keys written before the ``#<id>`` suffix (a bare time) compare the same way.
+    """
+    return f"{iso(moment)}$"
+
+
 def _transaction_attributes(txn: Transaction) -> Item:
     item: Item = {
         "entity": s("transaction"),
@@ -269,19 +316,24 @@ def _transaction_attributes(txn: Transaction) -> Item:
     _put_opt(item, "related_transaction_id", txn.related_transaction_id)
     if txn.flags:  # DynamoDB refuses empty sets: no flags = no attribute
         item["flags"] = {"SS": sorted(txn.flags)}
+    if txn.attempts:  # no attempts (withdrawals, refunds, records from before attempts) = no attribute
+        item["attempts"] = encode_attempts(txn.attempts)
+    _put_opt(item, "next_check_at", None if txn.next_check_at is None else iso(txn.next_check_at))
+    item["check_count"] = n(txn.check_count)
+    _put_opt(item, "paid_at", None if txn.paid_at is None else iso(txn.paid_at))
     return item
 
 
 def encode_transaction(txn: Transaction) -> Item:
-    """The authoritative transaction item, in a reconciliation index while reconciliation may need it.
+    """The authoritative transaction item, in a ``gsi1`` partition while a listing may need it.
 
     Every write replaces the whole item, so leaving such a status drops the index attributes.
     """
     item = {**transaction_key(txn.transaction_id), **_transaction_attributes(txn)}
-    partition = reconcile_partition(txn)
-    if partition is not None:
-        item[GSI1PK] = s(partition)
-        item[GSI1SK] = s(iso(txn.updated_at))
+    index = transaction_index_key(txn)
+    if index is not None:
+        item[GSI1PK] = s(index[0])
+        item[GSI1SK] = s(index[1])
     return item
 
 
@@ -294,6 +346,8 @@ def decode_transaction(item: StoredItem) -> Transaction:
     """The transaction of a transaction item or of its listing copy."""
     method = get_opt_s(item, "payment_method")
     expires = get_opt_s(item, "expires_at")
+    next_check = get_opt_s(item, "next_check_at")
+    paid = get_opt_s(item, "paid_at")
     info = item.get("payment_info", {"M": {}})["M"]
     flags = item.get("flags", {"SS": []})["SS"]
     return Transaction(
@@ -313,7 +367,44 @@ def decode_transaction(item: StoredItem) -> Transaction:
         refunded_amount=get_int(item, "refunded_amount", 0),
         related_transaction_id=get_opt_s(item, "related_transaction_id"),
         flags=frozenset(str(flag) for flag in flags),
+        attempts=decode_attempts(item["attempts"]) if "attempts" in item else (),
+        next_check_at=None if next_check is None else parse_iso(next_check),
+        check_count=get_int(item, "check_count", 0),
+        paid_at=None if paid is None else parse_iso(paid),
     )
+
+
+# Attempts are stored as a native list of maps (not a JSON string) so the console, exports and the
+# table's stream show them as data. The shape is the shared codec's (wallet.attempts), converted
+# value by value: the SQL adapter's JSON and these items cannot drift apart. A None is an absent key.
+
+
+def encode_attempts(attempts: tuple[Attempt, ...]) -> AttributeValue:
+    """The ``attempts`` attribute: a list of maps in the codec's shape (times ISO-8601 UTC)."""
+    return {"L": [_to_attribute(data) for data in attempts_to_json(attempts)]}
+
+
+def decode_attempts(value: StoredItem) -> tuple[Attempt, ...]:
+    """Inverse of :func:`encode_attempts`; raises ValueError on a malformed attribute."""
+    return attempts_from_json(_from_attribute(value))
+
+
+def _to_attribute(value: object) -> AttributeValue:
+    if isinstance(value, str):
+        return s(value)
+    if isinstance(value, dict):
+        return {"M": {name: _to_attribute(member) for name, member in value.items() if member is not None}}
+    raise TypeError(f"attempt value of unexpected type {type(value).__name__}")
+
+
+def _from_attribute(value: StoredItem) -> object:
+    if "S" in value:
+        return str(value["S"])
+    if "M" in value:
+        return {str(name): _from_attribute(member) for name, member in value["M"].items()}
+    if "L" in value:
+        return [_from_attribute(member) for member in value["L"]]
+    raise ValueError(f"attempts attribute of unexpected type {sorted(value)}")
 
 
 # --- ledger, notifications, idempotency ----------------------------------------------------------

@@ -66,6 +66,7 @@ from ..wallet.port import (
     UserNotActive,
     VersionConflict,
 )
+from . import PAID_DEPOSIT_STATUSES
 from . import sql_schema as s
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -76,6 +77,7 @@ _RETRIES = 8  # deadlocks / serialization failures / SQLite busy beyond the time
 _PG_RETRY = frozenset({"40P01", "40001"})
 _MYSQL_RETRY = frozenset({1213, 1205})
 _SCHEMA_LOCK = "ecpay_lambda_wallet_schema"
+_PAID_PAGE = 500  # rows per query of iter_paid_deposits
 
 
 def _us(moment: datetime) -> int:
@@ -681,13 +683,18 @@ class SqlStore:
         return self._list_due(TransactionType.REFUND, statuses, due_before, limit)
 
     def iter_paid_deposits(self, *, paid_from: datetime, paid_to: datetime) -> Iterator[Transaction]:
-        """Deposits whose ``paid_at`` is in [paid_from, paid_to), by payment time."""
+        """Paid, partially refunded or refunded deposits whose ``paid_at`` is in [paid_from, paid_to).
+
+        By payment time, then id, in pages of ``_PAID_PAGE`` rows (keyset pagination on that order).
+        """
         self._ensure()
         c = s.transactions.c
+        paid_statuses = sorted(str(x) for x in PAID_DEPOSIT_STATUSES)
         after: tuple[int, str] | None = None
         while True:
             query = select(s.transactions).where(
                 c.transaction_type == str(TransactionType.DEPOSIT),
+                c.status.in_(paid_statuses),
                 c.paid_us >= _us(paid_from),
                 c.paid_us < _us(paid_to),
             )
@@ -695,11 +702,11 @@ class SqlStore:
                 query = query.where(
                     or_(c.paid_us > after[0], and_(c.paid_us == after[0], c.transaction_id > after[1]))
                 )
-            query = query.order_by(c.paid_us, c.transaction_id).limit(500)
+            query = query.order_by(c.paid_us, c.transaction_id).limit(_PAID_PAGE)
             with self._tx(write=False) as conn:
                 rows = [_txn(r) for r in conn.execute(query).mappings().all()]
             yield from rows
-            if len(rows) < 500:
+            if len(rows) < _PAID_PAGE:
                 return
             last = rows[-1]
             assert last.paid_at is not None

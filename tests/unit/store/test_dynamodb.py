@@ -14,13 +14,22 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 from tests.support.moto_plugin import dynamodb_url
 
-from ecpay_lambda.store.dynamodb import TABLE_DEFINITION, DynamoDBStore, TransactionTooLarge
+from ecpay_lambda.api.composition import build_store
+from ecpay_lambda.api.errors import to_http_error
+from ecpay_lambda.cli import main
+from ecpay_lambda.config import ConfigError, parse_settings
+from ecpay_lambda.store import StoreNotReady
+from ecpay_lambda.store import dynamodb as dynamodb_module
+from ecpay_lambda.store.dynamodb import TABLE_DEFINITION, DynamoDBStore, TableNotFound, TransactionTooLarge
 from ecpay_lambda.wallet.errors import InvalidRequest
 from ecpay_lambda.wallet.models import (
+    Attempt,
+    AttemptState,
     IdempotencyRecord,
     LedgerEntry,
     NotificationRecord,
@@ -210,9 +219,45 @@ def test_from_url(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("AWS_REGION")
     monkeypatch.delenv("AWS_DEFAULT_REGION", raising=False)
     assert DynamoDBStore.from_url("dynamodb://Wallet").client.meta.region_name == "ap-northeast-1"
-    for bad in ["sqlite:///x.db", "dynamodb://", "dynamodb://ab", "dynamodb://T?nope=1", "dynamodb://T/x"]:
+    assert not store.creates_table  # never by default: on AWS only the template creates the table
+    assert DynamoDBStore.from_url("dynamodb://Wallet?create_table=true").creates_table
+    assert not DynamoDBStore.from_url("dynamodb://Wallet?create_table=false").creates_table
+    bad_urls = ["sqlite:///x.db", "dynamodb://", "dynamodb://ab", "dynamodb://T?nope=1", "dynamodb://T/x"]
+    for bad in [*bad_urls, "dynamodb://Wallet?create_table=yes", "dynamodb://Wallet?create_table="]:
         with pytest.raises(ValueError):
             DynamoDBStore.from_url(bad)
+
+
+def test_ensure_schema_never_creates_a_table_unless_the_url_allows_it(moto_endpoint: str) -> None:
+    # A region of its own on the session's moto server: no other test's tables are there.
+    url = f"dynamodb://Wallet-prod?endpoint_url={quote(moto_endpoint, safe='')}&region=sa-east-1"
+    store = DynamoDBStore.from_url(url)
+    with pytest.raises(TableNotFound, match="'Wallet-prod'") as raised:
+        store.ensure_schema()
+    assert isinstance(raised.value, StoreNotReady)
+    assert "create_table=true" in str(raised.value)  # says how to get a table locally
+    assert store.client.list_tables()["TableNames"] == []
+    creating = DynamoDBStore.from_url(f"{url}&create_table=true")
+    try:
+        creating.ensure_schema()
+        assert creating.client.list_tables()["TableNames"] == ["Wallet-prod"]
+        store.ensure_schema()  # the table exists now: nothing to create, no error
+        assert store.ping()
+    finally:
+        creating.client.delete_table(TableName="Wallet-prod")
+
+
+def test_a_missing_table_is_a_configuration_error_for_the_api_and_the_cli(
+    moto_endpoint: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = f"dynamodb://Wallet-typo?endpoint_url={quote(moto_endpoint, safe='')}&region=sa-east-1"
+    with pytest.raises(ConfigError, match="'Wallet-typo'") as raised:
+        build_store(parse_settings({"STORE_URL": url, "ECPAY_BASE_URL": "http://127.0.0.1:9"}))
+    assert to_http_error(raised.value).status == 503  # the API's answer: not a 500 with a stack
+    capsys.readouterr()
+    assert main(["audit", "--store-url", url]) == 2
+    assert "'Wallet-typo' does not exist" in capsys.readouterr().err
+    assert DynamoDBStore.from_url(url).client.list_tables()["TableNames"] == []
 
 
 # --- users ---------------------------------------------------------------------------------------
@@ -584,31 +629,66 @@ def test_awaiting_index_follows_status_changes(store: DynamoDBStore) -> None:
     deposit = new_transaction(user.user_id, created_at=T0)
     store.commit(AtomicWrite(transactions=[TransactionPut(deposit, 0)]))
     cutoff = T0 + timedelta(hours=1)
-    assert store.list_awaiting_payment(updated_before=cutoff) == []  # pending: not yet at ECPay
+    assert store.list_awaiting_payment(due_before=cutoff) == []  # pending: not yet at ECPay
 
     awaiting = advance(deposit, TransactionStatus.AWAITING_PAYMENT, T0 + timedelta(minutes=1))
     store.commit(AtomicWrite(transactions=[TransactionPut(awaiting, 1)]))
-    assert store.list_awaiting_payment(updated_before=cutoff) == [awaiting]
-    assert store.list_awaiting_payment(updated_before=T0 + timedelta(minutes=1)) == []  # strictly before
+    assert store.list_awaiting_payment(due_before=cutoff) == [awaiting]
+    assert store.list_awaiting_payment(due_before=T0 + timedelta(minutes=1)) == [awaiting]  # inclusive
+    assert store.list_awaiting_payment(due_before=T0 + timedelta(minutes=1, microseconds=-1)) == []
 
     offline = advance(awaiting, TransactionStatus.AWAITING_OFFLINE_PAYMENT, T0 + timedelta(minutes=2))
     store.commit(AtomicWrite(transactions=[TransactionPut(offline, 2)]))
-    assert store.list_awaiting_payment(updated_before=cutoff) == [offline]
+    assert store.list_awaiting_payment(due_before=cutoff) == [offline]
 
     older = new_transaction(
         user.user_id, status=TransactionStatus.AWAITING_PAYMENT, created_at=T0 - timedelta(days=1)
     )
     store.commit(AtomicWrite(transactions=[TransactionPut(older, 0)]))
-    assert store.list_awaiting_payment(updated_before=cutoff) == [older, offline]  # oldest update first
-    assert store.list_awaiting_payment(updated_before=cutoff, limit=1) == [older]
+    assert store.list_awaiting_payment(due_before=cutoff) == [older, offline]  # most overdue first
+    assert store.list_awaiting_payment(due_before=cutoff, limit=1) == [older]
 
     paid = advance(offline, TransactionStatus.PAID, T0 + timedelta(minutes=3))
     store.commit(AtomicWrite(transactions=[TransactionPut(paid, 3)]))
-    assert store.list_awaiting_payment(updated_before=cutoff) == [older]
+    assert store.list_awaiting_payment(due_before=cutoff) == [older]
     item = raw_item(store, f"TXN#{paid.transaction_id}", "TXN")
     assert item is not None
-    assert "gsi1pk" not in item
+    assert "gsi1pk" not in item  # paid without a paid_at: in no listing
     assert "gsi1sk" not in item
+
+
+def test_reconciliation_index_is_keyed_by_due_time_then_id(store: DynamoDBStore) -> None:
+    user = make_user(store)
+    due = T0 + timedelta(minutes=30)
+    scheduled = new_transaction(user.user_id, status=TransactionStatus.AWAITING_PAYMENT)._replace(
+        next_check_at=due, check_count=2
+    )
+    store.commit(AtomicWrite(transactions=[TransactionPut(scheduled, 0)]))
+    item = raw_item(store, f"TXN#{scheduled.transaction_id}", "TXN")
+    assert item is not None
+    assert item["gsi1pk"] == {"S": "AWAITING"}
+    assert item["gsi1sk"] == {"S": f"{due.isoformat(timespec='microseconds')}#{scheduled.transaction_id}"}
+    assert store.list_awaiting_payment(due_before=due - timedelta(microseconds=1)) == []  # updated_at ignored
+    assert store.list_awaiting_payment(due_before=due) == [scheduled]
+
+
+def test_index_entries_written_before_the_id_suffix_are_still_listed(store: DynamoDBStore) -> None:
+    # Items written by the previous version keyed the reconciliation index by the bare updated_at.
+    user = make_user(store)
+    old = new_transaction(user.user_id, status=TransactionStatus.AWAITING_PAYMENT)
+    store.commit(AtomicWrite(transactions=[TransactionPut(old, 0)]))
+    store.client.update_item(
+        TableName=store.table_name,
+        Key={"pk": {"S": f"TXN#{old.transaction_id}"}, "sk": {"S": "TXN"}},
+        UpdateExpression="SET gsi1sk = :bare REMOVE check_count",
+        ExpressionAttributeValues={":bare": {"S": T0.isoformat(timespec="microseconds")}},
+    )
+    newer = new_transaction(user.user_id, status=TransactionStatus.AWAITING_PAYMENT)._replace(
+        updated_at=T0 + timedelta(seconds=1)
+    )
+    store.commit(AtomicWrite(transactions=[TransactionPut(newer, 0)]))
+    assert store.list_awaiting_payment(due_before=T0) == [old]
+    assert store.list_awaiting_payment(due_before=T0 + timedelta(hours=1)) == [old, newer]
 
 
 def test_pending_refunds_index(store: DynamoDBStore) -> None:
@@ -616,11 +696,102 @@ def test_pending_refunds_index(store: DynamoDBStore) -> None:
     refund = new_transaction(user.user_id, txn_type=TransactionType.REFUND, amount=50)
     store.commit(AtomicWrite(transactions=[TransactionPut(refund, 0)]))
     cutoff = T0 + timedelta(hours=1)
-    assert store.list_pending_refunds(updated_before=cutoff) == [refund]
-    assert store.list_awaiting_payment(updated_before=cutoff) == []
+    assert store.list_pending_refunds(due_before=cutoff) == [refund]
+    assert store.list_awaiting_payment(due_before=cutoff) == []
     done = advance(refund, TransactionStatus.COMPLETED, T0 + timedelta(minutes=1))
     store.commit(AtomicWrite(transactions=[TransactionPut(done, 1)]))
-    assert store.list_pending_refunds(updated_before=cutoff) == []
+    assert store.list_pending_refunds(due_before=cutoff) == []
+
+
+def paid_deposit(
+    user: User, paid_at: datetime, status: TransactionStatus = TransactionStatus.PAID
+) -> Transaction:
+    return new_transaction(user.user_id, status=status)._replace(paid_at=paid_at, updated_at=paid_at)
+
+
+def test_paid_deposits_are_listed_from_day_partitions_without_a_scan(
+    store: DynamoDBStore, calls: CallLog, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(dynamodb_module, "_PAID_PAGE", 2)  # several pages per day with a few items
+    user = make_user(store)
+    midnight = datetime(2024, 5, 2, tzinfo=UTC)
+    moments = [midnight - timedelta(hours=1), midnight - timedelta(microseconds=1), midnight]
+    moments += [midnight + timedelta(hours=h) for h in (1, 2, 3, 23)] + [midnight + timedelta(days=2)]
+    deposits = [paid_deposit(user, at) for at in moments]
+    for deposit in reversed(deposits):
+        store.commit(AtomicWrite(transactions=[TransactionPut(deposit, 0)]))
+    item = raw_item(store, f"TXN#{deposits[2].transaction_id}", "TXN")
+    assert item is not None
+    assert item["gsi1pk"] == {"S": "PAID#2024-05-02"}
+    assert item["gsi1sk"] == {
+        "S": f"{midnight.isoformat(timespec='microseconds')}#{deposits[2].transaction_id}"
+    }
+    calls.names.clear()
+    listed = list(
+        store.iter_paid_deposits(
+            paid_from=midnight - timedelta(hours=1), paid_to=midnight + timedelta(days=2)
+        )
+    )
+    assert listed == deposits[:-1]
+    assert "Scan" not in calls.names
+    # [May 1 23:00, May 3 00:00): the partitions of May 1 (2 keys: a full page, then an empty one) and
+    # May 2 (5 keys: pages of 2, 2, 1), one consistent BatchGetItem per non-empty page; never May 3.
+    assert calls.names.count("Query") == 5
+    assert calls.names.count("BatchGetItem") == 4
+    assert set(calls.names) == {"Query", "BatchGetItem"}
+
+
+def test_iter_paid_deposits_drops_what_the_index_has_not_caught_up_with(store: DynamoDBStore) -> None:
+    user = make_user(store)
+    paid = paid_deposit(user, T0)
+    store.commit(AtomicWrite(transactions=[TransactionPut(paid, 0)]))
+    # The consistent re-read wins over a stale index entry: simulate one by keeping the index keys
+    # while the item itself has moved out of the paid family.
+    store.client.update_item(
+        TableName=store.table_name,
+        Key={"pk": {"S": f"TXN#{paid.transaction_id}"}, "sk": {"S": "TXN"}},
+        UpdateExpression="SET #status = :cancelled",
+        ExpressionAttributeNames={"#status": "status"},
+        ExpressionAttributeValues={":cancelled": {"S": "cancelled"}},
+    )
+    assert list(store.iter_paid_deposits(paid_from=T0, paid_to=T0 + timedelta(days=1))) == []
+
+
+def test_attempts_are_stored_as_a_list_of_maps(store: DynamoDBStore) -> None:
+    user = make_user(store)
+    attempt = Attempt(
+        "abc123",
+        PaymentMethod.ATM,
+        AttemptState.AWAITING_OFFLINE_PAYMENT,
+        T0,
+        None,
+        {"BankCode": "812"},
+        T0 + timedelta(days=3),
+    )
+    txn = new_transaction(user.user_id, status=TransactionStatus.AWAITING_OFFLINE_PAYMENT)._replace(
+        attempts=(attempt,)
+    )
+    store.commit(AtomicWrite(transactions=[TransactionPut(txn, 0)]))
+    item = raw_item(store, f"TXN#{txn.transaction_id}", "TXN")
+    assert item is not None
+    [stored] = item["attempts"]["L"]
+    assert stored["M"]["merchant_trade_no"] == {"S": "abc123"}
+    assert stored["M"]["payment_info"] == {"M": {"BankCode": {"S": "812"}}}
+    assert "trade_no" not in stored["M"]  # None is an absent key, never a NULL
+    assert store.get_transaction(txn.transaction_id) == txn
+    assert store.list_transactions(user.user_id).items == [txn]  # the listing copy carries them too
+
+
+def test_reopen_user_is_one_conditional_update(store: DynamoDBStore, calls: CallLog) -> None:
+    user = make_user(store)
+    store.close_user(user.user_id, T0 + timedelta(minutes=1))
+    calls.names.clear()
+    reopened = store.reopen_user(user.user_id, T0 + timedelta(minutes=2))
+    assert calls.names == ["UpdateItem"]
+    assert reopened == user._replace(updated_at=T0 + timedelta(minutes=2))
+    assert store.reopen_user(user.user_id, T0 + timedelta(minutes=3)) is None
+    assert store.reopen_user("nobody", T0) is None
+    assert raw_item(store, "USER#nobody", "USER") is None  # a failed reopen creates no stub
 
 
 # --- concurrency through the single-threaded server ----------------------------------------------

@@ -8,6 +8,8 @@ import pytest
 
 from ecpay_lambda.store import dynamodb_items as items
 from ecpay_lambda.wallet.models import (
+    Attempt,
+    AttemptState,
     IdempotencyRecord,
     LedgerEntry,
     NotificationRecord,
@@ -83,7 +85,7 @@ def test_empty_flags_and_info_are_stored_without_empty_sets() -> None:
         (TransactionType.DEPOSIT, TransactionStatus.PENDING, None),
         (TransactionType.DEPOSIT, TransactionStatus.AWAITING_PAYMENT, "AWAITING"),
         (TransactionType.DEPOSIT, TransactionStatus.AWAITING_OFFLINE_PAYMENT, "AWAITING"),
-        (TransactionType.DEPOSIT, TransactionStatus.PAID, None),
+        (TransactionType.DEPOSIT, TransactionStatus.PAID, None),  # without a paid_at
         (TransactionType.DEPOSIT, TransactionStatus.FAILED, None),
         (TransactionType.WITHDRAW, TransactionStatus.PENDING, None),
         (TransactionType.REFUND, TransactionStatus.PENDING, "PENDING_REFUND"),
@@ -99,7 +101,107 @@ def test_reconciliation_index_is_sparse(
         assert "gsi1sk" not in item
     else:
         assert item["gsi1pk"] == {"S": partition}
-        assert item["gsi1sk"] == {"S": items.iso(T0)}
+        assert item["gsi1sk"] == {
+            "S": f"{items.iso(T0)}#abc123def456"
+        }  # due = updated_at without next_check_at
+
+
+def test_reconciliation_sort_key_is_the_next_check_when_scheduled() -> None:
+    due = T0 + timedelta(minutes=10)
+    item = items.encode_transaction(_txn(status=TransactionStatus.AWAITING_PAYMENT, next_check_at=due))
+    assert item["gsi1sk"] == {"S": f"{items.iso(due)}#abc123def456"}
+    bound = items.time_bound_after(due)
+    assert item["gsi1sk"]["S"] < bound < f"{items.iso(due + timedelta(microseconds=1))}#000000000000"
+    assert items.iso(due) < bound  # a key written before the #<id> suffix compares the same way
+
+
+@pytest.mark.parametrize(
+    "status", [TransactionStatus.PAID, TransactionStatus.PARTIALLY_REFUNDED, TransactionStatus.REFUNDED]
+)
+def test_paid_deposits_are_indexed_by_utc_day_of_payment(status: TransactionStatus) -> None:
+    taipei = timezone(timedelta(hours=8))
+    paid_at = datetime(2024, 5, 2, 7, 30, tzinfo=taipei)  # 2024-05-01 23:30 UTC
+    item = items.encode_transaction(_txn(status=status, paid_at=paid_at))
+    assert item["gsi1pk"] == {"S": "PAID#2024-05-01"}
+    assert item["gsi1sk"] == {"S": "2024-05-01T23:30:00.000000+00:00#abc123def456"}
+    assert "gsi1pk" not in items.encode_transaction_listing(_txn(status=status, paid_at=paid_at))
+
+
+@pytest.mark.parametrize(
+    ("txn_type", "status"),
+    [
+        (TransactionType.DEPOSIT, TransactionStatus.CANCELLED),
+        (TransactionType.REFUND, TransactionStatus.COMPLETED),
+        (TransactionType.WITHDRAW, TransactionStatus.COMPLETED),
+    ],
+)
+def test_a_paid_at_outside_the_paid_deposit_family_is_not_indexed(
+    txn_type: TransactionType, status: TransactionStatus
+) -> None:
+    item = items.encode_transaction(_txn(transaction_type=txn_type, status=status, paid_at=T0))
+    assert "gsi1pk" not in item
+    assert items.decode_transaction(item).paid_at == T0
+
+
+def _attempt(number: int, **changes: object) -> Attempt:
+    fields: dict[str, object] = {
+        "merchant_trade_no": f"abc123def456{number:04d}",
+        "payment_method": PaymentMethod.CREDIT,
+        "state": AttemptState.FAILED,
+        "created_at": T0 + timedelta(minutes=number),
+    }
+    fields.update(changes)
+    return Attempt(**fields)  # type: ignore[arg-type]
+
+
+def test_attempts_and_schedule_round_trip_exactly() -> None:
+    attempts = (
+        _attempt(0, payment_method=None),
+        _attempt(
+            1,
+            state=AttemptState.EXPIRED,
+            trade_no="2405011200001",
+            expires_at=T0 + timedelta(days=3),
+            payment_method=PaymentMethod.ATM,
+            payment_info={"BankCode": "812", "vAccount": "9103", "Blank": ""},
+        ),
+        *(_attempt(i) for i in range(2, 19)),
+        _attempt(19, state=AttemptState.PAID, trade_no="2405011200020"),
+    )
+    txn = _txn(
+        status=TransactionStatus.PAID,
+        attempts=attempts,
+        next_check_at=T0 + timedelta(hours=1, microseconds=7),
+        check_count=3,
+        paid_at=T0 + timedelta(minutes=19, microseconds=1),
+    )
+    item = items.encode_transaction(txn)
+    assert len(item["attempts"]["L"]) == 20
+    assert items.decode_transaction(item) == txn
+    assert items.decode_transaction(items.encode_transaction_listing(txn)) == txn
+    first = item["attempts"]["L"][0]["M"]
+    assert "payment_method" not in first and "trade_no" not in first and "expires_at" not in first
+    assert first["payment_info"] == {"M": {}}
+
+
+def test_items_without_the_new_attributes_decode_with_defaults() -> None:
+    item = items.encode_transaction(_txn(status=TransactionStatus.AWAITING_PAYMENT))
+    for name in ("attempts", "next_check_at", "check_count", "paid_at"):
+        item.pop(name, None)
+    decoded = items.decode_transaction(item)
+    assert (decoded.attempts, decoded.next_check_at, decoded.check_count, decoded.paid_at) == (
+        (),
+        None,
+        0,
+        None,
+    )
+
+
+def test_malformed_attempts_are_refused() -> None:
+    item = items.encode_transaction(_txn(attempts=(_attempt(1),)))
+    item["attempts"]["L"][0]["M"]["created_at"] = {"N": "1"}
+    with pytest.raises(ValueError):
+        items.decode_transaction(item)
 
 
 def test_iso_is_fixed_width_utc_so_string_order_is_time_order() -> None:

@@ -67,19 +67,19 @@ def test_later_migrations_run_once_in_order(tmp_path: Path, monkeypatch: pytest.
     store.ensure_schema()
     store.dispose()
     ran: list[int] = []
-    nxt = schema.LATEST_VERSION + 1  # a migration after every real one
+    probe = schema.LATEST_VERSION + 1  # a migration after the real ones
 
-    def v2(conn: Connection) -> None:
-        ran.append(nxt)
+    def next_version(conn: Connection) -> None:
+        ran.append(probe)
         conn.execute(text("ALTER TABLE wallet_users ADD COLUMN nickname VARCHAR(32)"))
 
-    monkeypatch.setattr(schema, "MIGRATIONS", (*schema.MIGRATIONS, (nxt, v2)))
-    monkeypatch.setattr(schema, "LATEST_VERSION", nxt)
+    monkeypatch.setattr(schema, "MIGRATIONS", (*schema.MIGRATIONS, (probe, next_version)))
+    monkeypatch.setattr(schema, "LATEST_VERSION", probe)
     again = _store(tmp_path)
     again.ensure_schema()
     again.ensure_schema()
-    assert ran == [nxt]
-    assert again.schema_version() == nxt
+    assert ran == [probe]
+    assert again.schema_version() == probe
     with again.engine.connect() as conn:
         columns = [row[1] for row in conn.exec_driver_sql("PRAGMA table_info(wallet_users)")]
     assert "nickname" in columns
