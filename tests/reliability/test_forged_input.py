@@ -78,7 +78,7 @@ def test_forged_notifications_change_nothing(sqlite_store_url: str, server_facto
     paid_mtn = api.checkout(user_id, paid_id)["MerchantTradeNo"]
     assert api.notify(user_id, paid_id, paid_notification(paid_mtn, 500)).body == OK
     targets = []
-    for amount, method in ((100, "Credit"), (250, "ATM"), (1_000, "ALL"), (30_000, "CVS")):
+    for amount, method in ((100, "Credit"), (250, "ATM"), (1_000, "ALL"), (3_000, "CVS")):
         transaction_id = api.create_deposit(user_id, amount)
         fields = api.checkout(user_id, transaction_id, method)
         targets.append(Target(user_id, transaction_id, fields["MerchantTradeNo"], amount))
