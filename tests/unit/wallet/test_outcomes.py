@@ -103,7 +103,7 @@ def test_paid_is_final(status: TransactionStatus) -> None:
     assert "duplicate_payment" in step.puts[0].new.flags
 
 
-def test_failure_of_the_current_attempt_fails_the_deposit_and_a_stale_one_does_not() -> None:
+def test_failure_of_the_only_attempt_fails_the_deposit_and_an_unknown_one_does_not() -> None:
     step = _change(decide(_deposit(), _oc(OutcomeKind.FAILED), NOW, merchant_id=MERCHANT))
     assert step.puts[0].new.status is S.FAILED
     assert _delta(step).delta_open == -1
@@ -113,7 +113,7 @@ def test_failure_of_the_current_attempt_fails_the_deposit_and_a_stale_one_does_n
         NOW,
         merchant_id=MERCHANT,
     )
-    assert stale.label == "ignored:stale_attempt"
+    assert stale.label == "ignored:unknown_attempt"  # an attempt this deposit never had
     assert decide(_deposit(S.FAILED), _oc(OutcomeKind.FAILED), NOW, merchant_id=MERCHANT).label == "duplicate"
 
 

@@ -9,6 +9,8 @@ from datetime import datetime
 
 from ...ecpay.checkmac import verify_check_mac_value
 from ...ecpay.credentials import MerchantCredentials
+from ...ecpay.limits import DEFAULT_AMOUNT_LIMITS, MAX_INT
+from ...ecpay.limits import PERIOD_LIMITS as LIBRARY_PERIOD_LIMITS
 from .generators import ATM_BANKS, CHOOSE_PAYMENTS, CVS_SUBS, PAYABLE_METHODS, WEBATM_BANKS
 
 REQUIRED = (
@@ -143,24 +145,16 @@ CHECKOUT_PARAMETERS = frozenset(
         "InvType",
     }
 )
-# Single-order amount limits per method, TWD inclusive (protocol §13.2; None = no upper limit).
-# TODO(lead): use ecpay.limits (DEFAULT_AMOUNT_LIMITS) once merged; these are the same defaults.
-AMOUNT_LIMITS: dict[str, tuple[int, int | None]] = {
-    "Credit": (5, 199_999),
-    "ATM": (11, 49_999),
-    "WebATM": (11, 49_999),
-    "CVS": (33, 6_000),
-    "BARCODE": (17, 20_000),
-    "BNPL": (3_000, None),
-}
+# Single-order amount limits per method: ECPay's defaults (protocol §13.2), the library's table.
+AMOUNT_LIMITS = DEFAULT_AMOUNT_LIMITS
 # Installment terms a (non-gateway) merchant can open (§4.4); 30N is SinoPac's 30 periods.
 INSTALLMENT_TERMS = frozenset({"3", "6", "12", "18", "24", "30N"})
 # Periodic limits (§13.3): PeriodType -> (max Frequency, max ExecTimes, ExecTimes error code).
 # ECPay's stage answers 10100227 (M) and 10100228 (Y); no code was found for D, so the generic one.
+_EXEC_TIMES_CODES = {"D": "10100050", "M": "10100227", "Y": "10100228"}
 PERIOD_LIMITS: dict[str, tuple[int, int, str]] = {
-    "D": (365, 999, "10100050"),
-    "M": (12, 999, "10100227"),
-    "Y": (1, 99, "10100228"),
+    kind: (frequency, exec_times, _EXEC_TIMES_CODES[kind])
+    for kind, (frequency, exec_times) in LIBRARY_PERIOD_LIMITS.items()
 }
 # StoreExpireDate per method (§4.7, §11.2): CVS in minutes, BARCODE in days.
 STORE_EXPIRE_LIMITS: dict[str, tuple[int, int, str]] = {
@@ -196,16 +190,23 @@ def _err(field: str, why: str = "") -> CheckoutError:
     return CheckoutError(PARAMETER_ERROR, f"{field} Error" + (f": {why}" if why else ""))
 
 
+def _limits(method: str) -> tuple[int, int]:
+    try:
+        return AMOUNT_LIMITS.range_for(method)
+    except ValueError:
+        return (1, MAX_INT)  # a method without documented limits
+
+
 def amount_fits(method: str, amount: int) -> bool:
     """True if ``amount`` is within ``method``'s single-order limits (methods without limits: any)."""
-    low, high = AMOUNT_LIMITS.get(method, (1, None))
-    return amount >= low and (high is None or amount <= high)
+    low, high = _limits(method)
+    return low <= amount <= high
 
 
 def amount_limit_text(method: str) -> str:
     """``method``'s limits for people, e.g. ``Credit accepts 5 to 199999``."""
-    low, high = AMOUNT_LIMITS.get(method, (1, None))
-    return f"{method} accepts {low} to {high}" if high is not None else f"{method} accepts {low} or more"
+    low, high = _limits(method)
+    return f"{method} accepts {low} to {high}" if high < MAX_INT else f"{method} accepts {low} or more"
 
 
 def offered_methods(choose: str, amount: int, ignore_payment: str = "") -> list[str]:
