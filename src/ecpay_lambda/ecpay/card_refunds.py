@@ -111,6 +111,7 @@ class RefundReason(StrEnum):
     CANCEL_CLOSE_AND_ABANDON = "cancel_close_and_abandon"  # E then N
     REFUND = "refund"  # R
     PARTIAL_BEFORE_CLOSE = "partial_before_close"
+    REST_AFTER_CLOSE = "rest_after_close"
     ALREADY_CANCELLED = "already_cancelled"
     UNKNOWN_STATE = "unknown_state"
     FULL_ONLY = "full_only"
@@ -127,6 +128,10 @@ REFUND_REASON_MESSAGES: Mapping[str, str] = MappingProxyType(
         RefundReason.PARTIAL_BEFORE_CLOSE: (
             "the card trade is only authorised (before today's 20:15 close): it can only be abandoned "
             "in full; a partial refund is possible after the close"
+        ),
+        RefundReason.REST_AFTER_CLOSE: (
+            "the card trade is being closed and was partly refunded: E then N would undo that refund and R "
+            "may not take the whole rest, so the rest can be refunded once the trade is closed"
         ),
         RefundReason.ALREADY_CANCELLED: "the card trade is already cancelled: nothing is left to refund",
         RefundReason.UNKNOWN_STATE: "ECPay reports an unknown card trade state; refusing to guess",
@@ -195,6 +200,10 @@ def plan_refund(
         return _plan(("N",), RefundReason.ABANDON)
     if state is CardTradeState.TO_BE_CLOSED and full:
         return _plan(("E", "N"), RefundReason.CANCEL_CLOSE_AND_ABANDON)
+    if state is CardTradeState.TO_BE_CLOSED and amount == remaining:
+        # ECPay takes R for part of a trade being closed; the whole rest after a partial R is neither
+        # a partial R nor a whole-trade E+N (which would abandon what was already refunded).
+        return _plan((), RefundReason.REST_AFTER_CLOSE)
     return _plan(("R",), RefundReason.REFUND)
 
 

@@ -315,11 +315,10 @@ def _decide_deposit(
         index = len(attempts) - 1
     if oc.kind is OutcomeKind.PAID:
         return _decide_paid(txn, attempts, index, oc, now, user_closed=user_closed)
-    if txn.status in PAID_FAMILY:
-        return Skip("ignored", "ignored:already_paid")
-    if txn.status is TransactionStatus.CANCELLED:
-        return Skip("ignored", "ignored:cancelled")
     attempt = attempts[index]
+    if attempt.state is AttemptState.PAID:
+        return Skip("ignored", "ignored:already_paid")
+    # A paid or cancelled deposit keeps its status; its other attempts' states are still recorded.
     applies_to, new_state = _ATTEMPT_STEPS[oc.kind]
     if attempt.state is new_state:
         return Skip("duplicate", "duplicate")

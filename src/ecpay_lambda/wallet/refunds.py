@@ -41,6 +41,10 @@ REFUND_REASON_MESSAGES = {
         "refund the whole amount now, or refund part of it after 20:30"
     ),
     "full_only": "installment and bonus-point card trades can only be refunded in full",
+    "rest_after_close": (
+        "this card trade is being closed by ECPay and was partly refunded: refund the rest after the "
+        "next daily close (20:15 Asia/Taipei)"
+    ),
     "already_cancelled": "ECPay already cancelled this card trade",
     "unknown_state": (
         "ECPay reported a card trade state this wallet does not know; refund it in ECPay's back office"

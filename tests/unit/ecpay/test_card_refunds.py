@@ -110,7 +110,8 @@ def plan(state: CardTradeState, amount: int, *, refunded: int = 0, full_only: bo
         (S.AUTHORISED, 1000, 0, True, ("N",), "abandon"),
         (S.TO_BE_CLOSED, 1000, 0, False, ("E", "N"), "cancel_close_and_abandon"),
         (S.TO_BE_CLOSED, 400, 0, False, ("R",), "refund"),
-        (S.TO_BE_CLOSED, 600, 400, False, ("R",), "refund"),  # after a partial, never E+N
+        (S.TO_BE_CLOSED, 600, 400, False, (), "rest_after_close"),  # after a partial: never E+N
+        (S.TO_BE_CLOSED, 300, 400, False, ("R",), "refund"),  # another part is still an R
         (S.CLOSED, 1000, 0, False, ("R",), "refund"),
         (S.CLOSED, 400, 0, False, ("R",), "refund"),
         (S.CLOSED, 1000, 0, True, ("R",), "refund"),

@@ -6,6 +6,7 @@ It may use ``ecpay_lambda.ecpay`` (signing, time formats) and nothing of the wal
 from .app import SandboxApp
 from .engine import ActionError, Sandbox, SandboxSettings
 from .trades import CallbackAttempt, Trade, TradeBook, TradeStatus
+from .transport import SandboxTransport
 
 __all__ = [
     "ActionError",
@@ -13,6 +14,7 @@ __all__ = [
     "Sandbox",
     "SandboxApp",
     "SandboxSettings",
+    "SandboxTransport",
     "Trade",
     "TradeBook",
     "TradeStatus",

@@ -70,6 +70,9 @@ class SandboxSettings:
     max_deliveries: int = MAX_DELIVERIES
     callback_timeout: float = 10.0
     query_status_override: int | None = None  # e.g. 403 to imitate ECPay's query rate limit
+    # DoAction faults: "unreachable" answers 503 without acting (the request never arrived);
+    # "answer_lost" acts, then answers 503 (the answer never came back). None: normal.
+    do_action_fault: str | None = None
     # Moves the sandbox's business time (capture states, daily closes, the dates it reports), not
     # the TimeStamp check: merchants' clocks stay real, so their signed requests keep working.
     clock_offset_seconds: float = 0.0
@@ -109,6 +112,11 @@ class SandboxSettings:
             if not isinstance(timeout, int | float) or isinstance(timeout, bool) or not 0 < timeout <= 60:
                 raise ValueError("callback_timeout must be 0 to 60 seconds")
             new["callback_timeout"] = float(timeout)
+        if "do_action_fault" in changes:
+            fault = changes["do_action_fault"]
+            if fault not in (None, "unreachable", "answer_lost"):
+                raise ValueError('do_action_fault must be null, "unreachable" or "answer_lost"')
+            new["do_action_fault"] = fault
         if "query_status_override" in changes:
             status = changes["query_status_override"]
             if status is not None and (not isinstance(status, int) or not 400 <= status <= 599):
@@ -615,6 +623,15 @@ class Sandbox:
         """
         if self.settings.query_status_override:
             return self.settings.query_status_override, "Forbidden"
+        fault = self.settings.do_action_fault
+        if fault == "unreachable":
+            return 503, "Service Unavailable"
+        status, body = self._do_action(form)
+        if fault == "answer_lost":
+            return 503, "Service Unavailable"
+        return status, body
+
+    def _do_action(self, form: Mapping[str, str]) -> tuple[int, str]:
         head = {
             "MerchantID": form.get("MerchantID", ""),
             "MerchantTradeNo": form.get("MerchantTradeNo", ""),

@@ -40,6 +40,11 @@ def _extra_paid_info(trade: Trade, paid: bool) -> dict[str, str]:
     """NeedExtraPaidInfo=Y fields (§5.4); the ones unrelated to the method are present and blank."""
     method = trade.method or ""
     credit = paid and method == "Credit"
+    # The shopper took the first installment term offered (30N: 30 periods); bonus points pay up to 10.
+    terms = [t for t in trade.params.get("CreditInstallment", "").split(",") if t]
+    periods = int(terms[0].rstrip("N")) if terms else 0
+    each = trade.amount // periods if periods else 0
+    redeemed = min(trade.amount, 10) if trade.params.get("Redeem") == "Y" else 0
     extra = {
         "WebATMAccBank": "812" if paid and method == "WebATM" else "",
         "WebATMAccNo": "12345" if paid and method == "WebATM" else "",
@@ -53,15 +58,15 @@ def _extra_paid_info(trade: Trade, paid: bool) -> dict[str, str]:
         "process_date": format_ecpay_datetime(trade.payment_date) if credit and trade.payment_date else "",
         "auth_code": trade.payment_info.get("auth_code", "") if credit else "",
         "amount": str(trade.amount) if credit else "",
-        "stage": "0" if credit else "",
-        "stast": "0" if credit else "",
-        "staed": "0" if credit else "",
+        "stage": str(periods) if credit else "",
+        "stast": str(trade.amount - each * (periods - 1)) if credit and periods else ("0" if credit else ""),
+        "staed": str(each) if credit else "",
         "eci": "5" if credit else "",
         "card4no": "2222" if credit else "",
         "card6no": "431195" if credit else "",
-        "red_dan": "0" if credit else "",
-        "red_de_amt": "0" if credit else "",
-        "red_ok_amt": "0" if credit else "",
+        "red_dan": str(redeemed * 10) if credit else "",
+        "red_de_amt": str(redeemed) if credit else "",
+        "red_ok_amt": str(trade.amount - redeemed) if credit else "",
         "red_yet": "0" if credit else "",
     }
     return extra
