@@ -53,8 +53,10 @@ def _gate(event: Event, settings: Settings) -> LambdaResponse | None:
                 failure.status, failure.code, failure.message, **extra, **_cors_headers(event, settings)
             )
     media = (header(event, "content-type") or "").split(";", 1)[0].strip().lower()
-    if media.startswith("multipart/"):
-        # No route takes uploads; Powertools would try (and fail) to parse one.
+    # No route takes uploads, and only requestPayment takes a form (a shop's own <form> may post
+    # there): Powertools would try to parse either and answer a confusing 422.
+    form_body = media == "application/x-www-form-urlencoded" and bool(event.get("body"))
+    if media.startswith("multipart/") or (form_body and not route_path(event).endswith("/requestPayment")):
         return json_error(
             415,
             "unsupported_media_type",

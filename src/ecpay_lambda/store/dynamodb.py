@@ -16,7 +16,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final, NamedTuple
 from urllib.parse import parse_qs, urlsplit
 
@@ -829,6 +829,15 @@ class DynamoDBStore:
                         raise DynamoDBStoreError("BatchGetItem kept returning unprocessed keys")
                     time.sleep(random.uniform(0, _BASE_DELAY * 2**attempt))  # noqa: S311 - jitter
         return found
+
+    # --- health ----------------------------------------------------------------------------------
+
+    def probe_write(self) -> None:
+        """Overwrite the one ``HEALTH`` item (PutItem; its IAM grant can be limited to that partition key)."""
+        self._client.put_item(
+            TableName=self._table,
+            Item={**key("HEALTH", "HEALTH"), "written_at": s(iso(datetime.now(UTC)))},
+        )
 
 
 # --- module helpers ------------------------------------------------------------------------------

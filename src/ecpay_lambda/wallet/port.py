@@ -192,3 +192,7 @@ class WalletStore(Protocol):
     def list_pending_refunds(self, *, updated_before: datetime, limit: int = 100) -> list[Transaction]:
         """Refunds still ``pending`` last updated before ``updated_before``, oldest first (reconciliation)."""
         ...
+
+    def probe_write(self) -> None:
+        """Write (overwrite) one health record; raise when the store cannot write (full disk, read-only)."""
+        ...
