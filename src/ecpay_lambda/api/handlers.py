@@ -20,6 +20,7 @@ from .app import PUBLIC_PATHS, create_app
 from .errors import MISCONFIGURED
 from .events import BadEvent, Event, LambdaResponse, body_bytes, header, http_method, json_error, route_path
 from .logs import SERVICE
+from .seed import seed_view, wants_seed_vocabulary
 
 logger = Logger(service=SERVICE)
 
@@ -88,4 +89,6 @@ def handler(event: dict[str, Any], context: Any) -> LambdaResponse:
     if refused is not None:
         return refused
     response: LambdaResponse = get_app(settings.cors_origins).resolve(event, context)
+    if wants_seed_vocabulary(event):
+        response = seed_view(response)  # the seed front end's status words (see api/seed.py)
     return response

@@ -196,3 +196,9 @@ class WalletStore(Protocol):
     def probe_write(self) -> None:
         """Write (overwrite) one health record; raise when the store cannot write (full disk, read-only)."""
         ...
+
+    def list_active_users(
+        self, *, page: int = 1, page_size: int = 20, cursor: str | None = None
+    ) -> Page[User]:
+        """Like :meth:`list_users` without closed users (``total`` counts active users only)."""
+        ...
