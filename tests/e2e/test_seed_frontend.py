@@ -28,10 +28,14 @@ import time
 import urllib.error
 import urllib.request
 import uuid
+from collections.abc import Iterator
 from datetime import datetime
 from html.parser import HTMLParser
 from typing import Any
 from urllib.parse import urlencode, urljoin
+
+import pytest
+from tests.support.stack_plugin import LocalStack, start_local_stack, stop_local_stack
 
 USERS_PER_PAGE = 8  # usersPerPage in the seed
 TRANSACTIONS_PER_PAGE = 6  # transactionsPerPage in the seed
@@ -344,3 +348,82 @@ def _all_users(seed: SeedFrontEnd) -> list[dict[str, Any]]:
         if page * USERS_PER_PAGE >= data["total"] or not data["users"]:
             return users
         page += 1
+
+
+# --- the seed's users, as they use it: an abandoned checkout, a retry, a delete, back to the front end ---
+
+SEED_FRONT_END = "http://localhost:3001/"  # the seed's React dev server (another origin, never contacted)
+
+
+@pytest.fixture(scope="module")
+def seed_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
+    """A local stack whose FRONTEND_URL is the seed's own front end, not the dashboard."""
+    stack = start_local_stack(tmp_path_factory.mktemp("seed-stack"), {"FRONTEND_URL": SEED_FRONT_END})
+    try:
+        yield stack
+    finally:
+        stop_local_stack(stack.process)
+
+
+def open_ecpay_page(checkout_html: str) -> str:
+    """The browser submits requestPayment's form and lands on ECPay's page; returns its MerchantTradeNo."""
+    form = forms_of(checkout_html).forms[0]
+    page = post_form(form["action"], form["fields"])
+    assert page.status == 200 and 'id="trade"' in page.text, page.text[:500]
+    return str(form["fields"]["MerchantTradeNo"])
+
+
+def test_the_seed_retries_an_abandoned_checkout_deletes_a_user_and_returns_to_its_front_end(
+    seed_stack: LocalStack,
+) -> None:
+    base = seed_stack.rstrip("/")
+    seed = SeedFrontEnd(base)
+    tag = uuid.uuid4().hex[:8]
+
+    seed.fetch_users()
+    seed.create_user(f"seed-carol-{tag}", f"carol-{tag}@example.com")
+    seed.create_user(f"seed-dave-{tag}", f"dave-{tag}@example.com")
+    users = _all_users(seed)
+    carol = next(u for u in users if u["username"] == f"seed-carol-{tag}")
+    dave = next(u for u in users if u["username"] == f"seed-dave-{tag}")
+
+    # Deposit, "Payment", ECPay's page opens... and the shopper closes the tab without paying.
+    deposit_id = seed.create_transaction(carol["user_id"], "500", "deposit")
+    first_mtn = open_ecpay_page(seed.request_payment(carol["user_id"], deposit_id))
+
+    # Back in the seed: the deposit still reads "pending", so its "Payment" button is there again.
+    abandoned = seed.transaction(carol["user_id"], deposit_id)
+    assert abandoned["status"] == "pending"
+    assert abandoned["status_detail"] == "awaiting_payment"  # the lifecycle, for whoever wants it
+    # A client that asks for JSON explicitly (the dashboard, API clients) sees the lifecycle itself.
+    detailed = http(
+        "GET",
+        f"{base}/users/{carol['user_id']}/transactions/{deposit_id}",
+        headers={"Accept": "application/json"},
+    )
+    assert json.loads(detailed.body)["status"] == "awaiting_payment"
+
+    # "Payment" again: a new ECPay attempt (a fresh MerchantTradeNo); this time the shopper pays.
+    retry_html = seed.request_payment(carol["user_id"], deposit_id)
+    assert forms_of(retry_html).forms[0]["fields"]["MerchantTradeNo"] != first_mtn
+    landing = shopper_pays_on_ecpay(retry_html, base)
+
+    # ECPay sends the browser back to the seed's front end (FRONTEND_URL), not to the dashboard.
+    assert landing.startswith(SEED_FRONT_END), landing
+    assert f"transaction_id={deposit_id}" in landing and f"user_id={carol['user_id']}" in landing
+    carol = wait_for_balance(seed, carol["user_id"], 500)
+    assert carol["balance"] == 500
+    paid = seed.transaction(carol["user_id"], deposit_id)
+    assert paid["status"] == "paid" and paid["status_detail"] == "paid"
+
+    # Delete dave: he leaves the seed's list (and its total); carol stays.
+    before = seed.fetch_users()["total"]
+    seed.delete_user(dave["user_id"])
+    after = seed.fetch_users()
+    assert after["total"] == before - 1
+    listed = {u["user_id"] for u in _all_users(seed)}
+    assert dave["user_id"] not in listed and carol["user_id"] in listed
+    # Operators still find him, closed.
+    everyone = http("GET", f"{base}/users?page=1&pageSize=100&include_closed=true", headers={"Accept": "*/*"})
+    closed = [u for u in json.loads(everyone.body)["users"] if u["user_id"] == dave["user_id"]]
+    assert closed and closed[0]["status"] == "closed"

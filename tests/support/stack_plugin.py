@@ -64,12 +64,12 @@ class LocalStack(str):
         return self.log_path.read_text(encoding="utf-8", errors="replace") if self.log_path.exists() else ""
 
 
-def start_local_stack(data_dir: Path) -> LocalStack:
+def start_local_stack(data_dir: Path, extra_env: dict[str, str] | None = None) -> LocalStack:
     """Start ``ecpay-lambda serve`` on a free port; returns once it listens (or fails with its log)."""
     data_dir.mkdir(parents=True, exist_ok=True)
     store_url = f"sqlite:///{data_dir / 'wallet.db'}"
     env = {k: v for k, v in os.environ.items() if k not in _SCRUBBED}
-    env.update({"STORE_URL": store_url, "PYTHONUNBUFFERED": "1"})
+    env.update({"STORE_URL": store_url, "PYTHONUNBUFFERED": "1", **(extra_env or {})})
     log_path = data_dir / "server.log"
     log_file = log_path.open("w", encoding="utf-8")
     command = [
@@ -119,7 +119,7 @@ def start_local_stack(data_dir: Path) -> LocalStack:
         "ECPAY_ENV": "sandbox",
         "ECPAY_BASE_URL": base_url,
         "PUBLIC_BASE_URL": base_url,
-        "FRONTEND_URL": f"{base_url}/",
+        "FRONTEND_URL": (extra_env or {}).get("FRONTEND_URL") or f"{base_url}/",
     }
     stack.sandbox = SandboxClient(base_url)
     stack.log_path = log_path

@@ -20,7 +20,7 @@ from aws_lambda_powertools.event_handler.openapi.models import HTTPBearer, Secur
 
 from .. import __version__
 from ..wallet.errors import WalletError
-from .errors import to_http_error
+from .errors import RETRY_AFTER_SECONDS, STORE_UNAVAILABLE, to_http_error
 from .events import error_body, stage_prefix
 from .logs import SERVICE
 from .routes import meta, payments, transactions, users
@@ -42,14 +42,20 @@ PUBLIC_PATHS = frozenset({"/openapi.json", "/docs", "/healthz"})
 
 
 def _error(
-    status: int, code: str, message: str, details: list[dict[str, Any]] | dict[str, object] | None = None
+    status: int,
+    code: str,
+    message: str,
+    details: list[dict[str, Any]] | dict[str, object] | None = None,
+    headers: dict[str, str] | None = None,
 ) -> Response[Any]:
     body = error_body(code, message)
     if details is not None:
         body = json.dumps(
             {"error": {"code": code, "message": message, "details": details}}, ensure_ascii=False
         )
-    return Response(status_code=status, content_type=content_types.APPLICATION_JSON, body=body)
+    return Response(
+        status_code=status, content_type=content_types.APPLICATION_JSON, body=body, headers=headers
+    )
 
 
 def _details(errors: Sequence[Any]) -> list[dict[str, Any]]:
@@ -139,6 +145,12 @@ def _route_not_found(exc: NotFoundError) -> Response[Any]:
 
 def _fault(exc: Exception) -> Response[Any]:
     mapped = to_http_error(exc)
+    if mapped is STORE_UNAVAILABLE:
+        # An outage, not a bug: one line without the trace, and the client is told when to retry.
+        logger.warning("store unavailable", extra={"error_code": mapped.code, "error": type(exc).__name__})
+        return _error(
+            mapped.status, mapped.code, mapped.message, headers={"Retry-After": str(RETRY_AFTER_SECONDS)}
+        )
     # The trace goes to the log (with the correlation id); the client gets the code alone.
     logger.exception("unhandled error", extra={"error_code": mapped.code})
     return _error(mapped.status, mapped.code, mapped.message)

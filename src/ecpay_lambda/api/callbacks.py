@@ -78,8 +78,16 @@ def _notification(event: Event, route: str) -> LambdaResponse:
     except ConfigError as exc:
         logger.error("configuration error", extra={"route": route, "error": str(exc)})
         return text_response(503, "0|Unavailable", PLAIN)
-    except Exception:
+    except Exception as exc:
+        # Imported on failure only: the first notification's imports are the cold-start budget.
+        from .errors import RETRY_AFTER_SECONDS, is_store_outage  # noqa: PLC0415
+
         # Anything but 1|OK makes ECPay retry later; the stack trace goes to the log, never out.
+        if is_store_outage(exc):
+            logger.warning("callback refused: store unavailable", extra={"route": route})
+            return text_response(
+                503, "0|StoreUnavailable", PLAIN, **{"Retry-After": str(RETRY_AFTER_SECONDS)}
+            )
         logger.exception("callback failed", extra={"route": route})
         return text_response(500, "0|ServerError", PLAIN)
     logger.info(

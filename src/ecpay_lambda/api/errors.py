@@ -19,13 +19,88 @@ class HttpError:
 
 INTERNAL = HttpError(500, "internal_error", "internal error")
 MISCONFIGURED = HttpError(503, "service_unavailable", "the service is not configured correctly")
+STORE_UNAVAILABLE = HttpError(503, "store_unavailable", "the store is unavailable; retry shortly")
+# Seconds a client (or ECPay, for callbacks) is asked to wait after a store outage: long enough for a
+# database fail-over or a throttled DynamoDB partition to recover, short enough for a person to retry.
+RETRY_AFTER_SECONDS = 5
+
+# Exception classes that mean "the store is down or overloaded", not "this code is wrong", by
+# (module, class name) anywhere in the exception's MRO. Matched by name so this module stays on the
+# standard library (the callback function never imports SQLAlchemy; a laptop never imports botocore).
+_OUTAGE_CLASSES = frozenset(
+    {
+        # SQLAlchemy: connection refused or lost, server gone, lock/busy timeouts, disk I/O and
+        # "database or disk is full" (SQLite reports those as OperationalError), pool exhausted.
+        ("sqlalchemy.exc", "OperationalError"),
+        ("sqlalchemy.exc", "InterfaceError"),
+        ("sqlalchemy.exc", "DisconnectionError"),
+        ("sqlalchemy.exc", "TimeoutError"),
+        # The drivers' own, in case one escapes unwrapped.
+        ("sqlite3", "OperationalError"),
+        ("pymysql.err", "OperationalError"),
+        ("psycopg", "OperationalError"),
+        # botocore: no connection, timeouts, a connection dropped mid-answer.
+        ("botocore.exceptions", "EndpointConnectionError"),
+        ("botocore.exceptions", "ConnectTimeoutError"),
+        ("botocore.exceptions", "ReadTimeoutError"),
+        ("botocore.exceptions", "ConnectionClosedError"),
+        ("botocore.exceptions", "HTTPClientError"),
+        # The DynamoDB adapter's own fault: contention or throttling that outlived its retries.
+        ("ecpay_lambda.store.dynamodb", "DynamoDBStoreError"),
+    }
+)
+# DynamoDB error codes that say "overloaded or failing, try again later".
+_OUTAGE_CODES = frozenset(
+    {
+        "ProvisionedThroughputExceededException",
+        "RequestLimitExceeded",
+        "ThrottlingException",
+        "Throttling",
+        "InternalServerError",
+        "InternalFailure",
+        "ServiceUnavailable",
+        "ServiceUnavailableException",
+        "LimitExceededException",
+    }
+)
+
+
+def _is_outage_itself(exc: BaseException) -> bool:
+    for cls in type(exc).__mro__:
+        if (cls.__module__, cls.__name__) in _OUTAGE_CLASSES:
+            return True
+    if any(
+        cls.__module__ == "botocore.exceptions" and cls.__name__ == "ClientError" for cls in type(exc).__mro__
+    ):
+        response = getattr(exc, "response", None) or {}
+        error = response.get("Error") or {}
+        status = (response.get("ResponseMetadata") or {}).get("HTTPStatusCode") or 0
+        return str(error.get("Code", "")) in _OUTAGE_CODES or int(status) >= 500
+    return False
+
+
+def is_store_outage(exc: BaseException) -> bool:
+    """True when ``exc`` (or an exception it was raised from) means the store is unreachable or overloaded.
+
+    A SQLAlchemy error that invalidated its connection counts too (the server went away mid-query).
+    """
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if _is_outage_itself(current) or getattr(current, "connection_invalidated", False):
+            return True
+        current = current.__cause__ or current.__context__
+    return False
 
 
 def to_http_error(exc: BaseException) -> HttpError:
-    """Map a domain error to its 4xx (or 502); anything else is a fault and says nothing about itself."""
+    """Map a domain error to its 4xx (or 502); a store outage to 503; anything else is a fault."""
     if isinstance(exc, WalletError):
         status = exc.status if 400 <= exc.status <= 599 else 400
         return HttpError(status, exc.code, exc.message)
     if isinstance(exc, ConfigError):
         return MISCONFIGURED
+    if is_store_outage(exc):
+        return STORE_UNAVAILABLE
     return INTERNAL

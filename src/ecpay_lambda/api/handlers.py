@@ -20,6 +20,7 @@ from .app import PUBLIC_PATHS, create_app
 from .errors import MISCONFIGURED
 from .events import BadEvent, Event, LambdaResponse, body_bytes, header, http_method, json_error, route_path
 from .logs import SERVICE
+from .seed import seed_view, wants_seed_vocabulary
 
 logger = Logger(service=SERVICE)
 
@@ -53,8 +54,10 @@ def _gate(event: Event, settings: Settings) -> LambdaResponse | None:
                 failure.status, failure.code, failure.message, **extra, **_cors_headers(event, settings)
             )
     media = (header(event, "content-type") or "").split(";", 1)[0].strip().lower()
-    if media.startswith("multipart/"):
-        # No route takes uploads; Powertools would try (and fail) to parse one.
+    # No route takes uploads, and only requestPayment takes a form (a shop's own <form> may post
+    # there): Powertools would try to parse either and answer a confusing 422.
+    form_body = media == "application/x-www-form-urlencoded" and bool(event.get("body"))
+    if media.startswith("multipart/") or (form_body and not route_path(event).endswith("/requestPayment")):
         return json_error(
             415,
             "unsupported_media_type",
@@ -86,4 +89,6 @@ def handler(event: dict[str, Any], context: Any) -> LambdaResponse:
     if refused is not None:
         return refused
     response: LambdaResponse = get_app(settings.cors_origins).resolve(event, context)
+    if wants_seed_vocabulary(event):
+        response = seed_view(response)  # the seed front end's status words (see api/seed.py)
     return response

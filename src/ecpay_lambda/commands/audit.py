@@ -40,6 +40,7 @@ def run(args: argparse.Namespace) -> int:
     # Imported here: building the CLI parser stays cheap for every other command.
     from ..api.composition import build_service  # noqa: PLC0415
     from ..config import ConfigError, parse_settings  # noqa: PLC0415
+    from ..local.preflight import PreflightError, describe_store_error, open_checked_store  # noqa: PLC0415
     from .reconcile import parse_date_range  # noqa: PLC0415
 
     env = dict(os.environ)
@@ -56,9 +57,18 @@ def run(args: argparse.Namespace) -> int:
     if args.store_url:
         env["STORE_URL"] = args.store_url
     try:
-        report = build_service(parse_settings(env)).audit(external=external)
-    except (ConfigError, ValueError) as exc:
+        settings = parse_settings(env)
+        # Read-only: no write probe, so an audit of a read replica works.
+        store = open_checked_store(settings.store_url, write=False)
+        report = build_service(settings, store=store).audit(external=external)
+    except (ConfigError, PreflightError, ValueError) as exc:
         print(f"audit: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except Exception as exc:
+        # The store failed half-way (connection lost, ...): one line, not the driver's traceback.
+        if not _is_store_failure(exc):
+            raise
+        print(f"audit: the store failed: {describe_store_error(exc)}", file=sys.stderr)
         return EXIT_ERROR
     if args.json:
         print(
@@ -96,3 +106,9 @@ def run(args: argparse.Namespace) -> int:
             print(f"  stuck {line}")
         print("audit: clean" if report.clean else "audit: PROBLEMS FOUND")
     return EXIT_OK if report.clean else EXIT_MISMATCH
+
+
+def _is_store_failure(exc: BaseException) -> bool:
+    from ..api.errors import is_store_outage  # noqa: PLC0415
+
+    return is_store_outage(exc) or any(cls.__name__ == "DBAPIError" for cls in type(exc).__mro__)

@@ -15,6 +15,11 @@ import os
 import sys
 from dataclasses import asdict
 from datetime import date, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ..wallet.results import ReconcileReport
 
 EXIT_OK = 0
 EXIT_PARTIAL = 1
@@ -55,6 +60,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="DATE[..DATE]",
         help="match ECPay's trade file for these payment dates (YYYY-MM-DD, Asia/Taipei) with the wallet",
     )
+    parser.add_argument(
+        "--data-dir",
+        default=".data",
+        help="where a running `serve` keeps its state (default .data): with ECPAY_ENV=sandbox and no "
+        "ECPAY_BASE_URL, reconcile asks that server's sandbox and uses its store",
+    )
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
 
 
@@ -86,10 +97,11 @@ def _print_report(report: object, as_json: bool) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run one reconciliation pass; print the report."""
+    """Run one reconciliation pass; print the report (and, when nothing was checked, why)."""
     # Imported here: building the CLI parser stays cheap for every other command.
     from ..api.composition import build_service  # noqa: PLC0415
     from ..config import ConfigError, parse_settings  # noqa: PLC0415
+    from ..local.preflight import PreflightError, describe_store_error, open_checked_store  # noqa: PLC0415
 
     if args.limit < 1:
         print("reconcile: --limit must be at least 1", file=sys.stderr)
@@ -110,9 +122,12 @@ def run(args: argparse.Namespace) -> int:
     env = dict(os.environ)
     if args.store_url:
         env["STORE_URL"] = args.store_url
+    if not _use_running_server(env, Path(args.data_dir)):
+        return EXIT_ERROR
     try:
         settings = parse_settings(env)
-        service = build_service(settings)
+        store = open_checked_store(settings.store_url)
+        service = build_service(settings, store=store)
         if args.grace_minutes is not None:
             service.reconcile_grace = timedelta(minutes=args.grace_minutes)
         if statement_range is not None:
@@ -127,15 +142,59 @@ def run(args: argparse.Namespace) -> int:
         report = service.reconcile(
             limit=args.limit, budget=timedelta(seconds=seconds), ignore_schedule=args.now
         )
-    except (ConfigError, ValueError) as exc:
+    except (ConfigError, PreflightError, ValueError) as exc:
         print(f"reconcile: {exc}", file=sys.stderr)
         return EXIT_ERROR
-    if not args.json:
+    except Exception as exc:
+        from ..api.errors import is_store_outage  # noqa: PLC0415
+
+        if not (is_store_outage(exc) or any(c.__name__ == "DBAPIError" for c in type(exc).__mro__)):
+            raise
+        # The store failed half-way: one line, not the driver's traceback.
+        print(f"reconcile: the store failed: {describe_store_error(exc)}", file=sys.stderr)
+        return EXIT_ERROR
+    note = why_nothing_was_checked(report)
+    if args.json:
+        print(json.dumps({**asdict(report), "note": note}, indent=2, ensure_ascii=False))
+    else:
         print(f"ECPay environment: {settings.ecpay_env}")
-    _print_report(report, args.json)
-    if not args.json and report.checked == 0 and report.next_due:
-        print(
-            f"nothing was due: the next deposit is due at {report.next_due} "
-            "(deposits are first checked a grace period after checkout; --now checks them all)"
-        )
+        _print_report(report, as_json=False)
+        if note:
+            print(f"nothing checked: {note}")
     return EXIT_PARTIAL if report.errors else EXIT_OK
+
+
+def _use_running_server(env: dict[str, str], data_dir: Path) -> bool:
+    """Sandbox mode without ECPAY_BASE_URL: take the running ``serve``'s sandbox and store (False: none)."""
+    from ..local.stack import running_server_state  # noqa: PLC0415
+
+    if env.get("ECPAY_BASE_URL") or (env.get("ECPAY_ENV") or "sandbox").strip().lower() != "sandbox":
+        return True
+    state = running_server_state(data_dir)
+    if state is None or not state.get("ECPAY_BASE_URL"):
+        print(
+            "reconcile: no ECPay to ask: the offline sandbox is served by `make run` "
+            f"(none is running from {data_dir}); start it, or set ECPAY_BASE_URL, "
+            "or ECPAY_ENV=stage for ECPay's test servers",
+            file=sys.stderr,
+        )
+        return False
+    env["ECPAY_ENV"] = state.get("ECPAY_ENV", "sandbox")
+    env["ECPAY_BASE_URL"] = state["ECPAY_BASE_URL"]
+    if not env.get("STORE_URL") and state.get("STORE_URL"):
+        env["STORE_URL"] = state["STORE_URL"]
+    print(f"reconcile: using the local server's ECPay sandbox at {state['ECPAY_BASE_URL']}", file=sys.stderr)
+    return True
+
+
+def why_nothing_was_checked(report: ReconcileReport) -> str | None:
+    """One sentence on why a run checked no deposit: none awaiting, or none due yet (None if it checked)."""
+    if report.checked or report.errors or report.stopped:
+        return None
+    if report.next_due is None:
+        return "no deposit is awaiting payment"
+    return (
+        f"no deposit awaiting payment is due before {report.next_due}: a deposit is first asked about a "
+        "grace period after its checkout (ECPay's own notification usually arrives first), then less and "
+        "less often; --now asks about all of them now"
+    )

@@ -53,6 +53,7 @@ def run(args: argparse.Namespace) -> int:
     except OSError as exc:
         print(f"ecpay-lambda sandbox: cannot listen on {args.host}: {exc.strerror or exc}", file=sys.stderr)
         return 2
+    assert stack.sandbox is not None
     url = stack.base_url
     merchants = ", ".join(stack.sandbox.merchants)
     print(f"ECPay sandbox (merchant {merchants}): use {url} instead of https://payment-stage.ecpay.com.tw")

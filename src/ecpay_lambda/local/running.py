@@ -31,6 +31,7 @@ def run_until_stopped(stack: LocalStack) -> None:
         pass
     finally:
         signal.signal(signal.SIGTERM, previous)
-        stack.sandbox.close()
+        if stack.sandbox is not None:
+            stack.sandbox.close()
         stack.server.server_close()
         print("stopped", flush=True)

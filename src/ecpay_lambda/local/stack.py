@@ -6,15 +6,22 @@ before any handler module is imported (handlers read their settings once, at col
 
 from __future__ import annotations
 
+import errno
+import hashlib
+import hmac
+import json
 import os
-import re
 from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..config import ENVIRONMENTS, ConfigError, parse_settings
 from ..ecpay.credentials import MerchantCredentials
 from .gateway import ApiGateway
+from .http import App, Request, Response, text_response
+from .preflight import PreflightError, open_checked_store, redact_url
 from .sandbox import Sandbox, SandboxApp, SandboxSettings, TradeBook
+from .sandbox.app import PREFIXES as SANDBOX_PREFIXES
 from .server import LocalServer, is_loopback
 from .static import StaticFiles
 from .template_routes import RouteTable, TemplateError
@@ -23,6 +30,8 @@ DEFAULT_PORT = 3000
 DEFAULT_SANDBOX_PORT = 3001
 DEFAULT_RETRY_DELAYS = (1.0, 2.0, 4.0, 8.0)
 SANDBOX_STATE_FILE = "sandbox.json"
+# Written by ``serve`` while it runs, so that ``reconcile`` (and other commands) find its sandbox and store.
+SERVER_STATE_FILE = "server.json"
 MERCHANT_VARS = ("ECPAY_MERCHANT_ID", "ECPAY_HASH_KEY", "ECPAY_HASH_IV")
 
 
@@ -78,20 +87,106 @@ def find_template(explicit: str | None = None) -> Path:
     )
 
 
-def redact_url(url: str) -> str:
-    """A URL with any password replaced by ``***`` (safe to print)."""
-    return re.sub(r"(//[^/:@]+):[^@/]*@", r"\1:***@", url)
+def ecpay_environment(env: Mapping[str, str]) -> str:
+    """``ECPAY_ENV`` (default ``sandbox``), refused in one line when it is not one we know."""
+    value = (env.get("ECPAY_ENV") or "").strip()
+    name = value.lower() or "sandbox"
+    if name not in ENVIRONMENTS:
+        raise StackError(
+            f"ECPAY_ENV={value!r} is not known: use sandbox (the offline sandbox, the default), "
+            "stage (ECPay's test servers) or production"
+        )
+    return name
 
 
 def local_environment(base_url: str, data_dir: Path, env: Mapping[str, str]) -> dict[str, str]:
-    """The variables ``serve`` sets for the in-process handlers (an existing STORE_URL is kept)."""
-    return {
-        "ECPAY_ENV": "sandbox",
-        "ECPAY_BASE_URL": base_url,
-        "PUBLIC_BASE_URL": base_url,
-        "FRONTEND_URL": f"{base_url}/",
+    """The variables ``serve`` sets for the in-process handlers; the developer's own values win.
+
+    ``ECPAY_ENV=sandbox`` (default) points ECPay at the embedded sandbox; ``stage``/``production`` keep
+    ``ECPAY_BASE_URL`` as given (or ECPay's own host). ``STORE_URL``, ``PUBLIC_BASE_URL`` and
+    ``FRONTEND_URL`` (the seed's front end, say) are kept when set.
+    """
+    name = ecpay_environment(env)
+    values = {
+        "ECPAY_ENV": name,
+        "PUBLIC_BASE_URL": env.get("PUBLIC_BASE_URL") or base_url,
+        "FRONTEND_URL": env.get("FRONTEND_URL") or f"{base_url}/",
         "STORE_URL": env.get("STORE_URL") or f"sqlite:///{(data_dir / 'wallet.db').resolve()}",
     }
+    ecpay_base = env.get("ECPAY_BASE_URL") or (base_url if name == "sandbox" else "")
+    if ecpay_base:
+        values["ECPAY_BASE_URL"] = ecpay_base
+    return values
+
+
+def check_configuration(values: Mapping[str, str], env: Mapping[str, str]) -> None:
+    """Parse the handlers' settings now, so a bad variable stops ``serve`` instead of every request."""
+    try:
+        parse_settings({**env, **values})
+    except ConfigError as exc:
+        raise StackError(str(exc)) from None
+
+
+def check_store(store_url: str) -> None:
+    """Open the store, migrate it and write its health record (within seconds), or raise StackError."""
+    try:
+        store = open_checked_store(store_url)
+    except PreflightError as exc:
+        raise StackError(str(exc)) from None
+    dispose = getattr(store, "dispose", None)
+    if callable(dispose):
+        dispose()  # the handlers open their own; this one was only the check
+
+
+def listen(host: str, port: int, *, quiet: bool) -> LocalServer:
+    """Bind ``host:port``; a port in use (or a bad address) is a StackError that says what to do."""
+    try:
+        return LocalServer(host, port, quiet=quiet)
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            raise StackError(
+                f"port {port} on {host} is already in use (another ecpay-lambda serve?): "
+                "choose another with --port N (or PORT=N make run), or stop the other server"
+            ) from None
+        raise StackError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+
+
+def _token_digest(value: str) -> bytes:
+    return hashlib.sha256(value.encode("utf-8", errors="surrogatepass")).digest()
+
+
+class SandboxGuard:
+    """On a non-loopback bind: the sandbox answers this machine's own requests, or a request with the token.
+
+    The offline sandbox lets anyone pay a deposit, list trades, drop callbacks or make the server POST
+    to any URL, so on a public address it is guarded like the API: a request to a sandbox path must come
+    from loopback without a proxy's forwarding headers (a proxy on this machine would make every client
+    look local), or carry ``Authorization: Bearer <API_TOKEN>``. Everything else is refused with 403
+    before the sandbox sees it.
+    """
+
+    def __init__(self, token: str) -> None:
+        self._digest = _token_digest(token)
+
+    def allowed(self, request: Request) -> bool:
+        """True when ``request`` may reach the sandbox."""
+        forwarded = request.header("X-Forwarded-For") or request.header("Forwarded")
+        if is_loopback(request.client_ip) and not forwarded:
+            return True
+        scheme, _, presented = request.header("Authorization").strip().partition(" ")
+        if scheme.lower() != "bearer" or not presented.strip():
+            return False
+        return hmac.compare_digest(_token_digest(presented.strip()), self._digest)
+
+    def handle(self, request: Request) -> Response | None:
+        """403 for a sandbox path this client may not use; None lets the sandbox (or the next app) answer."""
+        if not request.path.startswith(SANDBOX_PREFIXES) or self.allowed(request):
+            return None
+        return text_response(
+            403,
+            "The offline ECPay sandbox answers only this machine (or a request with the API token): "
+            "it can mark any deposit paid.\n",
+        )
 
 
 def check_bind_host(host: str, env: Mapping[str, str], *, allow_remote: bool = False) -> None:
@@ -110,9 +205,10 @@ class LocalStack:
     """A running (or ready to run) local server and its parts."""
 
     server: LocalServer
-    sandbox: Sandbox
+    sandbox: Sandbox | None
     gateway: ApiGateway | None = None
     environment: dict[str, str] = field(default_factory=dict)
+    data_dir: Path | None = None
 
     @property
     def base_url(self) -> str:
@@ -121,7 +217,8 @@ class LocalStack:
 
     def close(self) -> None:
         """Stop callbacks and the server."""
-        self.sandbox.close()
+        if self.sandbox is not None:
+            self.sandbox.close()
         self.server.stop()
 
 
@@ -140,8 +237,14 @@ def build_stack(
     retry_delays: tuple[float, ...] = DEFAULT_RETRY_DELAYS,
     quiet: bool = False,
     environ: MutableMapping[str, str] | None = None,
+    check: bool = True,
 ) -> LocalStack:
-    """Bind the port, set the handlers' environment, then wire sandbox, dashboard and API."""
+    """Check the configuration and the store, bind the port, set the handlers' environment, wire the apps.
+
+    Every check runs before "Listening": a bad ``ECPAY_ENV``, an unusable ``STORE_URL`` or a port in
+    use raise :class:`StackError` with one line saying what to change (``check=False`` skips the
+    store check, for tests that bring their own).
+    """
     env = os.environ if environ is None else environ
     check_bind_host(host, env)
     merchant = merchant_from_env(env)
@@ -149,18 +252,64 @@ def build_stack(
     overrides = {"CorsOrigin": env["CORS_ORIGINS"]} if env.get("CORS_ORIGINS") else None
     routes = RouteTable.from_file(template, overrides)  # fail before binding if the template is unusable
     data_dir = data_dir.resolve()
+    preview = local_environment(f"http://127.0.0.1:{port or DEFAULT_PORT}", data_dir, env)
+    check_configuration(preview, env)
     data_dir.mkdir(parents=True, exist_ok=True)
-    server = LocalServer(host, port, quiet=quiet)
+    if check:
+        check_store(preview["STORE_URL"])
+    server = listen(host, port, quiet=quiet)
     try:
         values = local_environment(server.base_url, data_dir, env)
+        check_configuration(values, env)
         env.update(values)
-        sandbox = _sandbox(data_dir, merchant, retry_delays)
+        # The embedded sandbox plays ECPay only in sandbox mode; with stage/production ECPay is ECPay.
+        sandbox = _sandbox(data_dir, merchant, retry_delays) if values["ECPAY_ENV"] == "sandbox" else None
         gateway = ApiGateway(routes)
-        server.apps = [SandboxApp(sandbox), StaticFiles(dashboard_dir), gateway]
+        apps: list[App] = []
+        if sandbox is not None:
+            if not is_loopback(host):
+                apps.append(SandboxGuard(env.get("API_TOKEN", "")))
+            apps.append(SandboxApp(sandbox))
+        apps += [StaticFiles(dashboard_dir), gateway]
+        server.apps = apps
     except Exception:
         server.server_close()
         raise
-    return LocalStack(server=server, sandbox=sandbox, gateway=gateway, environment=values)
+    return LocalStack(server=server, sandbox=sandbox, gateway=gateway, environment=values, data_dir=data_dir)
+
+
+def write_server_state(stack: LocalStack) -> Path | None:
+    """Record the running server (pid, URLs, store) in DATA_DIR/server.json for other commands; owner-only."""
+    if stack.data_dir is None:
+        return None
+    path = stack.data_dir / SERVER_STATE_FILE
+    state = {"pid": os.getpid(), "base_url": stack.base_url, **stack.environment}
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # STORE_URL may hold a password
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        json.dump(state, handle, indent=2)
+    return path
+
+
+def remove_server_state(stack: LocalStack) -> None:
+    """Forget the record of this server (it stopped)."""
+    if stack.data_dir is not None:
+        path = stack.data_dir / SERVER_STATE_FILE
+        try:
+            if json.loads(path.read_text(encoding="utf-8")).get("pid") == os.getpid():
+                path.unlink()
+        except (OSError, ValueError):
+            pass
+
+
+def running_server_state(data_dir: Path) -> dict[str, str] | None:
+    """The environment of a ``serve`` running from ``data_dir`` (None if none is running there)."""
+    try:
+        state = json.loads((data_dir / SERVER_STATE_FILE).read_text(encoding="utf-8"))
+        pid = int(state["pid"])
+        os.kill(pid, 0)  # signal 0: only asks whether the process exists
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return {str(k): str(v) for k, v in state.items() if isinstance(v, str)}
 
 
 def build_sandbox_only(
@@ -188,15 +337,21 @@ __all__ = [
     "DEFAULT_PORT",
     "DEFAULT_SANDBOX_PORT",
     "LocalStack",
+    "SandboxGuard",
     "StackError",
     "TemplateError",
     "build_sandbox_only",
     "build_stack",
     "check_bind_host",
+    "check_store",
+    "ecpay_environment",
     "find_template",
     "local_environment",
     "merchant_from_env",
     "parse_delays",
     "port_from",
     "redact_url",
+    "remove_server_state",
+    "running_server_state",
+    "write_server_state",
 ]

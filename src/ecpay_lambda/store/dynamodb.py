@@ -937,6 +937,51 @@ class DynamoDBStore:
                     time.sleep(random.uniform(0, _BASE_DELAY * 2**attempt))  # noqa: S311 - jitter
         return found
 
+    # --- health ----------------------------------------------------------------------------------
+
+    def probe_write(self) -> None:
+        """Overwrite the one ``HEALTH`` item (PutItem; its IAM grant can be limited to that partition key)."""
+        self._client.put_item(
+            TableName=self._table,
+            Item={**key("HEALTH", "HEALTH"), "written_at": s(iso(datetime.now(UTC)))},
+        )
+
+    # --- active users ----------------------------------------------------------------------------
+
+    def list_active_users(
+        self, *, page: int = 1, page_size: int = 20, cursor: str | None = None
+    ) -> Page[User]:
+        """Users that are not closed, by creation order; ``total`` from a COUNT query of the users index.
+
+        The COUNT reads the whole ``USERS`` partition of ``gsi1`` (keys and status): an operator's
+        listing, not a hot path. Cursors are interchangeable with :meth:`list_users`.
+        """
+        query = self._users_query()
+        query["FilterExpression"] = "#status <> :closed"
+        query["ExpressionAttributeNames"] = {**query.get("ExpressionAttributeNames", {}), "#status": "status"}
+        query["ExpressionAttributeValues"] = {
+            **query.get("ExpressionAttributeValues", {}),
+            ":closed": s(UserStatus.CLOSED.value),
+        }
+        items, next_cursor = self._page(
+            query,
+            GSI1_KEY_ATTRIBUTES,
+            lambda start: get_s(start, GSI1PK) == USERS_GSI_PARTITION,
+            page=page,
+            page_size=page_size,
+            cursor=cursor,
+        )
+        total = 0
+        counting: QueryInputTypeDef = {**query, "Select": "COUNT"}
+        while True:
+            response = self._client.query(**counting)
+            total += int(response.get("Count", 0))
+            last = response.get("LastEvaluatedKey")
+            if last is None:
+                break
+            counting["ExclusiveStartKey"] = dict(last)
+        return Page([decode_user(item) for item in items], total, next_cursor)
+
 
 # --- module helpers ------------------------------------------------------------------------------
 

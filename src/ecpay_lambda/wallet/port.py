@@ -203,3 +203,13 @@ class WalletStore(Protocol):
     def iter_paid_deposits(self, *, paid_from: datetime, paid_to: datetime) -> Iterator[Transaction]:
         """Deposits (paid, partially refunded or refunded) whose ``paid_at`` is in [paid_from, paid_to)."""
         ...
+
+    def probe_write(self) -> None:
+        """Write (overwrite) one health record; raise when the store cannot write (full disk, read-only)."""
+        ...
+
+    def list_active_users(
+        self, *, page: int = 1, page_size: int = 20, cursor: str | None = None
+    ) -> Page[User]:
+        """Like :meth:`list_users` without closed users (``total`` counts active users only)."""
+        ...

@@ -216,7 +216,10 @@ def test_a_misconfigured_function_is_a_503_without_details(api: Api, api_env: py
 
 
 def test_store_unreachable_makes_healthz_503(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(composition.get_service().store, "ping", lambda: False)
+    def unreachable() -> None:
+        raise ConnectionRefusedError("store unreachable")
+
+    monkeypatch.setattr(composition.get_service().store, "probe_write", unreachable)
     resp = api.request("GET", "/healthz")
     assert resp.status == 503 and resp.json() == {"status": "degraded", "store": False}
 

@@ -1,4 +1,4 @@
-"""Public routes: liveness with store reachability. (/openapi.json and /docs are added by the app.)"""
+"""Public routes: liveness with a store write probe. (/openapi.json and /docs are added by the app.)"""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 
 from ..composition import get_service
+from ..errors import RETRY_AFTER_SECONDS
 from ..logs import SERVICE
 from ..schemas import Health
 from .common import json_response
@@ -19,21 +20,30 @@ logger = Logger(service=SERVICE, child=True)
 
 @router.get(
     "/healthz",
-    summary="Liveness, with store reachability",
+    summary="Liveness, with a store write probe",
+    description="200 when the store accepts a write (one health record is overwritten); "
+    "503 with Retry-After when it cannot (unreachable, full disk, read-only, throttled).",
     responses={
         200: {"description": "Up", "content": {"application/json": {"model": Health}}},
-        503: {"description": "The store is unreachable", "content": {"application/json": {"model": Health}}},
+        503: {
+            "description": "The store cannot write",
+            "content": {"application/json": {"model": Health}},
+        },
     },
     tags=["meta"],
 )
 def healthz() -> Response[Any]:
-    """GET /healthz -> 200 ``{status: ok, store: true}`` or 503 when the store is unreachable."""
+    """GET /healthz -> 200 ``{status: ok, store: true}`` or 503 ``degraded`` when the store cannot write."""
     try:
-        reachable = bool(get_service().store.ping())
+        # A write, not a read: a full disk or a read-only replica still answers SELECT 1.
+        get_service().store.probe_write()
+        writable = True
     except Exception:
-        # Reachability is the answer here, not a fault of this route: a failing ping means "not reachable".
-        logger.warning("store ping failed", exc_info=True)
-        reachable = False
+        # The answer here, not a fault of this route: a failing probe means "the store cannot write".
+        logger.warning("store write probe failed", exc_info=True)
+        writable = False
+    if writable:
+        return json_response(200, Health(status="ok", store=True))
     return json_response(
-        200 if reachable else 503, Health(status="ok" if reachable else "degraded", store=reachable)
+        503, Health(status="degraded", store=False), **{"Retry-After": str(RETRY_AFTER_SECONDS)}
     )

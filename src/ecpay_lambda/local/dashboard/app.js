@@ -355,7 +355,7 @@ function renderMethodOptions(select, selected) {
 // ---------------------------------------------------------------------------------------------
 
 async function loadUsers() {
-  const data = await api("GET", "/users", { query: { page: state.users.page, pageSize: USERS_PAGE_SIZE } });
+  const data = await api("GET", "/users", { query: { page: state.users.page, pageSize: USERS_PAGE_SIZE, include_closed: true } });
   state.users.items = Array.isArray(data?.users) ? data.users : [];
   state.users.total = Number(data?.total ?? state.users.items.length);
   const pages = Math.max(1, Math.ceil(state.users.total / USERS_PAGE_SIZE));
