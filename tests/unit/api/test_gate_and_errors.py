@@ -198,6 +198,7 @@ def test_an_unexpected_fault_is_a_bare_500(
         raise RuntimeError("boom at /srv/secret/config.py with HashKey=abc")
 
     monkeypatch.setattr(service, "list_users", broken)
+    monkeypatch.setattr(service.store, "list_active_users", broken)  # the default list (no closed users)
     resp = api.request("GET", USERS)
     assert resp.status == 500
     assert resp.json() == {"error": {"code": "internal_error", "message": "internal error"}}

@@ -95,6 +95,7 @@ STORE_READS_AND_WRITES = (
     "create_user",
     "get_user",
     "list_users",
+    "list_active_users",
     "close_user",
     "commit",
     "get_transaction",
