@@ -214,7 +214,7 @@ def test_lost_notification_recovered_by_reconciliation(local_stack, wallet: Wall
     user_id, transaction_id, _ = _paid_with_dropped_callback(local_stack, wallet, 1600)
     # The scheduled job's use case on the same store and sandbox; no grace period so the fresh
     # deposit is due now (the deployed schedule waits 15 minutes before asking ECPay).
-    service = build_service(parse_settings(local_stack.env))
+    service = build_service(parse_settings(local_stack.env), clock=local_stack.clock)
     service.reconcile_grace = timedelta(0)
     report = service.reconcile()
     assert report.paid >= 1 and not report.errors, report
@@ -243,15 +243,23 @@ def test_reconcile_and_audit_commands_run_against_the_stack(local_stack) -> None
 
 
 def test_refund_of_a_card_payment(local_stack, wallet: Wallet) -> None:  # type: ignore[no-untyped-def]
+    """Refunds follow the card trade's capture state, as ECPay's DoAction does (protocol page §13.1)."""
     user_id = wallet.create_user()
     tx = wallet.create(user_id, "deposit", 1000, "Credit")
     mtn, _ = wallet.open_payment_page(user_id, tx["transaction_id"], "Credit")
     local_stack.sandbox.pay(mtn)
     path = f"/users/{user_id}/transactions/{tx['transaction_id']}/refund"
 
+    # Same day, before ECPay's 20:15 close, the trade is only authorised: no partial refund.
+    early = wallet.http.json("POST", path, {"amount": 300})
+    assert early.status == 409 and early.json()["error"]["code"] == "refund_partial_before_close", early.text
+    assert local_stack.sandbox.trade(mtn)["refunded_amount"] == 0 and wallet.user(user_id)["balance"] == 1000
+
+    local_stack.sandbox.close_trade(mtn)  # the daily close has passed: 已關帳
     part = wallet.http.json("POST", path, {"amount": 300})
     assert part.status == 201, part.text
     assert part.json()["transaction_type"] == "refund" and part.json()["amount"] == 300
+    assert part.json()["payment_info"]["plan"] == "R"
     assert local_stack.sandbox.trade(mtn)["refunded_amount"] == 300
     assert wallet.user(user_id)["balance"] == 700
 
@@ -264,6 +272,18 @@ def test_refund_of_a_card_payment(local_stack, wallet: Wallet) -> None:  # type:
     assert local_stack.sandbox.trade(mtn)["refunded_amount"] == 1000
     assert wallet.user(user_id)["balance"] == 0
     assert wallet.transaction(user_id, tx["transaction_id"])["status"] == "refunded"
+
+
+def test_a_same_day_refund_abandons_the_authorisation(local_stack, wallet: Wallet) -> None:  # type: ignore[no-untyped-def]
+    user_id = wallet.create_user()
+    tx = wallet.create(user_id, "deposit", 450, "Credit")
+    mtn, _ = wallet.open_payment_page(user_id, tx["transaction_id"], "Credit")
+    local_stack.sandbox.pay(mtn)
+    whole = wallet.http.json("POST", f"/users/{user_id}/transactions/{tx['transaction_id']}/refund", {})
+    assert whole.status == 201 and whole.json()["payment_info"]["plan"] == "N", whole.text
+    trade = local_stack.sandbox.trade(mtn)
+    assert trade["card_state"] == "cancelled" and [a["action"] for a in trade["actions"]] == ["N"]
+    assert wallet.user(user_id)["balance"] == 0
 
 
 def test_refund_needs_the_points_and_a_card(local_stack, wallet: Wallet) -> None:  # type: ignore[no-untyped-def]

@@ -18,10 +18,12 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
+from ecpay_lambda.ecpay.timezone import TAIPEI
 from ecpay_lambda.local.sandbox.client import SandboxClient
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -58,6 +60,11 @@ class LocalStack(str):
     sandbox: SandboxClient
     log_path: Path
     process: subprocess.Popen[str]
+    clock_offset: float  # seconds the stack's clock (sandbox and wallet) is ahead of real time
+
+    def clock(self) -> datetime:
+        """Now, by the stack's clock: give it to an in-process WalletService acting on this store."""
+        return datetime.now(UTC) + timedelta(seconds=self.clock_offset)
 
     def log(self) -> str:
         """What the server wrote to stderr so far (for failure messages)."""
@@ -124,7 +131,18 @@ def start_local_stack(data_dir: Path, extra_env: dict[str, str] | None = None) -
     stack.sandbox = SandboxClient(base_url)
     stack.log_path = log_path
     stack.process = process
+    # The stack's one calendar (the wallet reads the sandbox's clock) is pinned to 10:00 Taipei, far from
+    # ECPay's 20:15 daily card close, so refunds and capture states behave the same whenever tests run.
+    stack.clock_offset = daytime_offset()
+    stack.sandbox.settings(clock_offset_seconds=stack.clock_offset)
     return stack
+
+
+def daytime_offset(hour: int = 10, minute: int = 0) -> float:
+    """Seconds that put a clock at ``hour:minute`` Taipei today (the sandbox's ``clock_offset_seconds``)."""
+    now = datetime.now(UTC)
+    target = now.astimezone(TAIPEI).replace(hour=hour, minute=minute, second=0, microsecond=0)
+    return (target - now).total_seconds()
 
 
 def stop_local_stack(process: subprocess.Popen[str]) -> None:

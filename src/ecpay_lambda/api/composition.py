@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import functools
 import secrets
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
@@ -77,15 +77,20 @@ def build_store(settings: Settings) -> WalletStore:
 
 
 def build_service(
-    settings: Settings, *, transport: Transport | None = None, store: WalletStore | None = None
+    settings: Settings,
+    *,
+    transport: Transport | None = None,
+    store: WalletStore | None = None,
+    clock: Callable[[], datetime] | None = None,
 ) -> WalletService:
-    """Wire a WalletService from ``settings`` (``transport``/``store`` override for tests and the sandbox)."""
+    """Wire a WalletService from ``settings`` (``transport``, ``store`` and ``clock``: tests, the sandbox)."""
     # Deferred: the notification function never needs the use cases (cold start budget).
     from ..wallet.service import WalletService  # noqa: PLC0415
 
     return WalletService(
         store or build_store(settings),
         ecpay_config(settings, transport),
+        clock=clock,
         amount_limits=settings.amount_limits,
     )
 
@@ -95,6 +100,22 @@ def _utc_now() -> datetime:
 
 
 _override: WalletService | None = None
+# The wallet's clock: aware UTC now, unless the host shares another (local mode: the sandbox's clock,
+# so a test or a person moving the sandbox's simulated time moves the wallet's with it).
+_clock: Callable[[], datetime] = _utc_now
+
+
+def wallet_clock() -> datetime:
+    """Now, by the clock the wallet uses in this process."""
+    return _clock()
+
+
+def set_clock(clock: Callable[[], datetime] | None) -> None:
+    """Make the wallet of this process use ``clock`` (None: the real time). Before the first request."""
+    global _clock  # noqa: PLW0603 - the composition root is the one place that holds it
+    _clock = clock or _utc_now
+    _built_callbacks.cache_clear()
+    _built_service.cache_clear()
 
 
 @functools.cache
@@ -108,14 +129,14 @@ def _wiring() -> tuple[WalletStore, EcpayConfig]:
 def _built_service() -> WalletService:
     from ..wallet.service import WalletService  # noqa: PLC0415 - deferred, see build_service
 
-    return WalletService(*_wiring(), amount_limits=load_settings().amount_limits)
+    return WalletService(*_wiring(), clock=_clock, amount_limits=load_settings().amount_limits)
 
 
 @functools.cache
 def _built_callbacks() -> CallbackHandler:
     store, ecpay = _wiring()
-    # The same clock as a WalletService without an injected one: aware UTC now.
-    return CallbackHandler.for_config(store, ecpay, _utc_now)
+    # The same clock as the service's.
+    return CallbackHandler.for_config(store, ecpay, _clock)
 
 
 def get_service() -> WalletService:

@@ -13,12 +13,14 @@ import argparse
 import json
 import os
 import sys
+from collections.abc import Callable
 from dataclasses import asdict
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from ..config import Settings
     from ..wallet.results import ReconcileReport
 
 EXIT_OK = 0
@@ -41,7 +43,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=float,
         default=None,
         metavar="M",
-        help="only deposits untouched for M minutes (default: the service's, 15); 0 checks all now",
+        help="ask about every awaiting deposit now, whatever its schedule, and end checkout attempts ECPay "
+        "does not know only after M minutes (default 15); 0 checks all now",
     )
     parser.add_argument(
         "--deadline-seconds",
@@ -101,6 +104,7 @@ def run(args: argparse.Namespace) -> int:
     # Imported here: building the CLI parser stays cheap for every other command.
     from ..api.composition import build_service  # noqa: PLC0415
     from ..config import ConfigError, parse_settings  # noqa: PLC0415
+    from ..ecpay.errors import EcpayError  # noqa: PLC0415
     from ..local.preflight import PreflightError, describe_store_error, open_checked_store  # noqa: PLC0415
 
     if args.limit < 1:
@@ -127,7 +131,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         settings = parse_settings(env)
         store = open_checked_store(settings.store_url)
-        service = build_service(settings, store=store)
+        service = build_service(settings, store=store, clock=sandbox_clock(settings))
         if args.grace_minutes is not None:
             service.reconcile_grace = timedelta(minutes=args.grace_minutes)
         if statement_range is not None:
@@ -140,10 +144,16 @@ def run(args: argparse.Namespace) -> int:
             return EXIT_OK if statement.clean else EXIT_PARTIAL
         seconds = args.deadline_seconds if args.deadline_seconds is not None else settings.reconcile_deadline
         report = service.reconcile(
-            limit=args.limit, budget=timedelta(seconds=seconds), ignore_schedule=args.now
+            limit=args.limit,
+            budget=timedelta(seconds=seconds),
+            ignore_schedule=args.now or args.grace_minutes is not None,
         )
     except (ConfigError, PreflightError, ValueError) as exc:
         print(f"reconcile: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except EcpayError as exc:
+        # ECPay refused or did not answer (e.g. the trade file's one-per-minute lock): one line.
+        print(f"reconcile: ECPay: {exc}", file=sys.stderr)
         return EXIT_ERROR
     except Exception as exc:
         from ..api.errors import is_store_outage  # noqa: PLC0415
@@ -196,5 +206,24 @@ def why_nothing_was_checked(report: ReconcileReport) -> str | None:
     return (
         f"no deposit awaiting payment is due before {report.next_due}: a deposit is first asked about a "
         "grace period after its checkout (ECPay's own notification usually arrives first), then less and "
-        "less often; --now asks about all of them now"
+        "less often; --now (or --grace-minutes 0) asks about all of them now"
     )
+
+
+def sandbox_clock(settings: Settings) -> Callable[[], datetime] | None:
+    """The offline sandbox's clock, when the wallet talks to one: local mode has one calendar.
+
+    A person (or a test) may move the sandbox's simulated time (``clock_offset_seconds``); the local
+    server's wallet follows it, so a command acting on the same store must too. None: real time.
+    """
+    if settings.ecpay_env != "sandbox" or not settings.ecpay_base_url:
+        return None
+    from ..local.sandbox.client import SandboxClient  # noqa: PLC0415
+
+    try:
+        offset = float(SandboxClient(settings.ecpay_base_url).settings().get("clock_offset_seconds") or 0)
+    except Exception:
+        return None
+    if not offset:
+        return None
+    return lambda: datetime.now(UTC) + timedelta(seconds=offset)

@@ -15,6 +15,7 @@ from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..api.composition import set_clock
 from ..config import ENVIRONMENTS, ConfigError, parse_settings
 from ..ecpay.credentials import MerchantCredentials
 from .gateway import ApiGateway
@@ -264,6 +265,8 @@ def build_stack(
         env.update(values)
         # The embedded sandbox plays ECPay only in sandbox mode; with stage/production ECPay is ECPay.
         sandbox = _sandbox(data_dir, merchant, retry_delays) if values["ECPAY_ENV"] == "sandbox" else None
+        # One calendar for the whole local stack: the wallet reads the sandbox's (movable) clock.
+        set_clock(sandbox.now if sandbox is not None else None)
         gateway = ApiGateway(routes)
         apps: list[App] = []
         if sandbox is not None:
