@@ -22,6 +22,8 @@ Variables (the local server sets the same names):
 - ``AMOUNT_LIMITS``: per-method single-order limits over ECPay's defaults, e.g. ``CVS=33-6000``
 - ``RECONCILE_DEADLINE_SECONDS``: a reconciliation run stops starting ECPay queries after this (default 240,
   the scheduled function's 300 s timeout minus a margin)
+- ``ECPAY_TIMEOUT``: seconds an ECPay query or refund may take (default 10); reconciliation stops
+  starting queries when less than this is left before its deadline
 - ``ECPAY_CROSS_CHECK_TIMEOUT``: seconds for the notification path's QueryTradeInfo cross-check (default 3:
   ECPay's notification must be answered within 5 s; a slower answer is refused so ECPay retries)
 """
@@ -47,6 +49,7 @@ DEFAULT_STORE_URL = "sqlite:///.data/wallet.db"
 SANDBOX_CREDIT_CHECK_CODE = 12345678  # the offline sandbox's default (local/sandbox settings)
 DEFAULT_RECONCILE_DEADLINE = 240.0
 DEFAULT_CROSS_CHECK_TIMEOUT = 3.0
+DEFAULT_ECPAY_TIMEOUT = 10.0
 _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"0", "false", "no", "off"})
 
@@ -78,6 +81,7 @@ class Settings:
     amount_limits: AmountLimits = DEFAULT_AMOUNT_LIMITS
     reconcile_deadline: float = DEFAULT_RECONCILE_DEADLINE  # seconds
     cross_check_timeout: float = DEFAULT_CROSS_CHECK_TIMEOUT  # seconds
+    ecpay_timeout: float = DEFAULT_ECPAY_TIMEOUT  # seconds
 
     @property
     def ecpay_enabled(self) -> bool:
@@ -247,6 +251,7 @@ def parse_settings(env: Mapping[str, str], *, read_secret: SecretReader | None =
         reconcile_deadline=_parse_seconds(
             env, "RECONCILE_DEADLINE_SECONDS", DEFAULT_RECONCILE_DEADLINE, 5.0, 900.0
         ),
+        ecpay_timeout=_parse_seconds(env, "ECPAY_TIMEOUT", DEFAULT_ECPAY_TIMEOUT, 0.1, 120.0),
         cross_check_timeout=_parse_seconds(
             env, "ECPAY_CROSS_CHECK_TIMEOUT", DEFAULT_CROSS_CHECK_TIMEOUT, 0.5, 4.5
         ),

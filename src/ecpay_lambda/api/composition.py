@@ -48,10 +48,13 @@ def ecpay_config(settings: Settings, transport: Transport | None = None) -> Ecpa
         return EcpayConfig(credentials=credentials, client=client, cross_check_paid=True)
     endpoints = Endpoints.for_environment(settings.ecpay_env, settings.ecpay_base_url)
     transport = transport or UrllibTransport()
-    client = EcpayClient(settings.credentials, endpoints, transport=transport)
+    client = EcpayClient(settings.credentials, endpoints, transport=transport, timeout=settings.ecpay_timeout)
     # The notification must be answered within ECPay's 5 s: its cross-check gets a shorter timeout.
     cross_check_client = EcpayClient(
-        settings.credentials, endpoints, transport=transport, timeout=settings.cross_check_timeout
+        settings.credentials,
+        endpoints,
+        transport=transport,
+        timeout=min(settings.cross_check_timeout, settings.ecpay_timeout),
     )
     return EcpayConfig(
         credentials=settings.credentials,
