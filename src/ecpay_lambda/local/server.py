@@ -120,7 +120,9 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: object) -> None:
         """Silence the stdlib's per-request stderr line (``_serve`` logs instead)."""
 
-    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = do_HEAD = _serve  # noqa: N815
+    # TRACE too: the stdlib answers 501 to a method without a do_ method, where API Gateway routes
+    # it like any other method (no route for it: 404).
+    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = do_HEAD = do_TRACE = _serve  # noqa: N815
 
 
 class LocalServer(ThreadingHTTPServer):
