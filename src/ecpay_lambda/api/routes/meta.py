@@ -20,6 +20,7 @@ logger = Logger(service=SERVICE, child=True)
 @router.get(
     "/healthz",
     summary="Liveness, with store reachability",
+    operation_id="getHealth",
     responses={
         200: {"description": "Up", "content": {"application/json": {"model": Health}}},
         503: {"description": "The store is unreachable", "content": {"application/json": {"model": Health}}},

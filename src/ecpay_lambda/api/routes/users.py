@@ -18,7 +18,8 @@ router = Router()  # type: ignore[no-untyped-call]  # Powertools' __init__ is un
 @router.post(
     "/users",
     summary="Create a user",
-    responses=responses(201, UserOut, "The new user", 409),
+    operation_id="createUser",
+    responses=responses(201, UserOut, "The new user", 409, 415),
     security=SECURITY,
     tags=["users"],
 )
@@ -31,6 +32,7 @@ def create_user(body: Annotated[UserCreate, Body()]) -> Response[Any]:
 @router.get(
     "/users",
     summary="List users",
+    operation_id="listUsers",
     responses=responses(200, UserList, "One page of users"),
     security=SECURITY,
     tags=["users"],
@@ -53,6 +55,7 @@ def list_users(page: Page = 1, page_size: PageSize = 20, cursor: Cursor = None) 
 @router.get(
     "/users/<userId>",
     summary="Get a user",
+    operation_id="getUser",
     responses=responses(200, UserOut, "The user", 404),
     security=SECURITY,
     tags=["users"],
@@ -65,6 +68,7 @@ def get_user(user_id: UserId) -> Response[Any]:
 @router.delete(
     "/users/<userId>",
     summary="Close a user",
+    operation_id="closeUser",
     description="Keeps every record. 409 while the user has money, held money or open transactions.",
     responses=responses(200, UserOut, "The closed user", 404, 409),
     security=SECURITY,
