@@ -120,9 +120,10 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: object) -> None:
         """Silence the stdlib's per-request stderr line (``_serve`` logs instead)."""
 
-    # TRACE too: the stdlib answers 501 to a method without a do_ method, where API Gateway routes
-    # it like any other method (no route for it: 404).
-    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = do_HEAD = do_TRACE = _serve  # noqa: N815
+    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = do_HEAD = _serve  # noqa: N815
+    # The stdlib answers 501 to a method without a do_ method; API Gateway routes TRACE (and the
+    # draft QUERY) like any other method, and with no route for them answers 404.
+    do_TRACE = do_QUERY = _serve  # noqa: N815
 
 
 class LocalServer(ThreadingHTTPServer):

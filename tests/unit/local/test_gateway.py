@@ -226,8 +226,8 @@ def test_non_ascii_path_is_decoded_as_utf8(server: LocalServer) -> None:
 
 def test_unknown_route_is_api_gateway_404(server: LocalServer) -> None:
     unknown = [("GET", "/nope"), ("DELETE", "/things/1"), ("GET", "/things"), ("GET", "/Prod")]
-    # TRACE reaches the gateway like any method (the stdlib server alone would answer 501).
-    unknown += [("TRACE", "/things/1"), ("TRACE", "/nope")]
+    # TRACE and QUERY reach the gateway like any method (the stdlib server alone would answer 501).
+    unknown += [("TRACE", "/things/1"), ("TRACE", "/nope"), ("QUERY", "/things/1")]
     for method, path in unknown:
         status, headers, body = _call(server, method, path)
         assert (status, body) == (404, b'{"message":"Not Found"}'), (method, path)
