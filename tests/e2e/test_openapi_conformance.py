@@ -245,11 +245,11 @@ def run_schemathesis(
     return report
 
 
-def check_report(report: Path, http: Http) -> None:
-    """Every failure is a justified exception; the run finished, without engine errors."""
+def check_report(report: Path, http: Http, *, min_requests: int) -> None:
+    """Every failure is a justified exception; the run finished, without engine errors, and did work."""
     findings, errors, counts = _findings(report)
     assert not errors, "\n".join(errors)
-    assert counts["finished"] == 1 and counts["requests"] > 100, counts
+    assert counts["finished"] == 1 and counts["requests"] >= min_requests, counts
     unexplained: list[Finding] = []
     used: dict[str, int] = {}
     for finding in findings:
@@ -287,7 +287,7 @@ def test_open_local_stack_matches_its_document(open_stack: LocalStack, tmp_path:
     spec = http.json("GET", "/openapi.json").json()
     assert all("security" not in op for ops in spec["paths"].values() for op in ops.values())
     report = run_schemathesis(open_stack, tmp_path, max_examples=5, headers={})
-    check_report(report, http)
+    check_report(report, http, min_requests=300)  # about 500 with this seed and bound
 
 
 def test_protected_stack_matches_its_document(protected_stack: LocalStack, tmp_path: Path) -> None:
@@ -302,7 +302,7 @@ def test_protected_stack_matches_its_document(protected_stack: LocalStack, tmp_p
     report = run_schemathesis(
         protected_stack, tmp_path, max_examples=5, headers=auth, phases="fuzzing,stateful"
     )
-    check_report(report, _Authorized(protected_stack.base_url, auth))
+    check_report(report, _Authorized(protected_stack.base_url, auth), min_requests=50)  # about 120
 
 
 class _Authorized(Http):
