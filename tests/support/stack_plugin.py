@@ -17,7 +17,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -71,8 +71,11 @@ class LocalStack(str):
         return self.log_path.read_text(encoding="utf-8", errors="replace") if self.log_path.exists() else ""
 
 
-def start_local_stack(data_dir: Path, extra_env: dict[str, str] | None = None) -> LocalStack:
-    """Start ``ecpay-lambda serve`` on a free port; returns once it listens (or fails with its log)."""
+def start_local_stack(data_dir: Path, extra_env: Mapping[str, str] | None = None) -> LocalStack:
+    """Start ``ecpay-lambda serve`` on a free port; returns once it listens (or fails with its log).
+
+    ``extra_env`` sets variables for the server after the developer's are scrubbed (e.g. ``API_TOKEN``).
+    """
     data_dir.mkdir(parents=True, exist_ok=True)
     store_url = f"sqlite:///{data_dir / 'wallet.db'}"
     env = {k: v for k, v in os.environ.items() if k not in _SCRUBBED}

@@ -19,7 +19,9 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import (
 from aws_lambda_powertools.event_handler.openapi.models import HTTPBearer, SecurityScheme, Server
 
 from .. import __version__
+from ..config import load_settings
 from ..wallet.errors import WalletError
+from .auth import AuthScheme, auth_scheme
 from .errors import RETRY_AFTER_SECONDS, STORE_UNAVAILABLE, to_http_error
 from .events import error_body, stage_prefix
 from .logs import SERVICE
@@ -30,13 +32,25 @@ logger = Logger(service=SERVICE, child=True)
 
 TITLE = "aws-lambda-ecpay-api"
 DESCRIPTION = (
-    "A points wallet whose deposits are paid through ECPay (綠界). Management routes need "
-    "`Authorization: Bearer <token>` (or a JWT when the API uses its JWT authorizer). The ECPay "
-    "callback routes (`return`, `paymentInfo`, `clientReturn`) are served by a separate lean function "
-    "and are not part of this document."
+    "A points wallet whose deposits are paid through ECPay (綠界). The ECPay callback routes (`return`, "
+    "`paymentInfo`, `clientReturn`) are served by a separate lean function and are not part of this "
+    "document.\n\n"
+    "Credentials for the management routes depend on how the server runs: `Authorization: Bearer <API "
+    "token>` (the default mode), or a JWT checked by the HTTP API's JWT authorizer (`AUTH_MODE=jwt`); "
+    "only a local server without `API_TOKEN` leaves them open. This document describes the server that "
+    "served it: "
 )
-SECURITY_SCHEMES: dict[str, SecurityScheme] = {
-    "bearerAuth": HTTPBearer(description="API token (Secrets Manager) or a JWT from the configured issuer")
+_AUTH_SENTENCE: dict[AuthScheme, str] = {
+    "token": "its management routes require the API token (`bearerAuth`).",
+    "jwt": "its management routes require a JWT from the configured issuer (`bearerAuth`).",
+    "none": "a local server without `API_TOKEN`, so no route requires credentials.",
+}
+SECURITY_SCHEMES: dict[AuthScheme, dict[str, SecurityScheme]] = {
+    "token": {
+        "bearerAuth": HTTPBearer(description="the API token (Secrets Manager on AWS, API_TOKEN locally)")
+    },
+    "jwt": {"bearerAuth": HTTPBearer(bearerFormat="JWT", description="a JWT from the configured issuer")},
+    "none": {},
 }
 PUBLIC_PATHS = frozenset({"/openapi.json", "/docs", "/healthz"})
 
@@ -69,19 +83,33 @@ def _details(errors: Sequence[Any]) -> list[dict[str, Any]]:
     return out
 
 
-def _openapi_kwargs(servers: list[Server] | None = None) -> dict[str, Any]:
+def _openapi_kwargs(servers: list[Server] | None = None, auth: AuthScheme = "token") -> dict[str, Any]:
+    # Routes declare bearerAuth; the scheme must exist even where the document then drops it ("none").
     return {
         "title": TITLE,
         "version": __version__,
-        "description": DESCRIPTION,
-        "security_schemes": SECURITY_SCHEMES,
+        "description": DESCRIPTION + _AUTH_SENTENCE[auth],
+        "security_schemes": SECURITY_SCHEMES[auth] or SECURITY_SCHEMES["token"],
         "servers": servers,
     }
 
 
-def openapi_document(app: APIGatewayHttpResolver, server_url: str = "/") -> str:
-    """The OpenAPI 3 document of ``app`` as JSON, served from ``server_url``."""
-    return app.get_openapi_json_schema(**_openapi_kwargs([Server(url=server_url)]))
+def openapi_document(app: APIGatewayHttpResolver, server_url: str = "/", auth: AuthScheme = "token") -> str:
+    """The OpenAPI 3 document of ``app`` as JSON, served from ``server_url``, for the ``auth`` in force.
+
+    With ``auth="none"`` (local mode without a token) no operation lists a security requirement, so
+    clients and fuzzers do not send, or expect to need, an ``Authorization`` header.
+    """
+    document = app.get_openapi_json_schema(**_openapi_kwargs([Server(url=server_url)], auth))
+    if auth != "none":
+        return document
+    spec = json.loads(document)
+    for operations in spec.get("paths", {}).values():
+        for operation in operations.values():
+            operation.pop("security", None)
+            operation.get("responses", {}).pop("401", None)
+    spec.get("components", {}).pop("securitySchemes", None)
+    return json.dumps(spec, ensure_ascii=False, indent=2)
 
 
 def create_app(cors_origins: Sequence[str] = ()) -> APIGatewayHttpResolver:
@@ -106,7 +134,9 @@ def create_app(cors_origins: Sequence[str] = ()) -> APIGatewayHttpResolver:
         return Response(
             status_code=200,
             content_type=content_types.APPLICATION_JSON,
-            body=openapi_document(app, stage_prefix(app.current_event.raw_event) or "/"),
+            body=openapi_document(
+                app, stage_prefix(app.current_event.raw_event) or "/", auth_scheme(load_settings())
+            ),
         )
 
     # Registered without decorator syntax: Powertools' decorators are unannotated (mypy --strict).

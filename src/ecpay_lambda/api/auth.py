@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 from dataclasses import dataclass
+from typing import Literal
 
 from ..config import Settings
 from .events import Event, header, request_context
@@ -17,6 +18,16 @@ class AuthFailure:
     status: int
     code: str
     message: str
+
+
+AuthScheme = Literal["token", "jwt", "none"]
+
+
+def auth_scheme(settings: Settings) -> AuthScheme:
+    """The credentials :func:`check` requires under ``settings`` (what the OpenAPI document declares)."""
+    if settings.auth_mode == "jwt":
+        return "jwt"
+    return "token" if settings.auth_required else "none"
 
 
 def _digest(value: str) -> bytes:

@@ -5,10 +5,20 @@ Only the management function imports this module (never the ECPay callback funct
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, WithJsonSchema
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    WithJsonSchema,
+)
+from pydantic.config import JsonDict
 
 from ..wallet.attempts import attempts_of
 from ..wallet.models import (
@@ -23,16 +33,26 @@ from ..wallet.models import (
     User,
     UserStatus,
 )
-from ..wallet.service import TransactionDetail
+from ..wallet.service import MAX_AMOUNT, TransactionDetail
 
-MAX_AMOUNT = 2_147_483_647  # far above any ECPay TotalAmount; keeps absurd numbers out of the store
+# The string form of an amount: 1 to MAX_AMOUNT in digits, no sign, no leading zero.
+AMOUNT_PATTERN = r"^(?:[1-9][0-9]{0,7}|100000000)$"
+assert MAX_AMOUNT == 100_000_000, "AMOUNT_PATTERN spells MAX_AMOUNT out"  # import-time guard
+_AMOUNT_RE = re.compile(AMOUNT_PATTERN)
 
 
-def _amount(value: object) -> int:
+def _amount(value: object) -> object:
     # The seed's front end posts the amount straight from an <input>, i.e. as a string of digits:
-    # accept that and integers; refuse floats, booleans and anything else.
-    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 10:
-        value = int(value)
+    # accept that and integers. JSON Schema counts 500.0 as an integer, so a float with no fraction is
+    # one too; refuse other floats, booleans and anything else. Range checks follow (Field below).
+    if isinstance(value, str):
+        if not _AMOUNT_RE.fullmatch(value):
+            raise ValueError(
+                f"must be a whole number of TWD from 1 to {MAX_AMOUNT} (digits, no leading zero)"
+            )
+        return int(value)
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
     if not isinstance(value, int) or isinstance(value, bool):
         raise ValueError("must be a whole number of TWD (an integer, or a string of digits)")
     return value
@@ -41,23 +61,51 @@ def _amount(value: object) -> int:
 Amount = Annotated[
     int,
     BeforeValidator(_amount),
-    Field(gt=0, le=MAX_AMOUNT),
+    Field(ge=1, le=MAX_AMOUNT),
     WithJsonSchema(
         {
             "anyOf": [
                 {"type": "integer", "minimum": 1, "maximum": MAX_AMOUNT},
-                {"type": "string", "pattern": "^[0-9]{1,10}$"},
+                {"type": "string", "pattern": AMOUNT_PATTERN},
             ],
-            "description": "whole TWD, at least 1",
+            "description": f"whole TWD from 1 to {MAX_AMOUNT}, as an integer or a string of digits "
+            "(each ECPay payment method has a narrower range, checked when it is known)",
         }
     ),
 ]
+
+# Names and addresses are stripped of surrounding white space (Unicode White_Space, as pydantic's
+# own strip does), so the published pattern allows it around the value; lengths count the raw input.
+# The same regular expression is checked here and published in the spec: the two cannot disagree.
+# Written as \uXXXX escapes, which ECMA-262 (JSON Schema), Python's re and Rust's regex all read alike.
+_WHITE_SPACE = (
+    "\t\n\x0b\x0c\r \x85\xa0\u1680"
+    + "".join(map(chr, range(0x2000, 0x200B)))
+    + "\u2028\u2029\u202f\u205f\u3000"
+)
+_WS = "".join(f"\\u{ord(c):04x}" for c in _WHITE_SPACE)
+_CONTROL = "\\u0000-\\u001f"
+USERNAME_PATTERN = (
+    f"^[{_WS}]*[^{_WS}{_CONTROL}\\u007f](?:[^{_CONTROL}\\u007f]*[^{_WS}{_CONTROL}\\u007f])?[{_WS}]*$"
+)
+EMAIL_PATTERN = f"^[{_WS}]*[^@{_WS}{_CONTROL}]+@[^@{_WS}{_CONTROL}]+[{_WS}]*$"
+
+
+def _strip(value: str) -> str:
+    return value.strip(_WHITE_SPACE)
+
+
 Username = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64, pattern=r"^[^\x00-\x1f\x7f]+$")
+    str,
+    StringConstraints(max_length=64, pattern=USERNAME_PATTERN),
+    AfterValidator(_strip),
+    Field(description="1 to 64 characters, no control characters; surrounding white space is dropped"),
 ]
 Email = Annotated[
     str,
-    StringConstraints(strip_whitespace=True, max_length=254, pattern=r"^[^@\s\x00-\x1f]+@[^@\s\x00-\x1f]+$"),
+    StringConstraints(max_length=254, pattern=EMAIL_PATTERN),
+    AfterValidator(_strip),
+    Field(description="an address with one @; surrounding white space is dropped"),
 ]
 
 
@@ -66,7 +114,11 @@ class ErrorDetail(BaseModel):
 
     code: str = Field(examples=["insufficient_balance"])
     message: str
-    details: list[dict[str, object]] | None = None
+    details: list[dict[str, Any]] | dict[str, Any] | None = Field(
+        default=None,
+        description="422: one entry per invalid field (loc, type, msg); 409: what blocks the action, "
+        'e.g. {"transactions": [...]}',
+    )
 
 
 class ErrorResponse(BaseModel):
@@ -133,10 +185,22 @@ class TransactionCreate(BaseModel):
     payment_method: PaymentMethod | None = None
 
 
+# ``action`` and the seed's ``status`` may both be given only when they mean the same thing.
+_DISAGREEING_UPDATE: JsonDict = {
+    "anyOf": [
+        {
+            "required": ["action", "status"],
+            "properties": {"action": {"const": action}, "status": {"const": status}},
+        }
+        for action, status in (("complete", "cancelled"), ("cancel", "completed"))
+    ]
+}
+
+
 class WithdrawUpdate(BaseModel):
     """PATCH /users/{userId}/transactions/{transactionId}: complete (default, as the seed) or cancel."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", json_schema_extra={"not": _DISAGREEING_UPDATE})
 
     action: Literal["complete", "cancel"] | None = None
     status: Literal[TransactionStatus.COMPLETED, TransactionStatus.CANCELLED] | None = None

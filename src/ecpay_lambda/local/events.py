@@ -69,7 +69,8 @@ def build_event(
     event: dict[str, Any] = {
         "version": "2.0",
         "routeKey": match.route.route_key,
-        "rawPath": request.raw_path,
+        # HTTP API hands the function the path percent-decoded (UTF-8), in rawPath as in http.path.
+        "rawPath": request.path,
         "rawQueryString": request.raw_query,
     }
     if cookies:
@@ -87,7 +88,7 @@ def build_event(
         "domainPrefix": host.split(".", 1)[0].split(":", 1)[0],
         "http": {
             "method": request.method.upper(),
-            "path": request.raw_path,
+            "path": request.path,
             "protocol": request.protocol,
             "sourceIp": request.client_ip,
             "userAgent": headers.get("user-agent", ""),

@@ -121,6 +121,9 @@ class _Handler(BaseHTTPRequestHandler):
         """Silence the stdlib's per-request stderr line (``_serve`` logs instead)."""
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = do_HEAD = _serve  # noqa: N815
+    # The stdlib answers 501 to a method without a do_ method; API Gateway routes TRACE (and the
+    # draft QUERY) like any other method, and with no route for them answers 404.
+    do_TRACE = do_QUERY = _serve  # noqa: N815
 
 
 class LocalServer(ThreadingHTTPServer):

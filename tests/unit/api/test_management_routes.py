@@ -151,13 +151,15 @@ def test_seed_deposit_request_with_a_string_amount_and_status(api: Api, user: di
     "body",
     [
         {"transaction_type": "deposit", "amount": 1.5},
-        {"transaction_type": "deposit", "amount": 100.0},
         {"transaction_type": "deposit", "amount": "1.5"},
         {"transaction_type": "deposit", "amount": "１２"},  # full-width digits
         {"transaction_type": "deposit", "amount": True},
         {"transaction_type": "deposit", "amount": 0},
         {"transaction_type": "deposit", "amount": -5},
         {"transaction_type": "deposit", "amount": 10**12},
+        {"transaction_type": "deposit", "amount": 100_000_001},  # above the wallet's MAX_AMOUNT
+        {"transaction_type": "deposit", "amount": "0"},
+        {"transaction_type": "deposit", "amount": "007"},
         {"transaction_type": "deposit", "amount": None},
         {"transaction_type": "deposit"},
         {"transaction_type": "refund", "amount": 5},

@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query
-from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
+from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse, OpenAPIResponseHeader
 from pydantic import BaseModel
 
 from ..schemas import ErrorResponse
@@ -14,12 +14,27 @@ from ..schemas import ErrorResponse
 # Management routes need credentials (bearer token or JWT); the OpenAPI spec says so per route.
 SECURITY: list[dict[str, list[str]]] = [{"bearerAuth": []}]
 
-UserId = Annotated[str, Path(alias="userId", min_length=1, max_length=64)]
-TransactionId = Annotated[str, Path(alias="transactionId", min_length=1, max_length=64)]
+# Lengths count characters: API Gateway hands the function path parameters decoded as UTF-8.
+UserId = Annotated[
+    str, Path(alias="userId", min_length=1, max_length=64, description="a user_id this API returned")
+]
+TransactionId = Annotated[
+    str,
+    Path(
+        alias="transactionId", min_length=1, max_length=64, description="a transaction_id this API returned"
+    ),
+]
 Page = Annotated[int, Query(ge=1, le=1_000_000, description="1-based page number")]
 PageSize = Annotated[int, Query(alias="pageSize", ge=1, le=100, description="items per page")]
 Cursor = Annotated[
-    str | None, Query(max_length=512, description="continue from a previous page's next_cursor")
+    str | None,
+    Query(
+        min_length=1,
+        max_length=512,
+        pattern=r"^[A-Za-z0-9_-]+$",
+        description="continue from a previous page's `next_cursor` (opaque, URL-safe base64; takes "
+        "precedence over `page`). A cursor this API did not issue for this listing is refused (400).",
+    ),
 ]
 
 _ERROR_TEXT = {
@@ -31,7 +46,10 @@ _ERROR_TEXT = {
     415: "Unsupported content type",
     422: "Invalid field values",
     502: "ECPay could not be reached or refused",
-    503: "Not configured",
+    503: "Unavailable: the store cannot be reached (retry after `Retry-After` seconds), or not configured",
+}
+_RETRY_AFTER: dict[str, OpenAPIResponseHeader] = {
+    "Retry-After": {"description": "seconds to wait before retrying", "schema": {"type": "integer"}}
 }
 
 
@@ -48,17 +66,22 @@ class ApiError(Exception):
 def responses(
     status: int, model: type[BaseModel] | None, description: str, *errors: int
 ) -> dict[int, OpenAPIResponse]:
-    """OpenAPI ``responses`` of a route: its success answer and the error answers it may give."""
+    """OpenAPI ``responses`` of a route: its success answer and the error answers it may give.
+
+    Every route may answer 400, 401 (when credentials are required), 413, 422 and 503 (a store outage,
+    on every route); ``errors`` adds the route's own.
+    """
     declared: dict[int, OpenAPIResponse] = {}
     if model is not None:
         declared[status] = {"description": description, "content": {"application/json": {"model": model}}}
     else:
         declared[status] = {"description": description}
-    for code in (400, 401, 413, 422, *errors):
+    for code in sorted({400, 401, 413, 422, 503, *errors}):
         declared[code] = {
             "description": _ERROR_TEXT.get(code, "Error"),
             "content": {"application/json": {"model": ErrorResponse}},
         }
+    declared[503]["headers"] = _RETRY_AFTER
     return declared
 
 

@@ -23,6 +23,7 @@ logger = Logger(service=SERVICE, child=True)
     summary="Liveness, with a store write probe",
     description="200 when the store accepts a write (one health record is overwritten); "
     "503 with Retry-After when it cannot (unreachable, full disk, read-only, throttled).",
+    operation_id="getHealth",
     responses={
         200: {"description": "Up", "content": {"application/json": {"model": Health}}},
         503: {

@@ -66,7 +66,7 @@ def _wants_json(event: APIGatewayProxyEventV2) -> bool:
     return "application/json" in accept and "text/html" not in accept
 
 
-_CHECKOUT_RESPONSES = responses(200, None, "The checkout form", 404, 409, 502, 503)
+_CHECKOUT_RESPONSES = responses(200, None, "The checkout form", 404, 409, 502)
 _CHECKOUT_RESPONSES[200] = {
     "description": "The checkout form",
     "content": {
@@ -79,6 +79,7 @@ _CHECKOUT_RESPONSES[200] = {
 @router.post(
     "/users/<userId>/transactions/<transactionId>/requestPayment",
     summary="Start ECPay checkout of a deposit",
+    operation_id="requestPayment",
     description=(
         "Answers an auto-submitting HTML form that takes the browser to ECPay (each call is a new "
         "attempt with a fresh MerchantTradeNo), or `{action, fields}` with `Accept: application/json`. "
@@ -124,7 +125,8 @@ def request_payment(
 @router.post(
     "/users/<userId>/transactions/<transactionId>/refund",
     summary="Refund a paid credit-card deposit (whole or part)",
-    responses=responses(201, TransactionOut, "The refund transaction", 404, 409, 502, 503),
+    operation_id="refundDeposit",
+    responses=responses(201, TransactionOut, "The refund transaction", 404, 409, 415, 502),
     security=SECURITY,
     tags=["payments"],
 )
@@ -141,7 +143,8 @@ def refund(
 @router.post(
     "/users/<userId>/transactions/<transactionId>/sync",
     summary="Ask ECPay about a deposit now (QueryTradeInfo) and apply the answer",
-    responses=responses(200, TransactionOut, "The deposit after the query", 404, 409, 502, 503),
+    operation_id="syncDeposit",
+    responses=responses(200, TransactionOut, "The deposit after the query", 404, 409, 502),
     security=SECURITY,
     tags=["payments"],
 )

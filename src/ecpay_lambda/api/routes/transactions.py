@@ -46,12 +46,13 @@ IdempotencyKey = Annotated[
 @router.post(
     "/users/<userId>/transactions",
     summary="Create a deposit or a withdrawal",
+    operation_id="createTransaction",
     description=(
         "A deposit starts `pending` (pay it with requestPayment); a withdrawal moves the amount from "
         "balance to held. With `Idempotency-Key`, a repeat answers the first transaction (200, header "
         "`Idempotent-Replayed: true`); the same key with another body is refused (422)."
     ),
-    responses=responses(201, TransactionOut, "The new transaction", 404, 409),
+    responses=responses(201, TransactionOut, "The new transaction", 404, 409, 415),
     security=SECURITY,
     tags=["transactions"],
 )
@@ -74,6 +75,7 @@ def create_transaction(
 @router.get(
     "/users/<userId>/transactions",
     summary="List a user's transactions, newest first",
+    operation_id="listTransactions",
     responses=responses(200, TransactionList, "One page of transactions", 404),
     security=SECURITY,
     tags=["transactions"],
@@ -98,6 +100,7 @@ def list_transactions(
 @router.get(
     "/users/<userId>/transactions/<transactionId>",
     summary="Get a transaction with its ledger entries and ECPay notifications",
+    operation_id="getTransaction",
     responses=responses(200, TransactionDetailOut, "The transaction", 404),
     security=SECURITY,
     tags=["transactions"],
@@ -123,12 +126,16 @@ def _withdraw_action(update: WithdrawUpdate | None) -> WithdrawAction:
 
 @router.patch(
     "/users/<userId>/transactions/<transactionId>",
-    summary="Complete (default) or cancel a pending withdrawal",
+    summary="Complete (default) or cancel a pending withdrawal; cancel an unpaid deposit",
+    operation_id="updateTransaction",
     description=(
-        'Body optional: `{"action": "complete" | "cancel"}` (or `{"status": "completed" | "cancelled"}`). '
-        "A deposit cannot be completed this way (409): only ECPay marks it paid."
+        'Body optional: `{"action": "complete" | "cancel"}` (or the seed\'s `{"status": "completed" | '
+        '"cancelled"}`; both may be given only when they agree, else 422). A withdrawal is completed '
+        "(the default) or cancelled. A deposit can only be cancelled, and only while no checkout attempt "
+        "can still be paid (409 `deposit_payable` names the attempts that can); only ECPay marks a deposit "
+        "paid (completing one is 409)."
     ),
-    responses=responses(200, TransactionOut, "The updated withdrawal", 404, 409, 415),
+    responses=responses(200, TransactionOut, "The updated transaction", 404, 409, 415),
     security=SECURITY,
     tags=["transactions"],
 )

@@ -27,7 +27,8 @@ router = Router()  # type: ignore[no-untyped-call]  # Powertools' __init__ is un
 @router.post(
     "/users",
     summary="Create a user",
-    responses=responses(201, UserOut, "The new user", 409),
+    operation_id="createUser",
+    responses=responses(201, UserOut, "The new user", 409, 415),
     security=SECURITY,
     tags=["users"],
 )
@@ -40,6 +41,7 @@ def create_user(body: Annotated[UserCreate, Body()]) -> Response[Any]:
 @router.get(
     "/users",
     summary="List users",
+    operation_id="listUsers",
     responses=responses(200, UserList, "One page of users"),
     security=SECURITY,
     tags=["users"],
@@ -76,6 +78,7 @@ def list_users(
 @router.get(
     "/users/<userId>",
     summary="Get a user",
+    operation_id="getUser",
     responses=responses(200, UserOut, "The user", 404),
     security=SECURITY,
     tags=["users"],
@@ -88,6 +91,7 @@ def get_user(user_id: UserId) -> Response[Any]:
 @router.delete(
     "/users/<userId>",
     summary="Close a user",
+    operation_id="closeUser",
     description="Keeps every record. 409 while the user has money, held money or open transactions.",
     responses=responses(200, UserOut, "The closed user", 404, 409),
     security=SECURITY,
