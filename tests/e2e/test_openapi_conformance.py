@@ -130,30 +130,6 @@ EXCEPTIONS = (
             and f.error_code == "amount_out_of_range"
         ),
     ),
-    Justified(
-        "amount outside the payment method's ECPay range, before issue 9 lands",
-        "Today the same check surfaces from the checkout form's validation (e.g. BNPL needs at least "
-        "3000): 400 invalid_request 'checkout refused: TotalAmount ...'. Remove once issue 9's "
-        "amount_out_of_range replaces it.",
-        lambda f, _: (
-            f.check == "positive_data_acceptance"
-            and f.status == 400
-            and f.error_code == "invalid_request"
-            and b"checkout refused: TotalAmount" in f.body
-        ),
-    ),
-    Justified(
-        "sync of a deposit ECPay has no trade for, before issue 9 lands",
-        "A deposit never sent to checkout, or whose checkout form never reached ECPay, has no trade "
-        "there: QueryTradeInfo refuses and sync answers 502 today. The wallet's sync rewrite (issue 9, "
-        "the lead) answers 200 with the unchanged deposit; remove this exception then.",
-        lambda f, http: (
-            f.check == "not_a_server_error"
-            and f.status == 502
-            and f.error_code == "payment_gateway_error"
-            and _unknown_to_ecpay(f, http)
-        ),
-    ),
 )
 
 

@@ -65,7 +65,9 @@ def outcome_from_query(
     except RejectedError as exc:
         # Unsigned error answers are never trusted as a payment; "not found" only ends an attempt,
         # and only once the shopper had the grace period to submit the checkout form.
-        if exc.code in NEVER_PAID and settled_long_ago:
+        if exc.code in NEVER_PAID:
+            if not settled_long_ago:
+                return None  # ECPay does not know it yet: the shopper may still submit the form
             raw = urllib.parse.urlencode({"TradeStatus": exc.code, "RtnMsg": exc.rtn_msg})
             return base, raw
         raise

@@ -52,7 +52,13 @@ IdempotencyKey = Annotated[
         "balance to held. With `Idempotency-Key`, a repeat answers the first transaction (200, header "
         "`Idempotent-Replayed: true`); the same key with another body is refused (422)."
     ),
-    responses=responses(201, TransactionOut, "The new transaction", 404, 409, 415),
+    responses={
+        **responses(201, TransactionOut, "The new transaction", 404, 409, 415),
+        200: {
+            "description": "A repeat with the same Idempotency-Key and body: the first transaction",
+            "content": {"application/json": {"model": TransactionOut}},
+        },
+    },
     security=SECURITY,
     tags=["transactions"],
 )

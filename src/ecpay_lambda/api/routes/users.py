@@ -105,6 +105,7 @@ def close_user(user_id: UserId) -> Response[Any]:
 @router.post(
     "/users/<userId>/reopen",
     summary="Reopen a closed user (operator)",
+    operation_id="reopenUser",
     description=(
         "A payment that reached a user after it was closed (an ATM/CVS code paid late) is credited and "
         "flagged; reopen the user so the money can be withdrawn or refunded, then close it again."
