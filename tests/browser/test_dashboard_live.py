@@ -367,3 +367,43 @@ def test_a_refund_error_reads_in_the_chosen_language_and_leaves_the_buttons_free
     expect(error).to_contain_text("綠界關帳中")
     expect(error).not_to_contain_text("Taipei")  # no English server text in 繁體中文
     assert dashboard.covered_controls('[data-testid="tx-detail"]') == []
+
+
+# ---- the sandbox's pages ------------------------------------------------------------------------------
+
+
+ISO_TIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}")
+
+
+def test_the_sandbox_pages_work_on_a_phone_and_read_like_the_dashboard(
+    open_page: Callable[..., Page], seeder: Seeder, local_stack: str, screenshot_dir: Path
+) -> None:
+    user = seeder.user("sandbox")
+    page = open_page(PHONE)
+    dashboard = Dashboard(page, local_stack.rstrip("/"))
+    dashboard.open_with_user(user["user_id"], "zh-TW")
+    dashboard.start_deposit(1500, "ATM")  # the payment page, as the shopper sees it
+    assert dashboard.horizontal_overflow() == 0
+    assert dashboard.covered_controls() == []
+    expect(page.locator("#trade")).to_contain_text("NT$1,500")  # the dashboard's amount format
+    dashboard.get_code_on_sandbox()
+
+    _, merchant_trade_no = seeder.awaiting_code(user["user_id"], 300)
+    # The payment page's address opened again (GET) shows the trade's record.
+    page.goto(f"{dashboard.base_url}/sandbox/checkout/{merchant_trade_no}")
+    expect(page).to_have_url(re.compile(rf".*/sandbox/trades/{merchant_trade_no}$"))
+    record = page.locator("#trade")
+    expect(record).to_have_attribute("data-status", "code_issued")
+    expect(record).to_contain_text("NT$300")
+    expect(record).to_contain_text("已取號，等待繳費")  # a state in words, not "code_issued"
+    expect(record).to_contain_text("ATM 虛擬帳號")  # a payment type in words, not "ATM_..."
+    assert dashboard.horizontal_overflow() == 0
+    assert dashboard.covered_controls() == []
+    text = dashboard.visible_text()
+    assert not ISO_TIME.search(text), text  # Taipei times, not ISO-8601 with microseconds
+    assert "NT$ " not in text
+    page.screenshot(path=str(screenshot_dir / "sandbox.phone.png"), full_page=True)
+
+    page.goto(f"{dashboard.base_url}/sandbox/")
+    assert dashboard.horizontal_overflow() == 0
+    expect(page.get_by_role("link", name=merchant_trade_no)).to_have_css("color", "rgb(0, 117, 72)")
