@@ -407,3 +407,53 @@ def test_the_sandbox_pages_work_on_a_phone_and_read_like_the_dashboard(
     page.goto(f"{dashboard.base_url}/sandbox/")
     assert dashboard.horizontal_overflow() == 0
     expect(page.get_by_role("link", name=merchant_trade_no)).to_have_css("color", "rgb(0, 117, 72)")
+
+
+def test_every_checkout_attempt_of_a_deposit_is_shown_with_its_code(
+    dashboard: Dashboard, seeder: Seeder
+) -> None:
+    user = seeder.user("attempts")
+    deposit, merchant_trade_no = seeder.awaiting_code(user["user_id"], 300)
+    page = dashboard.page
+    detail = f"/users/{user['user_id']}/transactions/{deposit}"
+
+    # The transaction JSON of the API change landing in parallel (issue 9): every attempt, oldest first.
+    def with_attempts(route: Route) -> None:
+        response = route.fetch()
+        body = response.json()
+        body.setdefault(
+            "attempts",
+            [
+                {
+                    "merchant_trade_no": merchant_trade_no,
+                    "payment_method": "ATM",
+                    "state": "awaiting_offline_payment",
+                    "trade_no": None,
+                    "payment_info": {"BankCode": "812", "vAccount": "9103522175887271"},
+                    "expires_at": "2030-01-03T15:59:59Z",
+                    "created_at": "2029-12-31T02:00:00Z",
+                },
+                {
+                    "merchant_trade_no": "A2" + merchant_trade_no[2:],
+                    "payment_method": "Credit",
+                    "state": "failed",
+                    "trade_no": "2912310200001234",
+                    "payment_info": {},
+                    "expires_at": None,
+                    "created_at": "2029-12-31T03:00:00Z",
+                },
+            ],
+        )
+        route.fulfill(response=response, json=body)
+
+    page.route(f"**{detail}", with_attempts)
+    dashboard.open_with_user(user["user_id"], "zh-TW")
+    drawer = dashboard.open_details(dashboard.rows(type_="deposit"))
+    attempts = drawer.get_by_test_id("attempt")
+    expect(attempts).to_have_count(2)
+    expect(attempts.first).to_have_attribute("data-state", "awaiting_offline_payment")
+    expect(attempts.first).to_contain_text("9103522175887271")
+    expect(attempts.first.get_by_test_id("attempt-state")).to_have_text("等待繳費")
+    expect(attempts.nth(1).get_by_test_id("attempt-state")).to_have_text("付款失敗")
+    text = dashboard.visible_text('[data-testid="tx-detail"]')
+    assert not NO_TEXT.search(text), text
