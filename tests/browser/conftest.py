@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +28,8 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 VIEWPORT = {"width": 1360, "height": 900}
+PHONE = {"width": 390, "height": 844}  # a common phone, in CSS pixels
+DESKTOP = {"width": 1280, "height": 800}
 # Generous bound for auto-waiting expectations on a loaded 2-core CI machine; never a timing assertion.
 EXPECT_TIMEOUT_MS = 20_000
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -93,6 +95,42 @@ def browser_page(chromium: Any) -> Iterator[Any]:
     finally:
         context.close()
     assert not page_errors, f"JavaScript errors in the page: {page_errors}"
+
+
+@pytest.fixture
+def open_page(chromium: Any) -> Iterator[Callable[..., Any]]:
+    """A factory of fresh pages at a given viewport (``PHONE`` pages are mobile and touch, as on a phone).
+
+    JavaScript errors on any of them fail the test, as with ``browser_page``.
+    """
+    contexts: list[Any] = []
+    page_errors: list[str] = []
+
+    def make(viewport: dict[str, int] = VIEWPORT) -> Any:
+        phone = viewport["width"] <= PHONE["width"]
+        context = chromium.new_context(
+            viewport=viewport, locale="en-US", timezone_id="Asia/Taipei", is_mobile=phone, has_touch=phone
+        )
+        context.set_default_timeout(EXPECT_TIMEOUT_MS)
+        contexts.append(context)
+        page = context.new_page()
+        page.on("pageerror", lambda error: page_errors.append(str(error)))
+        return page
+
+    try:
+        yield make
+    finally:
+        for context in contexts:
+            context.close()
+    assert not page_errors, f"JavaScript errors in the page: {page_errors}"
+
+
+@pytest.fixture
+def seeder(local_stack: str) -> Any:
+    """Makes users and transactions over HTTP (see seed.py)."""
+    from tests.browser.seed import Seeder  # noqa: PLC0415
+
+    return Seeder(local_stack.rstrip("/"))
 
 
 @pytest.fixture

@@ -5,6 +5,7 @@ Every wait is one of Playwright's auto-waiting expectations or URL waits; nothin
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 
@@ -51,6 +52,18 @@ class Dashboard:
         self.page.goto(self.base_url + "/")
         expect(self.page.locator("body")).to_have_attribute("data-ready", "true")
         self.set_language(language)
+
+    def open_with_user(self, user_id: str, language: str = "en") -> None:
+        """Load the dashboard with ``user_id`` selected (as if chosen earlier in this browser)."""
+        self.page.add_init_script(
+            f"if (!sessionStorage.getItem('seeded')) {{ sessionStorage.setItem('seeded', '1');"
+            f" localStorage.setItem('ecpayWallet.selectedUser', {json.dumps(user_id)});"
+            f" localStorage.setItem('ecpayWallet.lang', {json.dumps(language)}); }}"
+        )
+        self.page.goto(self.base_url + "/")
+        expect(self.page.locator("body")).to_have_attribute("data-ready", "true")
+        expect(self.page.locator("html")).to_have_attribute("lang", language)
+        expect(self.page.get_by_test_id("balance")).not_to_have_attribute("data-value", "")
 
     def set_language(self, language: str) -> None:
         """Click the language toggle and wait for the page to be translated."""
@@ -151,3 +164,56 @@ class Dashboard:
     def errors(self) -> Locator:
         """Error messages currently shown."""
         return self.page.get_by_test_id("error-message")
+
+    # ---- layout -----------------------------------------------------------------------------------
+    def covered_controls(self, within: str = "body") -> list[str]:
+        """Every visible control under ``within`` that something else covers, or that cannot be brought
+        into the window: each is scrolled to the top (below the sticky bar) and to the middle of the
+        window, and the element at its centre must be the control itself (or inside it)."""
+        return list(self.page.evaluate(COVERED_CONTROLS_JS, within))
+
+    def horizontal_overflow(self) -> int:
+        """How many CSS pixels the page is wider than the window (0 when nothing sticks out)."""
+        return int(self.page.evaluate("document.documentElement.scrollWidth - window.innerWidth"))
+
+    def visible_text(self, selector: str = "body") -> str:
+        """The rendered text of the first element matching ``selector``."""
+        return str(self.page.locator(selector).first.inner_text())
+
+
+COVERED_CONTROLS_JS = """
+(within) => {
+  const describe = (el) => {
+    if (!el) return "nothing";
+    const id = el.dataset && el.dataset.testid ? `[data-testid=${el.dataset.testid}]` : "";
+    const names = typeof el.className === "string" ? el.className : "";
+    const cls = names ? `.${names.split(" ").join(".")}` : "";
+    return `${el.tagName.toLowerCase()}${id}${cls} "${(el.textContent || "").trim().slice(0, 30)}"`;
+  };
+  const root = document.querySelector(within);
+  const controls = [...root.querySelectorAll("button, input, select, textarea, a[href]")].filter((el) => {
+    if (el.type === "hidden" || el.closest("[hidden]")) return false;
+    const box = el.getBoundingClientRect();
+    return box.width > 0 && box.height > 0 && getComputedStyle(el).visibility !== "hidden";
+  });
+  const problems = [];
+  for (const el of controls) {
+    for (const block of ["start", "center"]) {
+      el.scrollIntoView({ block, inline: "nearest" });
+      const box = el.getBoundingClientRect();
+      const x = box.left + box.width / 2;
+      const y = box.top + box.height / 2;
+      if (x < 0 || y < 0 || x >= window.innerWidth || y >= window.innerHeight) {
+        problems.push(`${describe(el)} cannot be scrolled into the window (${block})`);
+        continue;
+      }
+      const hit = document.elementFromPoint(x, y);
+      const inLabel = [...(el.labels || [])].some((label) => label.contains(hit));
+      const own = hit && (hit === el || el.contains(hit) || inLabel);
+      if (!own) problems.push(`${describe(el)} is covered by ${describe(hit)} (${block})`);
+    }
+  }
+  window.scrollTo(0, 0);
+  return [...new Set(problems)];
+}
+"""

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import os
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 try:
-    from playwright.sync_api import expect
+    from playwright.sync_api import Page, expect
 
     from tests.browser.dashboard_ui import TEXTS, Dashboard
 except ImportError:  # the conftest's fixtures report the missing prerequisite (fail under CI)
@@ -123,7 +124,9 @@ def test_withdrawals_hold_the_amount_until_completed_or_cancelled(dashboard: Das
     expect(pending).to_have_count(1)
     expect(dashboard.balance).to_have_attribute("data-value", "300")
     expect(dashboard.held).to_have_attribute("data-value", "200")
-    pending.get_by_test_id("tx-complete").click()
+    complete = pending.get_by_test_id("tx-complete")
+    complete.click()  # first click asks for confirmation
+    complete.click()
     completed = dashboard.rows(type_="withdraw", status="completed")
     expect(completed).to_have_count(1)
     expect(completed.get_by_test_id("tx-status")).to_have_text(texts["status_completed"])
@@ -280,9 +283,12 @@ def named_user(dashboard: Dashboard, name: str, email: str) -> str:
     return name
 
 
-def test_dashboard_screenshots(dashboard: Dashboard, screenshot_dir: Path) -> None:
-    """A realistic dashboard, in English and 繁體中文 (docs/screenshots with UPDATE_SCREENSHOTS=1)."""
-    from tests.browser.conftest import cjk_font_installed, missing_prerequisite  # noqa: PLC0415
+def test_dashboard_screenshots(
+    dashboard: Dashboard, screenshot_dir: Path, open_page: Callable[..., Page]
+) -> None:
+    """A realistic dashboard on a desktop and a phone, in English and 繁體中文 (docs/screenshots with
+    UPDATE_SCREENSHOTS=1)."""
+    from tests.browser.conftest import PHONE, cjk_font_installed, missing_prerequisite  # noqa: PLC0415
 
     if not cjk_font_installed():
         missing_prerequisite("no Traditional Chinese font: apt-get install -y fonts-noto-cjk")
@@ -290,7 +296,9 @@ def test_dashboard_screenshots(dashboard: Dashboard, screenshot_dir: Path) -> No
     dashboard.open("en")
     named_user(dashboard, "林雅婷", "yating.lin@example.com")
     named_user(dashboard, "xiaoming.wang", "xiaoming.wang@example.com")
-    named_user(dashboard, "meiling.chen", "meiling.chen@example.com")
+    name = named_user(dashboard, "meiling.chen", "meiling.chen@example.com")
+    user_id = dashboard.user_item(name).get_attribute("data-user-id")
+    assert user_id
     paid_deposit(dashboard, 500)
     dashboard.withdraw(120)
     expect(dashboard.rows(type_="withdraw", status="pending")).to_have_count(1)
@@ -298,10 +306,21 @@ def test_dashboard_screenshots(dashboard: Dashboard, screenshot_dir: Path) -> No
     page.evaluate("document.querySelectorAll('.toast').forEach(t => t.remove())")
     page.evaluate("window.scrollTo(0, 0)")
 
-    shots = {"en": screenshot_dir / "dashboard.png", "zh-TW": screenshot_dir / "dashboard.zh-TW.png"}
-    for language, path in shots.items():
-        dashboard.set_language(language)
-        expect(dashboard.balance).to_have_attribute("data-value", "380")
-        page.screenshot(path=str(path), full_page=True)
+    def shoot(shot_page: Page, path: Path) -> None:
+        shot_page.screenshot(path=str(path), full_page=True)
         assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         assert path.stat().st_size > 20_000  # a rendered page, not a blank one
+
+    desktop = {"en": "dashboard.png", "zh-TW": "dashboard.zh-TW.png"}
+    for language, file_name in desktop.items():
+        dashboard.set_language(language)
+        expect(dashboard.balance).to_have_attribute("data-value", "380")
+        shoot(page, screenshot_dir / file_name)
+
+    phone = Dashboard(open_page(PHONE), dashboard.base_url)
+    phone.open_with_user(user_id, "en")
+    for language, file_name in {"en": "dashboard.phone.png", "zh-TW": "dashboard.phone.zh-TW.png"}.items():
+        phone.set_language(language)
+        expect(phone.balance).to_have_attribute("data-value", "380")
+        expect(phone.rows()).to_have_count(2)
+        shoot(phone.page, screenshot_dir / file_name)

@@ -86,3 +86,36 @@ def test_the_page_loads_its_files_from_the_static_prefix() -> None:
     script = (DASHBOARD / "app.js").read_text(encoding="utf-8")
     for name in re.findall(r'from "\./([^"]+)"', script):
         assert (DASHBOARD / Path(name)).is_file(), name
+
+
+def test_the_app_is_named_as_ours_not_as_an_ecpay_product() -> None:
+    # 「綠界錢包」 read like an official ECPay product: the title names this wallet, ECPay only pays.
+    assert "ECPay" not in EN["app.title"] and "綠界" not in ZH["app.title"]
+    assert "ECPay" in EN["app.subtitle"] and "綠界" in ZH["app.subtitle"]
+
+
+# Codes of the API changes made in parallel (store outages, deposit cancellation, refund rules):
+# each must read as a sentence in both languages, never as the raw code or the server's English.
+@pytest.mark.parametrize(
+    "code",
+    [
+        "store_unavailable",
+        "deposit_payable",
+        "refund_partial_before_close",
+        "refund_close_window",
+        "refund_full_only",
+        "refund_pending",
+        "amount_out_of_range",
+        "unsupported_media_type",
+        "service_unavailable",
+    ],
+)
+def test_new_api_error_codes_read_as_sentences(code: str) -> None:
+    assert EN[f"errors.{code}"] and ZH[f"errors.{code}"] != EN[f"errors.{code}"]
+
+
+@pytest.mark.parametrize(
+    "flag", ["duplicate_payment", "closed_user_credit", "paid_after_cancel", "refund_unconfirmed"]
+)
+def test_every_transaction_flag_has_a_sentence(flag: str) -> None:
+    assert f"tx.flag.{flag}" in EN and f"tx.flag.{flag}" in ZH

@@ -1,6 +1,10 @@
 // The wallet dashboard: plain ES module, no build step, no framework.
 // It only talks to the HTTP API (design §3) and renders what the API answers: no business rules here
 // (the server decides what is allowed; the buttons shown are hints, the API has the last word).
+//
+// Live refresh patches the page instead of rebuilding it: lists are keyed (a row is rebuilt only when
+// its data changed), a rebuilt part keeps what the user typed and where the focus was, and a pending
+// confirmation lives in `pendingConfirm`, not in a button, so no refresh can drop it.
 
 import { initialLanguage, language, setLanguage, has, t } from "./i18n.js";
 
@@ -19,12 +23,20 @@ const STORAGE = {
 const USERS_PAGE_SIZE = 8;
 const TX_PAGE_SIZE = 10;
 const POLL_MS = 2000; // while something awaits payment
-const HEALTH_MS = 30000;
+const HEALTH_MS = 30000; // while the API is healthy
+const HEALTH_RETRY_MS = 5000; // while it is not: notice the recovery soon
+const CONFIRM_MS = 8000; // how long a "click again to confirm" stays armed
+const NOTICE_MS = 5000;
+const ERROR_MS = 20000;
 const PAYMENT_METHODS = ["Credit", "ATM", "CVS", "BARCODE", "ALL"];
 const AWAITING = new Set(["awaiting_payment", "awaiting_offline_payment"]);
 const UNSETTLED = new Set(["pending", "awaiting_payment", "awaiting_offline_payment"]);
 const PAYABLE = new Set(["pending", "failed", "awaiting_payment"]);
+// Unpaid deposits the user may try to cancel (the API refuses while an attempt can still be paid).
+const CANCELLABLE_DEPOSIT = new Set(["pending", "failed", "awaiting_payment", "awaiting_offline_payment"]);
 const REFUNDABLE = new Set(["paid", "partially_refunded"]);
+// 5xx answers that say the API itself is unwell (502 is ECPay failing, reported as such).
+const UNHEALTHY_STATUS = new Set([500, 503, 504]);
 // Known keys of payment_info (ECPay's names, and snake_case variants), shown in this order.
 const INFO_KEYS = ["BankCode", "vAccount", "PaymentNo", "Barcode1", "Barcode2", "Barcode3", "ExpireDate", "PaymentType"];
 const INFO_ALIASES = {
@@ -96,10 +108,11 @@ function h(tag, props = {}, ...children) {
   return el;
 }
 
+// One amount format everywhere (the sandbox's pages use the same): "NT$1,500", "−NT$100".
 function formatMoney(amount, { signed = false } = {}) {
   const n = Number(amount);
-  if (!Number.isFinite(n)) return t("common.none");
-  const digits = Math.abs(n).toLocaleString(language());
+  if (amount === null || amount === undefined || amount === "" || !Number.isFinite(n)) return t("common.none");
+  const digits = Math.abs(n).toLocaleString("en-US");
   const sign = n < 0 ? "−" : signed && n > 0 ? "+" : "";
   return `${sign}NT$${digits}`;
 }
@@ -111,26 +124,43 @@ function formatDate(value) {
   return date.toLocaleString(language(), { dateStyle: "medium", timeStyle: "short" });
 }
 
+function text(value) {
+  return value === null || value === undefined || value === "" ? t("common.none") : String(value);
+}
+
 function statusLabel(status) {
-  return has(`status.${status}`) ? t(`status.${status}`) : String(status ?? "");
+  if (!status) return t("common.none");
+  return has(`status.${status}`) ? t(`status.${status}`) : String(status);
 }
 
 function statusBadge(status, testid = "tx-status") {
   return h("span", { class: `badge status status-${status}`, testid, "data-status": status }, statusLabel(status));
 }
 
+function typeLabel(type) {
+  return has(`type.${type}`) ? t(`type.${type}`) : text(type);
+}
+
 // Notification outcomes: "applied", "duplicate", "rejected:<check>", "ignored:<reason>", "flagged:<flag>".
 function outcomeBadge(outcome) {
-  const text = String(outcome || "");
-  const [kind, ...rest] = text.split(":");
+  const raw = String(outcome || "");
+  const [kind, ...rest] = raw.split(":");
   const reason = rest.join(":");
   const label = has(`outcome.${kind}`) ? t(`outcome.${kind}`) : kind;
-  return h("span", { class: `badge outcome outcome-${kind}`, title: text }, reason ? `${label}: ${reason}` : label);
+  let reasonText = reason;
+  if (reason.startsWith("status_")) reasonText = t("reason.status", { status: statusLabel(reason.slice(7)) });
+  else if (has(`reason.${reason}`)) reasonText = t(`reason.${reason}`);
+  return h("span", { class: `badge outcome outcome-${kind}`, title: raw }, reason ? `${label}: ${reasonText}` : label);
 }
 
 function methodLabel(method) {
   if (!method) return t("common.none");
   return has(`method.${method}`) ? t(`method.${method}`) : String(method);
+}
+
+function shortId(id) {
+  const value = String(id || "");
+  return value.length > 12 ? `…${value.slice(-8)}` : value;
 }
 
 function newIdempotencyKey() {
@@ -140,15 +170,135 @@ function newIdempotencyKey() {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Patching: rebuild only what changed, and keep what the user was doing
+// ---------------------------------------------------------------------------------------------
+
+// Inputs and selects the user changed (their value differs from what was rendered).
+function isDirty(field) {
+  if (field instanceof HTMLSelectElement) return field.dataset.initial !== undefined && field.value !== field.dataset.initial;
+  return field.value !== field.defaultValue;
+}
+
+// A freshly rendered `fresh` takes over from `old`: typed values, focus and caret move across
+// (matched by data-testid), so a refresh never empties a field or steals the focus.
+function carryOver(old, fresh) {
+  const active = document.activeElement;
+  for (const field of old.querySelectorAll("input[data-testid], select[data-testid], textarea[data-testid]")) {
+    const twin = fresh.querySelector(`[data-testid="${field.dataset.testid}"]`);
+    if (!twin || twin.tagName !== field.tagName) continue;
+    if (isDirty(field) || field === active) twin.value = field.value;
+  }
+  if (active && old.contains(active) && active.dataset.testid) {
+    const twin = fresh.querySelector(`[data-testid="${active.dataset.testid}"]`);
+    if (twin) {
+      queueMicrotask(() => {
+        if (!twin.isConnected) return;
+        twin.focus({ preventScroll: true });
+        if (typeof active.selectionStart === "number" && typeof twin.setSelectionRange === "function") {
+          try {
+            twin.setSelectionRange(active.selectionStart, active.selectionEnd);
+          } catch {
+            // number inputs have no selection API; the value and the focus are what matter.
+          }
+        }
+      });
+    }
+  }
+}
+
+// Makes `container`'s children the given parts, in order. A part is {key, sig, render}: the existing
+// child with the same key is kept as it is when its signature is unchanged, else rebuilt and the old
+// one's inputs and focus carried over.
+function patchChildren(container, parts) {
+  const existing = new Map();
+  for (const child of container.children) if (child.dataset.key) existing.set(child.dataset.key, child);
+  const next = parts.map(({ key, sig, render }) => {
+    const old = existing.get(key);
+    if (old && old.dataset.sig === sig) return old;
+    const fresh = render();
+    fresh.dataset.key = key;
+    fresh.dataset.sig = sig;
+    if (old) {
+      carryOver(old, fresh);
+      old.replaceWith(fresh); // in place: the page does not jump
+    }
+    return fresh;
+  });
+  const keep = new Set(next);
+  for (const child of [...container.children]) if (!keep.has(child)) child.remove();
+  next.forEach((el, index) => {
+    if (container.children[index] !== el) container.insertBefore(el, container.children[index] || null);
+  });
+}
+
+const sig = (...values) => JSON.stringify([language(), ...values]);
+
+// ---------------------------------------------------------------------------------------------
+// Confirmations: a destructive action needs a second click on the same button; the first click
+// says exactly what the second will do (e.g. the amount of a refund).
+// ---------------------------------------------------------------------------------------------
+
+let pendingConfirm = null; // {key, payload, text, timer}
+
+function applyConfirmState(button) {
+  const armed = pendingConfirm !== null && pendingConfirm.key === button.dataset.confirmKey;
+  if (armed) {
+    button.dataset.confirming = "1";
+    button.classList.add("confirming");
+    button.textContent = pendingConfirm.text;
+  } else {
+    delete button.dataset.confirming;
+    button.classList.remove("confirming");
+    button.textContent = button.dataset.i18n ? t(button.dataset.i18n) : button.dataset.label || button.textContent;
+  }
+}
+
+function refreshConfirmButtons() {
+  for (const button of document.querySelectorAll("[data-confirm-key]")) applyConfirmState(button);
+}
+
+function clearConfirm(key) {
+  if (!pendingConfirm || (key && pendingConfirm.key !== key)) return;
+  clearTimeout(pendingConfirm.timer);
+  pendingConfirm = null;
+  refreshConfirmButtons();
+}
+
+// Wires `button` for a confirmed action. `prepare()` runs on the first click and returns
+// {payload, text} (or null to stop, e.g. an invalid amount); the second click runs action(payload).
+function confirmable(button, key, prepare, action) {
+  button.dataset.confirmKey = key;
+  if (!button.dataset.i18n) button.dataset.label = button.textContent;
+  applyConfirmState(button);
+  button.addEventListener("click", () => {
+    if (pendingConfirm && pendingConfirm.key === key) {
+      const { payload } = pendingConfirm;
+      clearConfirm();
+      withBusy(button, () => action(payload));
+      return;
+    }
+    const prepared = prepare();
+    if (!prepared) return;
+    clearConfirm();
+    pendingConfirm = { key, payload: prepared.payload, text: prepared.text, timer: setTimeout(() => clearConfirm(key), CONFIRM_MS) };
+    refreshConfirmButtons();
+  });
+  return button;
+}
+
+// ---------------------------------------------------------------------------------------------
 // API client
 // ---------------------------------------------------------------------------------------------
 
 class ApiError extends Error {
-  constructor(code, message, status, details = []) {
+  constructor(code, message, status, details) {
     super(message || code);
     this.code = code;
     this.status = status;
-    this.details = Array.isArray(details) ? details : [];
+    // Validation errors carry a list of {loc, msg}; domain errors may carry an object
+    // (e.g. {"transactions": [...]} of a user that cannot be closed).
+    this.fieldErrors = Array.isArray(details) ? details : [];
+    this.info = details && typeof details === "object" && !Array.isArray(details) ? details : {};
   }
 }
 
@@ -159,6 +309,7 @@ const FIELD_LABELS = {
   amount: "wallet.amount",
   payment_method: "wallet.method",
   transaction_type: "tx.type",
+  action: "tx.actions",
 };
 
 function apiUrl(path, query) {
@@ -183,10 +334,10 @@ async function api(method, path, { body, query, headers = {} } = {}) {
       cache: "no-store",
     });
   } catch {
-    setHealth("down");
+    noteUnreachable();
     throw new ApiError("network", "", 0);
   }
-  setHealth("ok");
+  noteAnswer(response.status);
   const contentType = response.headers.get("Content-Type") || "";
   let data = null;
   if (contentType.includes("json")) {
@@ -209,7 +360,74 @@ const userPath = (userId) => `/users/${encodeURIComponent(userId)}`;
 const txPath = (userId, txId) => `${userPath(userId)}/transactions/${encodeURIComponent(txId)}`;
 
 // ---------------------------------------------------------------------------------------------
-// Messages: readable errors and confirmations
+// Health: /healthz says whether the API and its store work; failing calls say so too.
+// ---------------------------------------------------------------------------------------------
+
+const health = { probe: "checking", store: null, callsFailing: false, timer: null };
+
+function renderHealth() {
+  const el = $('[data-testid="health"]');
+  let shown = health.probe;
+  let key = `health.${health.probe}`;
+  if (health.probe === "degraded") key = health.store === false ? "health.store" : "health.degraded";
+  else if (health.probe !== "down" && health.callsFailing) {
+    shown = "degraded";
+    key = "health.errors";
+  }
+  el.dataset.state = shown;
+  el.title = t(key);
+  $(".health-text", el).textContent = t(key);
+}
+
+function scheduleHealth(ms) {
+  clearTimeout(health.timer);
+  health.timer = setTimeout(checkHealth, ms);
+}
+
+function noteUnreachable() {
+  health.probe = "down";
+  renderHealth();
+  scheduleHealth(HEALTH_RETRY_MS);
+}
+
+function noteAnswer(status) {
+  const failing = UNHEALTHY_STATUS.has(status);
+  if (failing === health.callsFailing && health.probe !== "down") return;
+  health.callsFailing = failing;
+  if (health.probe === "down") health.probe = "checking";
+  renderHealth();
+  // A failing call may be a store outage: ask /healthz now rather than in 30 s.
+  if (failing || health.probe === "checking") scheduleHealth(300);
+}
+
+async function checkHealth() {
+  clearTimeout(health.timer);
+  try {
+    const response = await fetch(apiUrl("/healthz"), { cache: "no-store", headers: { Accept: "application/json" } });
+    let data = null;
+    try {
+      data = await response.json();
+    } catch {
+      data = null;
+    }
+    const ok = response.ok && data !== null && (data.status === undefined || data.status === "ok") && data.store !== false;
+    health.probe = ok ? "ok" : "degraded";
+    health.store = data && typeof data.store === "boolean" ? data.store : null;
+  } catch {
+    health.probe = "down";
+    health.store = null;
+  }
+  renderHealth();
+  if (health.probe === "ok" && health.callsFailing) {
+    // /healthz is fine again: one light call tells whether the other routes are too.
+    await api("GET", "/users", { query: { page: 1, pageSize: 1 } }).catch(() => {});
+  }
+  scheduleHealth(health.probe === "ok" && !health.callsFailing ? HEALTH_MS : HEALTH_RETRY_MS);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Messages: readable errors and confirmations. They sit in the page's flow (under the top bar, or
+// at the top of the open details panel), never floating over buttons.
 // ---------------------------------------------------------------------------------------------
 
 function errorTexts(error) {
@@ -223,19 +441,50 @@ function errorTexts(error) {
         : error.status
           ? t("errors.http", { status: error.status })
           : t("errors.generic");
-    const fields = error.details
+    const fields = error.fieldErrors
       .map((item) => (Array.isArray(item?.loc) ? item.loc[item.loc.length - 1] : null))
       .filter((name) => typeof name === "string")
       .map((name) => (FIELD_LABELS[name] ? t(FIELD_LABELS[name]) : name));
     if (fields.length > 0) return { title, detail: t("errors.fields", { fields: [...new Set(fields)].join(", ") }) };
-    const detail = error.message && error.message !== error.code && error.message !== title ? error.message : "";
+    const range = error.info;
+    if (Number.isFinite(Number(range.min)) && Number.isFinite(Number(range.max)) && range.min !== null && range.max !== null) {
+      return { title, detail: t("errors.range", { method: methodLabel(range.payment_method), min: formatMoney(range.min), max: formatMoney(range.max) }) };
+    }
+    // The server's message is English: it adds facts in English, and is left out in other languages
+    // (the translated title says what happened; blocking transactions are listed separately).
+    const english = language() === "en";
+    const detail = english && error.message && error.message !== error.code && error.message !== title ? error.message : "";
     return { title, detail };
   }
-  return { title: t("errors.generic"), detail: error && error.message ? String(error.message) : "" };
+  return { title: t("errors.generic"), detail: "" };
 }
 
-function toast(kind, title, detail = "", code = "") {
-  const box = $("#toasts");
+// Transactions an error names as blocking (a user that cannot be closed, a deposit still payable).
+function blockingIds(error) {
+  if (!(error instanceof ApiError)) return [];
+  const ids = [];
+  for (const key of ["transactions", "transaction_ids", "blocking"]) {
+    const value = error.info[key];
+    if (Array.isArray(value)) ids.push(...value.map((item) => (typeof item === "object" && item ? item.transaction_id : item)));
+  }
+  return [...new Set(ids.filter((id) => typeof id === "string" && id))];
+}
+
+function blockingAttempts(error) {
+  if (!(error instanceof ApiError)) return [];
+  const value = error.info.attempts;
+  if (!Array.isArray(value)) return [];
+  return value.map((item) => (typeof item === "object" && item ? item.merchant_trade_no : item)).filter((v) => typeof v === "string" && v);
+}
+
+function messageHost() {
+  return state.detailId ? $("#drawer-messages") : $("#toasts");
+}
+
+function toast(kind, title, detail = "", code = "", extra = null) {
+  const host = messageHost();
+  // The same error twice replaces the first rather than piling up.
+  if (code) for (const old of host.querySelectorAll(`.toast[data-code="${CSS.escape(code)}"]`)) old.remove();
   const item = h(
     "div",
     {
@@ -244,21 +493,40 @@ function toast(kind, title, detail = "", code = "") {
       testid: kind === "error" ? "error-message" : "notice-message",
       "data-code": code || null,
     },
-    h("div", { class: "toast-text" }, h("strong", {}, title), detail ? h("span", { class: "toast-detail" }, detail) : null),
+    h("div", { class: "toast-text" }, h("strong", {}, title), detail ? h("span", { class: "toast-detail" }, detail) : null, extra),
     h("button", { type: "button", class: "toast-close", "aria-label": t("common.close"), onclick: () => item.remove() }, "×"),
   );
-  box.prepend(item);
-  while (box.children.length > 4) box.lastElementChild.remove();
-  if (kind !== "error") setTimeout(() => item.remove(), 6000);
+  host.prepend(item);
+  while (host.children.length > 3) host.lastElementChild.remove();
+  setTimeout(() => item.remove(), kind === "error" ? ERROR_MS : NOTICE_MS);
 }
 
 function showError(error) {
   const { title, detail } = errorTexts(error);
-  toast("error", title, detail, error instanceof ApiError ? error.code : "");
+  const ids = blockingIds(error);
+  const attempts = blockingAttempts(error);
+  let extra = null;
+  if (ids.length > 0 || attempts.length > 0) {
+    extra = h(
+      "span",
+      { class: "toast-detail blocking", testid: "blocking" },
+      t("errors.blocking"),
+      " ",
+      ids.map((id) =>
+        h(
+          "button",
+          { type: "button", class: "link-button", testid: "blocking-transaction", "data-transaction-id": id, title: id, onclick: () => openDrawer(id) },
+          shortId(id),
+        ),
+      ),
+      attempts.map((mtn) => h("code", { class: "blocking-attempt", testid: "blocking-attempt" }, mtn)),
+    );
+  }
+  toast("error", title, detail, error instanceof ApiError ? error.code : "", extra);
 }
 
-function showNotice(text) {
-  toast("success", text);
+function showNotice(message) {
+  toast("success", message);
 }
 
 // Runs an action with its button disabled; errors become readable messages.
@@ -280,47 +548,6 @@ async function withBusy(button, action) {
   }
 }
 
-// Destructive actions need a second click on the same button.
-function confirmThen(button, action) {
-  if (button.dataset.confirming === "1") {
-    delete button.dataset.confirming;
-    button.classList.remove("confirming");
-    button.textContent = button.dataset.label || button.textContent;
-    return withBusy(button, action);
-  }
-  button.dataset.label = button.textContent;
-  button.dataset.confirming = "1";
-  button.classList.add("confirming");
-  button.textContent = t("common.confirm");
-  setTimeout(() => {
-    if (button.dataset.confirming === "1") {
-      delete button.dataset.confirming;
-      button.classList.remove("confirming");
-      button.textContent = button.dataset.label;
-    }
-  }, 5000);
-  return Promise.resolve();
-}
-
-// ---------------------------------------------------------------------------------------------
-// Health
-// ---------------------------------------------------------------------------------------------
-
-function setHealth(health) {
-  const el = $('[data-testid="health"]');
-  el.dataset.state = health;
-  $(".health-text", el).textContent = t(`health.${health}`);
-}
-
-async function checkHealth() {
-  try {
-    const response = await fetch(apiUrl("/healthz"), { cache: "no-store", headers: { Accept: "application/json" } });
-    setHealth(response.ok ? "ok" : "down");
-  } catch {
-    setHealth("down");
-  }
-}
-
 // ---------------------------------------------------------------------------------------------
 // Language
 // ---------------------------------------------------------------------------------------------
@@ -339,7 +566,7 @@ function applyLanguage(lang) {
   for (const button of document.querySelectorAll(".lang-switch [data-lang]")) {
     button.setAttribute("aria-pressed", String(button.dataset.lang === language()));
   }
-  setHealth($('[data-testid="health"]').dataset.state || "checking");
+  renderHealth();
   renderMethodOptions($('[data-testid="deposit-method"]'));
   renderAll();
 }
@@ -348,6 +575,7 @@ function renderMethodOptions(select, selected) {
   const value = selected || select.value || PAYMENT_METHODS[0];
   select.replaceChildren(...PAYMENT_METHODS.map((m) => h("option", { value: m }, methodLabel(m))));
   select.value = PAYMENT_METHODS.includes(value) ? value : PAYMENT_METHODS[0];
+  select.dataset.initial = select.value;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -422,15 +650,8 @@ async function loadDetail() {
 // nested under "transaction").
 function normalizeDetail(data) {
   const tx = data && typeof data.transaction === "object" && data.transaction ? data.transaction : data || {};
-  return {
-    ...tx,
-    ledger: Array.isArray(data?.ledger) ? data.ledger : Array.isArray(tx.ledger) ? tx.ledger : [],
-    notifications: Array.isArray(data?.notifications)
-      ? data.notifications
-      : Array.isArray(tx.notifications)
-        ? tx.notifications
-        : [],
-  };
+  const list = (name) => (Array.isArray(data?.[name]) ? data[name] : Array.isArray(tx[name]) ? tx[name] : []);
+  return { ...tx, ledger: list("ledger"), notifications: list("notifications"), attempts: list("attempts") };
 }
 
 async function loadReturned() {
@@ -451,6 +672,7 @@ function selectUser(userId) {
   state.user = null;
   state.tx = { page: 1, total: 0, items: [] };
   closeDrawer();
+  clearConfirm();
   writeStorage(STORAGE.selectedUser, userId);
   renderUsers();
   renderUserDetail();
@@ -478,7 +700,7 @@ async function poll() {
   try {
     await Promise.all([loadReturned(), refreshSelected(), loadUsers()]);
   } catch {
-    // A failed poll is retried on the next tick; the health indicator shows a lost connection.
+    // A failed poll is retried on the next tick; the health indicator shows what is wrong.
   } finally {
     state.polling = false;
     renderLive();
@@ -499,6 +721,7 @@ function renderAll() {
   renderTransactions();
   renderDrawer();
   renderBanner();
+  refreshConfirmButtons();
 }
 
 function renderPager(prefix, page, total, pageSize) {
@@ -509,40 +732,46 @@ function renderPager(prefix, page, total, pageSize) {
   $(`[data-testid="${prefix}-next"]`).disabled = page >= pages;
 }
 
+function userItem(user, selected) {
+  return h(
+    "li",
+    { testid: "user-item", "data-user-id": user.user_id, "data-username": user.username },
+    h(
+      "button",
+      {
+        type: "button",
+        class: `user-row${selected ? " selected" : ""}${user.status === "closed" ? " closed" : ""}`,
+        "aria-current": selected ? "true" : null,
+        testid: "user-select",
+        onclick: () => selectUser(user.user_id),
+      },
+      h("span", { class: "avatar", "aria-hidden": "true" }, (user.username || "?").slice(0, 1).toUpperCase()),
+      h(
+        "span",
+        { class: "user-row-main" },
+        h("span", { class: "user-row-name" }, text(user.username)),
+        h("span", { class: "user-row-email" }, text(user.email)),
+      ),
+      h(
+        "span",
+        { class: "user-row-side" },
+        h("span", { class: "user-row-balance", testid: "user-item-balance", "data-value": user.balance }, formatMoney(user.balance)),
+        user.status === "closed" ? h("span", { class: "badge badge-muted" }, t("users.status.closed")) : null,
+      ),
+    ),
+  );
+}
+
 function renderUsers() {
   const list = $("#user-list");
   if (state.users.items.length === 0) {
-    list.replaceChildren(h("li", { class: "empty", testid: "users-empty" }, t("users.empty")));
+    patchChildren(list, [{ key: "empty", sig: sig("empty"), render: () => h("li", { class: "empty", testid: "users-empty" }, t("users.empty")) }]);
   } else {
-    list.replaceChildren(
-      ...state.users.items.map((user) => {
+    patchChildren(
+      list,
+      state.users.items.map((user) => {
         const selected = user.user_id === state.selectedUserId;
-        return h(
-          "li",
-          { testid: "user-item", "data-user-id": user.user_id, "data-username": user.username },
-          h(
-            "button",
-            {
-              type: "button",
-              class: `user-row${selected ? " selected" : ""}${user.status === "closed" ? " closed" : ""}`,
-              "aria-current": selected ? "true" : null,
-              onclick: () => selectUser(user.user_id),
-            },
-            h("span", { class: "avatar", "aria-hidden": "true" }, (user.username || "?").slice(0, 1).toUpperCase()),
-            h(
-              "span",
-              { class: "user-row-main" },
-              h("span", { class: "user-row-name" }, user.username),
-              h("span", { class: "user-row-email" }, user.email),
-            ),
-            h(
-              "span",
-              { class: "user-row-side" },
-              h("span", { class: "user-row-balance", testid: "user-item-balance", "data-value": user.balance }, formatMoney(user.balance)),
-              user.status === "closed" ? h("span", { class: "badge badge-muted" }, t("users.status.closed")) : null,
-            ),
-          ),
-        );
+        return { key: `user:${user.user_id}`, sig: sig(user, selected), render: () => userItem(user, selected) };
       }),
     );
   }
@@ -556,11 +785,11 @@ function renderUserDetail() {
   if (!hasUser) return;
   const user = state.user;
   const loading = !user;
-  $('[data-testid="user-name"]').textContent = loading ? t("common.loading") : user.username;
-  $('[data-testid="user-email"]').textContent = loading ? "" : user.email;
+  $('[data-testid="user-name"]').textContent = loading ? t("common.loading") : text(user.username);
+  $('[data-testid="user-email"]').textContent = loading ? "" : text(user.email);
   $('[data-testid="user-since"]').textContent = loading ? "" : t("users.since", { date: formatDate(user.created_at) });
   const statusEl = $('[data-testid="user-status"]');
-  statusEl.textContent = loading ? "" : t(`users.status.${user.status}`);
+  statusEl.textContent = loading ? "" : has(`users.status.${user.status}`) ? t(`users.status.${user.status}`) : text(user.status);
   statusEl.className = `badge ${user?.status === "closed" ? "badge-muted" : "badge-ok"}`;
   statusEl.dataset.status = user?.status || "";
   const balance = $('[data-testid="balance"]');
@@ -573,6 +802,34 @@ function renderUserDetail() {
   $('[data-testid="closed-notice"]').hidden = !closed;
   $('[data-testid="money-actions"]').hidden = closed;
   $('[data-testid="close-user"]').closest(".danger-zone").hidden = closed || loading;
+}
+
+function completeButton(tx, small) {
+  const button = h(
+    "button",
+    { type: "button", class: `btn btn-primary${small ? " btn-small" : ""}`, testid: small ? "tx-complete" : "detail-complete" },
+    t("tx.complete"),
+  );
+  return confirmable(
+    button,
+    `complete:${tx.transaction_id}`,
+    () => ({ payload: null, text: t("tx.completeConfirm", { amount: formatMoney(tx.amount) }) }),
+    () => updateWithdraw(tx, "complete"),
+  );
+}
+
+function cancelDepositButton(tx, small) {
+  const button = h(
+    "button",
+    { type: "button", class: `btn btn-danger${small ? " btn-small" : ""}`, testid: small ? "tx-cancel-deposit" : "detail-cancel-deposit" },
+    t("tx.cancelDeposit"),
+  );
+  return confirmable(
+    button,
+    `cancel-deposit:${tx.transaction_id}`,
+    () => ({ payload: null, text: t("tx.cancelDepositConfirm", { amount: formatMoney(tx.amount) }) }),
+    () => cancelDeposit(tx),
+  );
 }
 
 function txRowActions(tx) {
@@ -588,11 +845,7 @@ function txRowActions(tx) {
   }
   if (tx.transaction_type === "withdraw" && tx.status === "pending") {
     actions.push(
-      h(
-        "button",
-        { type: "button", class: "btn btn-secondary btn-small", testid: "tx-complete", onclick: (e) => withBusy(e.currentTarget, () => updateWithdraw(tx, "complete")) },
-        t("tx.complete"),
-      ),
+      completeButton(tx, true),
       h(
         "button",
         { type: "button", class: "btn btn-ghost btn-small", testid: "tx-cancel", onclick: (e) => withBusy(e.currentTarget, () => updateWithdraw(tx, "cancel")) },
@@ -606,6 +859,25 @@ function txRowActions(tx) {
   return actions;
 }
 
+function txRow(tx, highlight) {
+  return h(
+    "tr",
+    {
+      testid: "tx-row",
+      "data-transaction-id": tx.transaction_id,
+      "data-status": tx.status,
+      "data-type": tx.transaction_type,
+      class: highlight ? "highlight" : null,
+    },
+    h("td", { class: "nowrap", "data-label": t("tx.created") }, formatDate(tx.created_at)),
+    h("td", { "data-label": t("tx.type") }, typeLabel(tx.transaction_type)),
+    h("td", { class: "num", testid: "tx-amount", "data-label": t("tx.amount") }, formatMoney(tx.amount)),
+    h("td", { "data-label": t("tx.method") }, methodLabel(tx.payment_method)),
+    h("td", { "data-label": t("tx.status") }, statusBadge(tx.status)),
+    h("td", { class: "actions-col" }, h("div", { class: "row-actions" }, txRowActions(tx))),
+  );
+}
+
 function renderTransactions() {
   const body = $("#tx-body");
   if (!state.selectedUserId) {
@@ -613,27 +885,16 @@ function renderTransactions() {
     return;
   }
   if (state.tx.items.length === 0) {
-    body.replaceChildren(h("tr", {}, h("td", { colspan: 6, class: "empty", testid: "tx-empty" }, t("tx.empty"))));
+    patchChildren(body, [
+      { key: "empty", sig: sig("empty"), render: () => h("tr", {}, h("td", { colspan: 6, class: "empty", testid: "tx-empty" }, t("tx.empty"))) },
+    ]);
   } else {
-    body.replaceChildren(
-      ...state.tx.items.map((tx) =>
-        h(
-          "tr",
-          {
-            testid: "tx-row",
-            "data-transaction-id": tx.transaction_id,
-            "data-status": tx.status,
-            "data-type": tx.transaction_type,
-            class: state.returnInfo?.transactionId === tx.transaction_id ? "highlight" : null,
-          },
-          h("td", { class: "nowrap" }, formatDate(tx.created_at)),
-          h("td", {}, has(`type.${tx.transaction_type}`) ? t(`type.${tx.transaction_type}`) : tx.transaction_type),
-          h("td", { class: "num", testid: "tx-amount" }, formatMoney(tx.amount)),
-          h("td", {}, methodLabel(tx.payment_method)),
-          h("td", {}, statusBadge(tx.status)),
-          h("td", { class: "actions-col" }, h("div", { class: "row-actions" }, txRowActions(tx))),
-        ),
-      ),
+    patchChildren(
+      body,
+      state.tx.items.map((tx) => {
+        const highlight = state.returnInfo?.transactionId === tx.transaction_id;
+        return { key: `tx:${tx.transaction_id}`, sig: sig(tx, highlight), render: () => txRow(tx, highlight) };
+      }),
     );
   }
   renderPager("tx", state.tx.page, state.tx.total, TX_PAGE_SIZE);
@@ -641,14 +902,14 @@ function renderTransactions() {
 }
 
 function detailRow(label, value, testid) {
-  return [h("dt", {}, label), h("dd", { testid }, value ?? t("common.none"))];
+  return [h("dt", {}, label), h("dd", { testid }, value === null || value === undefined || value === "" ? t("common.none") : value)];
 }
 
 // Payment instructions (ATM/CVS/BARCODE) in a fixed order; the deadline comes from expires_at
 // when the payment info itself does not carry ECPay's ExpireDate.
 function paymentInfoEntries(info, expiresAt) {
   const entries = new Map();
-  for (const [rawKey, value] of Object.entries(info || {})) {
+  for (const [rawKey, value] of Object.entries(info && typeof info === "object" ? info : {})) {
     if (value === null || value === undefined || value === "") continue;
     const key = INFO_ALIASES[rawKey] || INFO_ALIASES[rawKey.toLowerCase()] || rawKey;
     entries.set(key, String(value));
@@ -659,107 +920,199 @@ function paymentInfoEntries(info, expiresAt) {
   return [...ordered, ...rest];
 }
 
-function renderDrawer() {
-  const drawer = $("#tx-drawer");
-  const tx = state.detail;
-  if (!state.detailId) return;
-  const title = $('[data-testid="tx-detail-title"]');
-  const body = $("#tx-drawer-body");
-  if (!tx) {
-    title.textContent = t("tx.details");
-    body.replaceChildren(h("p", { class: "hint" }, t("common.loading")));
-    return;
-  }
-  drawer.dataset.status = tx.status;
-  title.textContent = `${has(`type.${tx.transaction_type}`) ? t(`type.${tx.transaction_type}`) : tx.transaction_type} · ${formatMoney(tx.amount)}`;
+function infoLabel(key) {
+  return has(`info.${key}`) ? t(`info.${key}`) : key;
+}
 
+function scrollTable(table) {
+  return h("div", { class: "table-wrap" }, table);
+}
+
+// The drawer's parts, each rebuilt only when its own data changed (see patchChildren).
+function drawerParts(tx) {
   const parts = [];
-  parts.push(h("div", { class: "drawer-status" }, statusBadge(tx.status, "tx-detail-status")));
-  for (const flag of Array.isArray(tx.flags) ? tx.flags : []) {
-    parts.push(h("p", { class: "notice notice-warn", testid: "tx-flag" }, has(`tx.flag.${flag}`) ? t(`tx.flag.${flag}`) : flag));
-  }
+  const flags = Array.isArray(tx.flags) ? tx.flags : [];
+  parts.push({
+    key: "status",
+    sig: sig(tx.status, flags),
+    render: () =>
+      h(
+        "div",
+        { class: "drawer-status" },
+        statusBadge(tx.status, "tx-detail-status"),
+        flags.map((flag) => h("p", { class: "notice notice-warn", testid: "tx-flag", "data-flag": flag }, has(`tx.flag.${flag}`) ? t(`tx.flag.${flag}`) : t("tx.flag.other"))),
+      ),
+  });
 
   const info = paymentInfoEntries(tx.payment_info, tx.expires_at);
   if (info.length > 0 && (tx.status === "awaiting_offline_payment" || tx.status === "expired")) {
-    parts.push(
-      h(
-        "section",
-        { class: "payment-info", testid: "payment-info" },
-        h("h4", {}, t("tx.paymentInfo")),
-        tx.status === "awaiting_offline_payment" ? h("p", { class: "hint" }, t("tx.paymentInfoHint")) : null,
-        h("dl", { class: "kv" }, info.map(([k, v]) => detailRow(has(`info.${k}`) ? t(`info.${k}`) : k, h("code", {}, v), `info-${k}`))),
-      ),
-    );
+    parts.push({
+      key: "payment-info",
+      sig: sig(tx.status, info),
+      render: () =>
+        h(
+          "section",
+          { class: "payment-info", testid: "payment-info" },
+          h("h4", {}, t("tx.paymentInfo")),
+          tx.status === "awaiting_offline_payment" ? h("p", { class: "hint" }, t("tx.paymentInfoHint")) : null,
+          h("dl", { class: "kv" }, info.map(([k, v]) => detailRow(infoLabel(k), h("code", {}, v), `info-${k}`))),
+        ),
+    });
   }
 
-  const rows = [
-    ...detailRow(t("tx.id"), h("code", {}, tx.transaction_id), "tx-detail-id"),
-    ...detailRow(t("tx.status"), statusLabel(tx.status)),
-    ...detailRow(t("tx.amount"), formatMoney(tx.amount)),
-    ...detailRow(t("tx.method"), methodLabel(tx.payment_method)),
-    ...detailRow(t("tx.created"), formatDate(tx.created_at)),
-    ...detailRow(t("tx.updated"), formatDate(tx.updated_at)),
-  ];
-  if (tx.merchant_trade_no) rows.push(...detailRow(t("tx.merchantTradeNo"), h("code", {}, tx.merchant_trade_no), "tx-detail-mtn"));
-  if (tx.trade_no) rows.push(...detailRow(t("tx.tradeNo"), h("code", {}, tx.trade_no)));
-  if (Number(tx.refunded_amount) > 0) rows.push(...detailRow(t("tx.refunded"), formatMoney(tx.refunded_amount), "tx-refunded"));
-  if (tx.expires_at) rows.push(...detailRow(t("tx.expires"), formatDate(tx.expires_at)));
-  if (tx.related_transaction_id) rows.push(...detailRow(t("tx.related"), h("code", {}, tx.related_transaction_id)));
-  parts.push(h("dl", { class: "kv" }, rows));
+  parts.push({
+    key: "fields",
+    sig: sig(tx.transaction_id, tx.status, tx.amount, tx.payment_method, tx.created_at, tx.updated_at, tx.merchant_trade_no, tx.trade_no, tx.refunded_amount, tx.expires_at, tx.related_transaction_id),
+    render: () => {
+      const rows = [
+        ...detailRow(t("tx.id"), h("code", {}, text(tx.transaction_id)), "tx-detail-id"),
+        ...detailRow(t("tx.status"), statusLabel(tx.status)),
+        ...detailRow(t("tx.amount"), formatMoney(tx.amount)),
+        ...detailRow(t("tx.method"), methodLabel(tx.payment_method)),
+        ...detailRow(t("tx.created"), formatDate(tx.created_at)),
+        ...detailRow(t("tx.updated"), formatDate(tx.updated_at)),
+      ];
+      if (tx.merchant_trade_no) rows.push(...detailRow(t("tx.merchantTradeNo"), h("code", {}, tx.merchant_trade_no), "tx-detail-mtn"));
+      if (tx.trade_no) rows.push(...detailRow(t("tx.tradeNo"), h("code", {}, tx.trade_no)));
+      if (Number(tx.refunded_amount) > 0) rows.push(...detailRow(t("tx.refunded"), formatMoney(tx.refunded_amount), "tx-refunded"));
+      if (tx.expires_at) rows.push(...detailRow(t("tx.expires"), formatDate(tx.expires_at)));
+      if (tx.related_transaction_id) rows.push(...detailRow(t("tx.related"), h("code", {}, tx.related_transaction_id)));
+      return h("dl", { class: "kv" }, rows);
+    },
+  });
 
-  parts.push(drawerActions(tx));
+  if (tx.attempts.length > 0) {
+    parts.push({ key: "attempts", sig: sig(tx.attempts), render: () => attemptsSection(tx.attempts) });
+  }
 
-  parts.push(
-    h("h4", {}, t("tx.ledger")),
-    tx.ledger.length === 0
-      ? h("p", { class: "hint", testid: "ledger-empty" }, t("tx.ledgerEmpty"))
-      : h(
-          "table",
-          { class: "table table-compact", testid: "ledger" },
-          h("thead", {}, h("tr", {}, h("th", {}, t("tx.created")), h("th", {}, t("tx.kind")), h("th", { class: "num" }, t("tx.deltaBalance")), h("th", { class: "num" }, t("tx.deltaHeld")))),
-          h(
-            "tbody",
-            {},
-            tx.ledger.map((entry) =>
+  const actions = drawerActionKinds(tx);
+  if (actions.length > 0) {
+    const remaining = Number(tx.amount) - Number(tx.refunded_amount || 0);
+    parts.push({
+      key: `actions:${tx.transaction_id}`,
+      sig: sig(actions, remaining, tx.payment_method, tx.status),
+      render: () => drawerActions(tx, actions, remaining),
+    });
+  }
+
+  parts.push({
+    key: "ledger",
+    sig: sig(tx.ledger),
+    render: () =>
+      h(
+        "section",
+        {},
+        h("h4", {}, t("tx.ledger")),
+        tx.ledger.length === 0
+          ? h("p", { class: "hint", testid: "ledger-empty" }, t("tx.ledgerEmpty"))
+          : scrollTable(
               h(
-                "tr",
-                { testid: "ledger-entry", "data-kind": entry.kind },
-                h("td", { class: "nowrap" }, formatDate(entry.created_at)),
-                h("td", { title: entry.kind }, has(`kind.${entry.kind}`) ? t(`kind.${entry.kind}`) : h("code", {}, entry.kind)),
-                h("td", { class: "num", testid: "ledger-delta-balance" }, formatMoney(entry.delta_balance, { signed: true })),
-                h("td", { class: "num" }, formatMoney(entry.delta_held, { signed: true })),
+                "table",
+                { class: "table table-compact", testid: "ledger" },
+                h("thead", {}, h("tr", {}, h("th", {}, t("tx.created")), h("th", {}, t("tx.kind")), h("th", { class: "num" }, t("tx.deltaBalance")), h("th", { class: "num" }, t("tx.deltaHeld")))),
+                h(
+                  "tbody",
+                  {},
+                  tx.ledger.map((entry) =>
+                    h(
+                      "tr",
+                      { testid: "ledger-entry", "data-kind": entry.kind },
+                      h("td", { class: "nowrap" }, formatDate(entry.created_at)),
+                      h("td", { title: entry.kind }, has(`kind.${entry.kind}`) ? t(`kind.${entry.kind}`) : h("code", {}, text(entry.kind))),
+                      h("td", { class: "num", testid: "ledger-delta-balance" }, formatMoney(entry.delta_balance, { signed: true })),
+                      h("td", { class: "num" }, formatMoney(entry.delta_held, { signed: true })),
+                    ),
+                  ),
+                ),
               ),
             ),
-          ),
-        ),
-    h("h4", {}, t("tx.notifications")),
-    tx.notifications.length === 0
-      ? h("p", { class: "hint", testid: "notifications-empty" }, t("tx.notificationsEmpty"))
-      : h(
-          "table",
-          { class: "table table-compact", testid: "notifications" },
-          h("thead", {}, h("tr", {}, h("th", {}, t("tx.receivedAt")), h("th", {}, t("tx.route")), h("th", {}, t("tx.outcome")))),
-          h(
-            "tbody",
-            {},
-            tx.notifications.map((n) =>
+      ),
+  });
+
+  parts.push({
+    key: "notifications",
+    sig: sig(tx.notifications),
+    render: () =>
+      h(
+        "section",
+        {},
+        h("h4", {}, t("tx.notifications")),
+        tx.notifications.length === 0
+          ? h("p", { class: "hint", testid: "notifications-empty" }, t("tx.notificationsEmpty"))
+          : scrollTable(
               h(
-                "tr",
-                { testid: "notification", "data-outcome": n.outcome },
-                h("td", { class: "nowrap" }, formatDate(n.received_at)),
-                h("td", { title: n.route }, has(`route.${n.route}`) ? t(`route.${n.route}`) : h("code", {}, n.route)),
-                h("td", {}, outcomeBadge(n.outcome)),
+                "table",
+                { class: "table table-compact", testid: "notifications" },
+                h("thead", {}, h("tr", {}, h("th", {}, t("tx.receivedAt")), h("th", {}, t("tx.route")), h("th", {}, t("tx.outcome")))),
+                h(
+                  "tbody",
+                  {},
+                  tx.notifications.map((n) =>
+                    h(
+                      "tr",
+                      { testid: "notification", "data-outcome": n.outcome },
+                      h("td", { class: "nowrap" }, formatDate(n.received_at)),
+                      h("td", { title: n.route }, has(`route.${n.route}`) ? t(`route.${n.route}`) : h("code", {}, text(n.route))),
+                      h("td", {}, outcomeBadge(n.outcome)),
+                    ),
+                  ),
+                ),
               ),
             ),
-          ),
-        ),
-  );
-  body.replaceChildren(...parts);
+      ),
+  });
+  return parts;
 }
 
-function drawerActions(tx) {
+// Every ECPay checkout attempt of a deposit (oldest first); an earlier ATM/CVS code may still be paid.
+function attemptsSection(attempts) {
+  return h(
+    "section",
+    { class: "attempts", testid: "attempts" },
+    h("h4", {}, t("tx.attempts")),
+    h(
+      "ol",
+      { class: "attempt-list" },
+      attempts.map((attempt) => {
+        const info = paymentInfoEntries(attempt?.payment_info, attempt?.expires_at);
+        const state_ = attempt?.state;
+        return h(
+          "li",
+          { class: "attempt", testid: "attempt", "data-state": state_ || "" },
+          h(
+            "div",
+            { class: "attempt-head" },
+            h("code", {}, text(attempt?.merchant_trade_no)),
+            h("span", {}, methodLabel(attempt?.payment_method)),
+            state_ ? statusBadge(state_, "attempt-state") : null,
+          ),
+          h(
+            "dl",
+            { class: "kv kv-compact" },
+            attempt?.created_at ? detailRow(t("tx.created"), formatDate(attempt.created_at)) : null,
+            attempt?.trade_no ? detailRow(t("tx.tradeNo"), h("code", {}, attempt.trade_no)) : null,
+            attempt?.expires_at ? detailRow(t("tx.expires"), formatDate(attempt.expires_at)) : null,
+            info.filter(([k]) => k !== "ExpireDate").map(([k, v]) => detailRow(infoLabel(k), h("code", {}, v))),
+          ),
+        );
+      }),
+    ),
+  );
+}
+
+function drawerActionKinds(tx) {
+  const kinds = [];
+  if (tx.transaction_type === "deposit" && PAYABLE.has(tx.status)) kinds.push("pay");
+  if (tx.transaction_type === "deposit" && AWAITING.has(tx.status)) kinds.push("sync");
+  if (tx.transaction_type === "deposit" && CANCELLABLE_DEPOSIT.has(tx.status)) kinds.push("cancel-deposit");
+  if (tx.transaction_type === "withdraw" && tx.status === "pending") kinds.push("complete", "cancel");
+  if (tx.transaction_type === "deposit" && REFUNDABLE.has(tx.status) && tx.payment_method === "Credit") kinds.push("refund");
+  return kinds;
+}
+
+function drawerActions(tx, kinds, remaining) {
   const box = h("div", { class: "drawer-actions", testid: "tx-detail-actions" });
-  if (tx.transaction_type === "deposit" && PAYABLE.has(tx.status)) {
+  if (kinds.includes("pay")) {
     const select = h("select", { testid: "pay-method", "aria-label": t("wallet.method") });
     renderMethodOptions(select, tx.payment_method);
     box.append(
@@ -775,30 +1128,51 @@ function drawerActions(tx) {
       ),
     );
   }
-  if (tx.transaction_type === "deposit" && AWAITING.has(tx.status)) {
+  if (kinds.includes("sync")) {
     box.append(
       h("button", { type: "button", class: "btn btn-secondary", testid: "detail-sync", onclick: (e) => withBusy(e.currentTarget, () => syncTx(tx)) }, t("tx.sync")),
     );
   }
-  if (tx.transaction_type === "withdraw" && tx.status === "pending") {
+  if (kinds.includes("complete")) box.append(completeButton(tx, false));
+  if (kinds.includes("cancel")) {
     box.append(
-      h("button", { type: "button", class: "btn btn-primary", testid: "detail-complete", onclick: (e) => withBusy(e.currentTarget, () => updateWithdraw(tx, "complete")) }, t("tx.complete")),
       h("button", { type: "button", class: "btn btn-ghost", testid: "detail-cancel", onclick: (e) => withBusy(e.currentTarget, () => updateWithdraw(tx, "cancel")) }, t("tx.cancel")),
     );
   }
-  if (tx.transaction_type === "deposit" && REFUNDABLE.has(tx.status) && tx.payment_method === "Credit") {
-    const remaining = Number(tx.amount) - Number(tx.refunded_amount || 0);
+  if (kinds.includes("cancel-deposit")) box.append(cancelDepositButton(tx, false));
+  if (kinds.includes("refund")) {
+    const key = `refund:${tx.transaction_id}`;
     const amount = h("input", { type: "number", min: 1, max: remaining, step: 1, inputmode: "numeric", testid: "refund-amount", placeholder: String(remaining) });
+    // Editing the amount disarms a pending confirmation: what is confirmed is what is sent.
+    amount.addEventListener("input", () => clearConfirm(key));
+    const button = h("button", { type: "button", class: "btn btn-danger", testid: "detail-refund" }, t("tx.refund"));
+    confirmable(button, key, () => prepareRefund(amount, remaining), (payload) => refundTx(tx, payload));
     box.append(
       h(
         "div",
         { class: "inline-form" },
         h("label", { class: "field" }, h("span", {}, t("tx.refundAmount")), amount),
-        h("button", { type: "button", class: "btn btn-danger", testid: "detail-refund", onclick: (e) => refundTx(e.currentTarget, tx, amount.value) }, t("tx.refund")),
+        button,
       ),
     );
   }
-  return box.children.length ? box : null;
+  return box;
+}
+
+function renderDrawer() {
+  const drawer = $("#tx-drawer");
+  const tx = state.detail;
+  if (!state.detailId) return;
+  const title = $('[data-testid="tx-detail-title"]');
+  const body = $("#tx-drawer-body");
+  if (!tx) {
+    title.textContent = t("tx.details");
+    patchChildren(body, [{ key: "loading", sig: sig("loading"), render: () => h("p", { class: "hint" }, t("common.loading")) }]);
+    return;
+  }
+  drawer.dataset.status = tx.status;
+  title.textContent = `${typeLabel(tx.transaction_type)} · ${formatMoney(tx.amount)}`;
+  patchChildren(body, drawerParts(tx));
 }
 
 function renderBanner() {
@@ -848,12 +1222,16 @@ function renderBanner() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Drawer (one transaction: details, ledger, notifications, actions)
+// Drawer (one transaction: details, attempts, actions, ledger, notifications)
 // ---------------------------------------------------------------------------------------------
 
 function openDrawer(txId) {
+  if (state.detailId !== txId) {
+    state.detail = null;
+    $("#tx-drawer-body").replaceChildren();
+    $("#drawer-messages").replaceChildren();
+  }
   state.detailId = txId;
-  state.detail = null;
   $("#tx-drawer").hidden = false;
   $("#drawer-backdrop").hidden = false;
   renderDrawer();
@@ -865,6 +1243,9 @@ function closeDrawer() {
   state.detail = null;
   $("#tx-drawer").hidden = true;
   $("#drawer-backdrop").hidden = true;
+  $("#tx-drawer-body").replaceChildren();
+  $("#drawer-messages").replaceChildren();
+  if (pendingConfirm && !document.querySelector(`[data-confirm-key="${CSS.escape(pendingConfirm.key)}"]`)) clearConfirm();
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -917,6 +1298,12 @@ async function updateWithdraw(tx, action) {
   await Promise.all([refreshSelected(), loadUsers()]);
 }
 
+async function cancelDeposit(tx) {
+  await api("PATCH", txPath(tx.user_id || state.selectedUserId, tx.transaction_id), { body: { action: "cancel" } });
+  showNotice(t("tx.depositCancelled"));
+  await Promise.all([refreshSelected(), loadUsers()]);
+}
+
 async function syncTx(tx) {
   const result = await api("POST", `${txPath(tx.user_id || state.selectedUserId, tx.transaction_id)}/sync`);
   const status = result?.status ?? result?.transaction?.status;
@@ -924,28 +1311,30 @@ async function syncTx(tx) {
   await Promise.all([refreshSelected(), loadUsers()]);
 }
 
-function refundTx(button, tx, rawAmount) {
-  const text = String(rawAmount || "").trim();
-  let body;
-  if (text !== "") {
-    const amount = Number(text);
-    if (!Number.isInteger(amount) || amount <= 0) {
-      toast("error", t("errors.amountPositive"));
-      return;
-    }
-    body = { amount };
+// The first click of "Refund": read and check the amount, and say what the second click will refund.
+function prepareRefund(input, remaining) {
+  const raw = String(input.value || "").trim();
+  if (raw === "") return { payload: { amount: null }, text: t("tx.refundConfirmAll", { amount: formatMoney(remaining) }) };
+  const amount = Number(raw);
+  if (!Number.isInteger(amount) || amount <= 0) {
+    toast("error", t("errors.amountPositive"), "", "amount");
+    input.focus();
+    return null;
   }
-  confirmThen(button, async () => {
-    await api("POST", `${txPath(tx.user_id || state.selectedUserId, tx.transaction_id)}/refund`, { body: body ?? {} });
-    showNotice(t("tx.refundDone"));
-    await Promise.all([refreshSelected(), loadUsers()]);
-  });
+  return { payload: { amount }, text: t("tx.refundConfirm", { amount: formatMoney(amount) }) };
+}
+
+async function refundTx(tx, { amount }) {
+  const body = amount === null ? {} : { amount };
+  await api("POST", `${txPath(tx.user_id || state.selectedUserId, tx.transaction_id)}/refund`, { body });
+  showNotice(amount === null ? t("tx.refundDone") : t("tx.refundDoneAmount", { amount: formatMoney(amount) }));
+  await Promise.all([refreshSelected(), loadUsers()]);
 }
 
 function parseAmount(input) {
-  const text = String(input.value || "").trim();
-  const amount = Number(text);
-  if (text === "" || !Number.isInteger(amount) || amount <= 0) {
+  const raw = String(input.value || "").trim();
+  const amount = Number(raw);
+  if (raw === "" || !Number.isInteger(amount) || amount <= 0) {
     toast("error", t("errors.amountPositive"), "", "amount");
     input.focus();
     return null;
@@ -1009,15 +1398,16 @@ function wireForms() {
     });
   });
 
-  $('[data-testid="close-user"]').addEventListener("click", (event) => {
-    const user = state.user;
-    if (!user) return;
-    confirmThen(event.currentTarget, async () => {
+  confirmable(
+    $('[data-testid="close-user"]'),
+    "close-user",
+    () => (state.user ? { payload: state.user, text: t("users.closeConfirm", { name: state.user.username }) } : null),
+    async (user) => {
       await api("DELETE", userPath(user.user_id));
       showNotice(t("users.closed", { name: user.username }));
       await Promise.all([loadUser(), loadUsers()]);
-    });
-  });
+    },
+  );
 
   $("#settings-form").addEventListener("submit", (event) => {
     event.preventDefault();
@@ -1027,7 +1417,7 @@ function wireForms() {
     writeStorage(STORAGE.token, state.token);
     writeStorage(STORAGE.apiBase, state.apiBase);
     showNotice(t("settings.saved"));
-    reloadEverything();
+    reloadEverything().catch(showError);
   });
   $('[data-testid="settings-clear"]').addEventListener("click", () => {
     const form = $("#settings-form");
@@ -1075,11 +1465,16 @@ function wireForms() {
   window.addEventListener("pageshow", (event) => {
     if (event.persisted) reloadEverything().catch(showError);
   });
+  // The users card sticks under the top bar on wide screens: it needs the bar's current height
+  // (messages make the bar taller), or the bar would cover its first controls.
+  const top = $(".top-sticky");
+  const publishHeight = () => document.documentElement.style.setProperty("--top-height", `${top.offsetHeight}px`);
+  new ResizeObserver(publishHeight).observe(top);
+  publishHeight();
 }
 
 async function reloadEverything() {
-  await checkHealth();
-  await Promise.all([loadUsers(), refreshSelected(), loadReturned()]);
+  await Promise.all([checkHealth(), loadUsers(), refreshSelected(), loadReturned()]);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1116,7 +1511,6 @@ function start() {
       document.body.dataset.ready = "true";
     });
   setInterval(poll, POLL_MS);
-  setInterval(checkHealth, HEALTH_MS);
 }
 
 start();

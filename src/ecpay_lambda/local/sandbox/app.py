@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import re
 from typing import Any
+from urllib.parse import quote
 
 from ..http import NO_STORE, Request, Response, html_response, json_response, redirect, text_response
 from . import pages, statement
@@ -108,6 +109,9 @@ class SandboxApp:
         match = _CHECKOUT_ACTION.match(path)
         if match and request.method == "POST":
             return self._page_action(match.group(1), request.form())
+        if match and request.method in ("GET", "HEAD"):
+            # The payment page's address, reloaded or bookmarked: show the trade's record instead of a 404.
+            return redirect(f"/sandbox/trades/{quote(match.group(1), safe='')}")
         return text_response(404, "Not Found")
 
     def _page_action(self, mtn: str, form: dict[str, str]) -> Response:
