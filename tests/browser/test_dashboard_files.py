@@ -68,6 +68,7 @@ def _error_codes() -> set[str]:
     while pending:
         cls = pending.pop()
         found.add(cls.code)
+        found |= getattr(cls, "CODES", frozenset())  # codes set per instance (refund refusals)
         pending.extend(cls.__subclasses__())
     found.discard("wallet_error")  # the abstract base: never answered
     return found

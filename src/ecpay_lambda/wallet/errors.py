@@ -72,13 +72,30 @@ class AmountOutOfRange(InvalidRequest):
 
 
 class RefundNotPossible(WalletError):
-    """ECPay's rules refuse this refund now; ``code`` says why (set per instance)."""
+    """ECPay's rules refuse this refund now; ``code`` says why (one of ``CODES``, set per instance)."""
 
     code = "refund_not_possible"
     status = 409
+    CODES = frozenset(
+        {
+            "refund_partial_before_close",
+            "refund_rest_after_close",
+            "refund_close_window",
+            "refund_full_only",
+            "refund_pending",
+            "refund_not_configured",
+            "refund_unknown_trade",
+            "refund_already_cancelled",
+            "refund_unknown_state",
+            "refund_exceeds_remaining",
+            "refund_invalid_amount",
+        }
+    )
 
     def __init__(self, code: str, message: str) -> None:
         super().__init__(message)
+        if code not in self.CODES:
+            raise ValueError(f"unknown refund refusal code {code!r}")  # every code is translated
         self.code = code
 
 
