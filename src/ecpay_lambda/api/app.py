@@ -20,6 +20,7 @@ from aws_lambda_powertools.event_handler.openapi.models import HTTPBearer, Secur
 
 from .. import __version__
 from ..wallet.errors import WalletError
+from . import metrics
 from .errors import to_http_error
 from .events import error_body, stage_prefix
 from .logs import SERVICE
@@ -141,4 +142,5 @@ def _fault(exc: Exception) -> Response[Any]:
     mapped = to_http_error(exc)
     # The trace goes to the log (with the correlation id); the client gets the code alone.
     logger.exception("unhandled error", extra={"error_code": mapped.code})
+    metrics.fault(metrics.CONFIG_ERRORS if mapped.status == 503 else metrics.STORE_ERRORS)
     return _error(mapped.status, mapped.code, mapped.message)

@@ -11,7 +11,7 @@ import os
 from dataclasses import asdict
 from typing import Any
 
-from . import logs
+from . import logs, metrics
 from .composition import get_service
 
 logger = logs.get_logger("ecpay_lambda.api.scheduled")
@@ -30,6 +30,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     try:
         report = get_service().reconcile(limit=_limit())
         summary = asdict(report)
+        metrics.emit(metrics.reconcile_metrics(report))
         if report.errors:
             logger.warning("reconciliation finished with errors", extra={"report": summary})
         else:
