@@ -38,7 +38,7 @@ from .logs import SERVICE
 if TYPE_CHECKING:
     from ..wallet.results import ReconcileReport
 
-NAMESPACE = os.environ.get("POWERTOOLS_METRICS_NAMESPACE") or "EcpayWallet"
+NAMESPACE = "EcpayWallet"  # the default; POWERTOOLS_METRICS_NAMESPACE overrides it
 UNIT = "Count"
 
 # Names other code (template.yaml's alarms, the deploy guide, dashboards) relies on: change them
@@ -73,6 +73,16 @@ _REASON_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789_")
 MAX_REASON_CHARS = 40
 
 
+def _namespace() -> str:
+    return os.environ.get("POWERTOOLS_METRICS_NAMESPACE") or NAMESPACE
+
+
+def _service() -> str:
+    # Read for each line, not once at import: on Lambda it is the same (one function per process),
+    # and a process hosting several functions (local mode, tests) labels each with its own.
+    return os.environ.get("POWERTOOLS_SERVICE_NAME") or SERVICE
+
+
 def _disabled() -> bool:
     return (os.environ.get("POWERTOOLS_METRICS_DISABLED") or "").strip().lower() in ("1", "true")
 
@@ -93,7 +103,7 @@ def emf_line(
     timestamp_ms: int | None = None,
 ) -> str:
     """One EMF line: ``metrics`` (name -> count) under ``[service]`` (and ``[service, reason]``)."""
-    service = service or SERVICE
+    service = service or _service()
     dimensions: dict[str, str] = {"service": service}
     dimension_sets = [["service"]]
     if reason is not None:
@@ -104,7 +114,7 @@ def emf_line(
             "Timestamp": int(time.time() * 1000) if timestamp_ms is None else timestamp_ms,
             "CloudWatchMetrics": [
                 {
-                    "Namespace": namespace or NAMESPACE,
+                    "Namespace": namespace or _namespace(),
                     "Dimensions": dimension_sets,
                     "Metrics": [{"Name": name, "Unit": UNIT} for name in metrics],
                 }

@@ -52,8 +52,9 @@ def reasons(lines: list[dict[str, Any]]) -> list[str | None]:
 
 @pytest.fixture(autouse=True)
 def _service_name(monkeypatch: pytest.MonkeyPatch) -> None:
-    # logs.SERVICE is read at import; the lines must carry the function's service name.
-    monkeypatch.setattr(metrics, "SERVICE", SERVICE)
+    # The function's service name, as the template sets it (read for each line, see metrics._service).
+    monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", SERVICE)
+    monkeypatch.delenv("POWERTOOLS_METRICS_NAMESPACE", raising=False)
     monkeypatch.delenv("POWERTOOLS_METRICS_DISABLED", raising=False)
 
 
@@ -158,7 +159,9 @@ def notify(api: Api, uid: str, tx_id: str, fields: Mapping[str, str]) -> Any:
     )
 
 
-def test_applied_then_duplicate(api: Api, user: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> None:
+def test_applied_then_duplicate(
+    api: Api, user: dict[str, Any], api_env: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     uid = user["user_id"]
     tx_id, mtn = started(api, uid)
     emf_lines(capsys)
@@ -167,6 +170,13 @@ def test_applied_then_duplicate(api: Api, user: dict[str, Any], capsys: pytest.C
     assert counted(first) == {"NotificationsApplied": 1} and reasons(first) == [None]
     assert first[0]["service"] == SERVICE
     assert first[0]["_aws"]["CloudWatchMetrics"][0]["Namespace"] == metrics.NAMESPACE
+    api_env.setenv("POWERTOOLS_SERVICE_NAME", "another-stack")
+    api_env.setenv("POWERTOOLS_METRICS_NAMESPACE", "Elsewhere")
+    metrics.emit({"NotificationsApplied": 1})
+    moved = emf_lines(capsys)[0]
+    assert moved["service"] == "another-stack"
+    assert moved["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "Elsewhere"
+    api_env.setenv("POWERTOOLS_SERVICE_NAME", SERVICE)
     assert notify(api, uid, tx_id, sign(return_fields(mtn, 500) | {"RtnMsg": "again"})).body == "1|OK"
     assert counted(emf_lines(capsys)) == {"NotificationsDuplicate": 1}
 
