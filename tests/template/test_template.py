@@ -74,10 +74,16 @@ def functions() -> dict[str, dict[str, Any]]:
 def transformed(auth_mode: str = "token") -> dict[str, Any]:
     """The template after the SAM transform, as CloudFormation would run it (offline)."""
     template = copy.deepcopy(source())
-    # What `sam package` does: the local CodeUri becomes an S3 location.
-    assert template["Globals"]["Function"]["CodeUri"] == "src/"
-    template["Globals"]["Function"]["CodeUri"] = "s3://bucket/code.zip"
-    params = {"AuthMode": auth_mode, "JwtIssuer": "https://issuer.example", "JwtAudience": "client"}
+    # What `sam package` does: the local CodeUri / ContentUri become S3 locations.
+    assert template["Globals"]["Function"]["CodeUri"] == "src/function/"
+    template["Globals"]["Function"]["CodeUri"] = "s3://bucket/function.zip"
+    template["Resources"]["AppLayer"]["Properties"]["ContentUri"] = "s3://bucket/layer.zip"
+    params = {
+        "AuthMode": auth_mode,
+        "JwtIssuer": "https://issuer.example",
+        "JwtAudience": "client",
+        "EcpayEnvironment": "stage",
+    }
     session = boto3.session.Session(region_name="ap-northeast-1")
     output: dict[str, Any] = Translator({}, Parser(), boto_session=session).translate(
         template, parameter_values=params, get_managed_policy_map=lambda: {}
@@ -93,9 +99,10 @@ def api_paths(auth_mode: str = "token") -> dict[str, dict[str, Any]]:
 
 
 def integrated_function(operation: dict[str, Any]) -> str:
-    """The logical id of the function an OpenAPI operation invokes."""
+    """The logical id of the function an OpenAPI operation invokes (through its ``live`` alias)."""
     uri = operation["x-amazon-apigateway-integration"]["uri"]["Fn::Sub"]
-    found = re.search(r"\$\{(\w+)\.Arn\}", uri)
+    # Every route invokes the alias that gradual deploys move, never $LATEST.
+    found = re.search(r"\$\{(\w+)Aliaslive\}", uri)
     assert found, uri
     return found.group(1)
 
@@ -156,12 +163,19 @@ def test_management_routes_carry_the_jwt_requirement_and_nothing_else_does() -> 
 
 def test_functions_run_python_312_or_newer_on_arm64_from_one_package() -> None:
     glob = source()["Globals"]["Function"]
-    assert glob["CodeUri"] == "src/"
+    # The code is one layer built from src/; each function's own package is the placeholder.
+    assert glob["CodeUri"] == "src/function/"
+    assert glob["Layers"] == [{"Ref": "AppLayer"}]
+    layer = resources()["AppLayer"]
+    assert layer["Properties"]["ContentUri"] == "src/"
+    assert layer["Properties"]["CompatibleArchitectures"] == ["arm64"]
+    assert not any(p.suffix == ".py" for p in (ROOT / "src" / "function").rglob("*"))
     for name, props in functions().items():
         runtime = props.get("Runtime", glob["Runtime"])
         assert re.fullmatch(r"python3\.(1[2-9]|[2-9]\d)", runtime), (name, runtime)
+        assert runtime in layer["Properties"]["CompatibleRuntimes"], name
         assert props.get("Architectures", glob["Architectures"]) == ["arm64"], name
-        assert "CodeUri" not in props, name
+        assert "CodeUri" not in props and "Layers" not in props, name
 
 
 # What the Lambda Python runtime already has: boto3 and its dependencies.
@@ -192,9 +206,9 @@ def _closure(names: set[str]) -> set[str]:
 
 def test_the_package_ships_what_the_handlers_import() -> None:
     requirements = {
-        re.split(r"[<>=\[ ]", line, maxsplit=1)[0].lower()
+        re.split(r"[<>=\[ ;]", line, maxsplit=1)[0].lower()
         for line in (ROOT / "src/requirements.txt").read_text().splitlines()
-        if line.strip() and not line.startswith("#")
+        if line.strip() and not line[0].isspace() and not line.startswith("#")
     }
     assert {"aws-lambda-powertools", "pydantic"} <= requirements
     code = (
@@ -321,11 +335,14 @@ def test_secrets_are_not_in_the_template() -> None:
     assert secret == '{"MerchantID":"","HashKey":"","HashIV":""}'
 
 
-def test_every_function_builds_with_the_makefile_that_ships_bytecode() -> None:
+def test_the_package_is_built_once_by_the_makefile_that_ships_bytecode_and_locked_wheels() -> None:
     makefile = (ROOT / "src" / "Makefile").read_text(encoding="utf-8")
-    targets = set(re.search(r"^FUNCTIONS := (.+)$", makefile, re.MULTILINE).group(1).split())  # type: ignore[union-attr]
     assert "compileall" in makefile and "manylinux2014_aarch64" in makefile
+    assert "--require-hashes" in makefile  # only the wheels uv.lock lists
+    built = [n for n, r in resources().items() if r.get("Metadata", {}).get("BuildMethod") == "makefile"]
+    assert built == ["AppLayer"]
+    assert re.search(r"^build-AppLayer:", makefile, re.MULTILINE)
+    # Functions without a build method and with one CodeUri share one build definition in sam build.
     for name, resource in resources().items():
         if resource["Type"] == "AWS::Serverless::Function":
-            assert resource.get("Metadata", {}).get("BuildMethod") == "makefile", name
-            assert name in targets, f"src/Makefile has no build-{name} target"
+            assert "BuildMethod" not in resource.get("Metadata", {}), name

@@ -21,6 +21,7 @@ from aws_lambda_powertools.event_handler.openapi.models import HTTPBearer, Secur
 from .. import __version__
 from ..config import load_settings
 from ..wallet.errors import WalletError
+from . import metrics
 from .auth import AuthScheme, auth_scheme
 from .errors import RETRY_AFTER_SECONDS, STORE_UNAVAILABLE, to_http_error
 from .events import error_body, stage_prefix
@@ -178,9 +179,11 @@ def _fault(exc: Exception) -> Response[Any]:
     if mapped is STORE_UNAVAILABLE:
         # An outage, not a bug: one line without the trace, and the client is told when to retry.
         logger.warning("store unavailable", extra={"error_code": mapped.code, "error": type(exc).__name__})
+        metrics.fault(metrics.STORE_ERRORS)
         return _error(
             mapped.status, mapped.code, mapped.message, headers={"Retry-After": str(RETRY_AFTER_SECONDS)}
         )
     # The trace goes to the log (with the correlation id); the client gets the code alone.
     logger.exception("unhandled error", extra={"error_code": mapped.code})
+    metrics.fault(metrics.CONFIG_ERRORS if mapped.status == 503 else metrics.STORE_ERRORS)
     return _error(mapped.status, mapped.code, mapped.message)

@@ -15,7 +15,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from ..config import ConfigError, load_settings
 from ..wallet.errors import NotFound
-from . import logs
+from . import logs, metrics
 from .composition import get_callbacks, get_service
 from .events import (
     MAX_BODY_BYTES,
@@ -63,6 +63,7 @@ def _notification(event: Event, route: str) -> LambdaResponse:
         settings = load_settings()
         if not settings.ecpay_enabled:
             logger.error("callback reached a function without ECPay credentials", extra={"route": route})
+            metrics.fault(metrics.CONFIG_ERRORS)
             return text_response(503, "0|Unavailable", PLAIN)
         callbacks = get_callbacks()
         transaction_id = path_parameter(event, "transactionId")
@@ -77,6 +78,7 @@ def _notification(event: Event, route: str) -> LambdaResponse:
             )
     except ConfigError as exc:
         logger.error("configuration error", extra={"route": route, "error": str(exc)})
+        metrics.fault(metrics.CONFIG_ERRORS)
         return text_response(503, "0|Unavailable", PLAIN)
     except Exception as exc:
         # Imported on failure only: the first notification's imports are the cold-start budget.
@@ -85,10 +87,13 @@ def _notification(event: Event, route: str) -> LambdaResponse:
         # Anything but 1|OK makes ECPay retry later; the stack trace goes to the log, never out.
         if is_store_outage(exc):
             logger.warning("callback refused: store unavailable", extra={"route": route})
+            metrics.fault(metrics.STORE_ERRORS)
             return text_response(
                 503, "0|StoreUnavailable", PLAIN, **{"Retry-After": str(RETRY_AFTER_SECONDS)}
             )
+        # The wallet turns ECPay's errors into outcomes, so what lands here is the store failing.
         logger.exception("callback failed", extra={"route": route})
+        metrics.fault(metrics.STORE_ERRORS)
         return text_response(500, "0|ServerError", PLAIN)
     logger.info(
         "ecpay notification",
@@ -99,6 +104,7 @@ def _notification(event: Event, route: str) -> LambdaResponse:
             "transaction_id": reply.transaction_id,
         },
     )
+    metrics.notification(reply.outcome)
     return text_response(413 if oversized else 200, reply.body, PLAIN)
 
 

@@ -15,7 +15,7 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
 from aws_lambda_powertools.logging import correlation_paths
 
 from ..config import ConfigError, Settings, load_settings
-from . import auth
+from . import auth, metrics
 from .app import PUBLIC_PATHS, create_app
 from .errors import MISCONFIGURED
 from .events import BadEvent, Event, LambdaResponse, body_bytes, header, http_method, json_error, route_path
@@ -49,6 +49,8 @@ def _gate(event: Event, settings: Settings) -> LambdaResponse | None:
         failure = auth.check(event, settings)
         if failure is not None:
             logger.info("request refused", extra={"reason": failure.code})
+            if failure.status >= 500:
+                metrics.fault(metrics.CONFIG_ERRORS)  # e.g. no API token configured: fails closed
             extra = {"WWW-Authenticate": "Bearer"} if failure.status == 401 else {}
             return json_error(
                 failure.status, failure.code, failure.message, **extra, **_cors_headers(event, settings)
@@ -84,6 +86,7 @@ def handler(event: dict[str, Any], context: Any) -> LambdaResponse:
     except ConfigError as exc:
         # The message names the variable, never a value; the client learns only that we are misconfigured.
         logger.error("configuration error", extra={"error": str(exc)})
+        metrics.fault(metrics.CONFIG_ERRORS)
         return json_error(MISCONFIGURED.status, MISCONFIGURED.code, MISCONFIGURED.message)
     refused = _gate(event, settings)
     if refused is not None:

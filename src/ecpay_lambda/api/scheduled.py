@@ -18,7 +18,7 @@ from typing import Any
 
 from ..config import load_settings
 from ..ecpay.timezone import TAIPEI
-from . import logs
+from . import logs, metrics
 from .composition import get_service
 
 # Left of the function's remaining time when the run stops starting queries (logging, the report).
@@ -48,6 +48,12 @@ def _statement(service: Any) -> dict[str, Any]:
     report = service.reconcile_statement(yesterday, yesterday, apply=True)
     summary = asdict(report)
     summary["begin"] = summary["end"] = yesterday.isoformat()
+    metrics.emit(
+        {
+            metrics.STATEMENT_DISCREPANCIES: len(report.discrepancies),
+            metrics.RECONCILE_CREDITED: len(report.credited),
+        }
+    )
     if report.discrepancies:
         logger.error("statement reconciliation found discrepancies", extra={"report": summary})
     else:
@@ -64,6 +70,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
             return _statement(service)
         report = service.reconcile(limit=_limit(), budget=budget(context))
         summary = asdict(report)
+        metrics.emit(metrics.reconcile_metrics(report))
         if report.errors:
             logger.warning("reconciliation finished with errors", extra={"report": summary})
         else:

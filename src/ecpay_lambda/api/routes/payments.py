@@ -12,8 +12,10 @@ from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 from pydantic import ValidationError
 
 from ...config import Settings, load_settings
+from ...wallet.errors import PaymentGatewayError
 from ...wallet.models import PaymentMethod
 from ...wallet.service import CheckoutUrls
+from .. import metrics
 from ..composition import get_service
 from ..events import header, public_base_url
 from ..schemas import CheckoutFormOut, CheckoutRequest, RefundRequest, TransactionOut
@@ -136,8 +138,31 @@ def refund(
     """POST .../refund ``{amount?}`` -> the refund transaction."""
     _require_ecpay()
     amount = body.amount if body is not None else None
-    refund_tx = get_service().refund(user_id, transaction_id, amount)
+    try:
+        refund_tx = get_service().refund(user_id, transaction_id, amount)
+    except PaymentGatewayError as exc:
+        # The points already left the wallet; money is at risk until ECPay's side is known.
+        metrics.emit({metrics.REFUND_FAILURES: 1}, reason=refund_failure_reason(exc))
+        raise
     return json_response(201, TransactionOut.of(refund_tx))
+
+
+# How the wallet words its DoAction failures (wallet.service.WalletService._finish_refund):
+# refused = ECPay answered no (the points came back), invalid = refused before sending (points came
+# back), unknown = no answer (the refund stays pending until reconciliation settles it).
+_REFUND_FAILURES = (
+    ("ECPay refused the refund", "refused"),
+    ("ECPay refund request invalid", "invalid"),
+    ("ECPay did not answer the refund", "unknown"),
+)
+
+
+def refund_failure_reason(exc: PaymentGatewayError) -> str:
+    """``refused``, ``invalid`` or ``unknown``: the ``reason`` dimension of a refund failure."""
+    for prefix, reason in _REFUND_FAILURES:
+        if exc.message.startswith(prefix):
+            return reason
+    return "unknown"  # the safe reading: nobody knows what ECPay did
 
 
 @router.post(
