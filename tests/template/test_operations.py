@@ -146,12 +146,13 @@ def test_every_function_deploys_gradually_through_an_alias_and_rolls_back_on_ala
         assert "DEPLOYMENT_STOP_ON_ALARM" in group["Properties"]["AutoRollbackConfiguration"]["Events"]
 
 
-def test_the_schedule_invokes_the_alias_too() -> None:
+def test_the_schedules_invoke_the_alias_too() -> None:
     out = transformed()["Resources"]
     rules = [r for r in out.values() if r["Type"] == "AWS::Events::Rule"]
-    assert [t["Arn"] for r in rules for t in r["Properties"]["Targets"]] == [
-        {"Ref": "ReconcileFunctionAliaslive"}
-    ]
+    targets = [t for r in rules for t in r["Properties"]["Targets"]]
+    assert [t["Arn"] for t in targets] == [{"Ref": "ReconcileFunctionAliaslive"}] * 2
+    # The daily rule asks for the statement run (ECPay's trade file of the day before).
+    assert sorted(t.get("Input") or "" for t in targets) == ["", '{"action": "statement"}']
 
 
 def test_old_layer_versions_are_kept_for_rollbacks() -> None:

@@ -41,6 +41,7 @@ SEED_ROUTES = [
 # And the rest of design §3.
 MORE_ROUTES = [
     ("GET", "/users/{userId}"),
+    ("POST", "/users/{userId}/reopen"),
     ("GET", "/users/{userId}/transactions/{transactionId}"),
     ("POST", "/users/{userId}/transactions/{transactionId}/paymentInfo"),
     ("POST", "/users/{userId}/transactions/{transactionId}/clientReturn"),
@@ -300,9 +301,11 @@ def test_functions_that_serve_ecpay_have_its_secret() -> None:
 def test_reconciliation_runs_on_a_schedule_with_a_dead_letter_path() -> None:
     props = functions()["ReconcileFunction"]
     assert props["Handler"] == "ecpay_lambda.api.scheduled.handler"
-    events = list(props["Events"].values())
-    assert [e["Type"] for e in events] == ["Schedule"]
-    assert events[0]["Properties"]["DeadLetterConfig"]
+    events = props["Events"]
+    assert [e["Type"] for e in events.values()] == ["Schedule", "Schedule"]
+    assert all(e["Properties"]["DeadLetterConfig"] for e in events.values())
+    assert events["Statement"]["Properties"]["Input"] == '{"action": "statement"}'
+    assert props["Environment"]["Variables"]["RECONCILE_DEADLINE_SECONDS"] == "240"
     assert props["DeadLetterQueue"]["Type"] == "SQS"
     importlib.import_module("ecpay_lambda.api.scheduled")
 
