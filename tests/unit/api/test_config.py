@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from datetime import UTC, datetime
 
 import boto3
 import pytest
@@ -241,3 +242,28 @@ def test_secrets_are_read_from_secrets_manager_with_boto3(monkeypatch: pytest.Mo
     with pytest.raises(ConfigError, match="cannot read secret") as info:
         parse_settings({"ECPAY_ENV": "stage", "ECPAY_SECRET_ARN": ecpay_arn + "-missing"})
     assert "HashKey" not in str(info.value)
+
+
+def test_the_notification_cross_check_is_bounded_inside_ecpays_five_seconds() -> None:
+    """A cross-check ECPay cannot answer in time is refused (0|…, ECPay retries) before its 5 s run out."""
+    from ecpay_lambda.api.composition import ecpay_config  # noqa: PLC0415
+    from ecpay_lambda.ecpay.errors import TransportError  # noqa: PLC0415
+    from ecpay_lambda.ecpay.transport import HttpResponse  # noqa: PLC0415
+    from ecpay_lambda.wallet.callbacks import CallbackHandler  # noqa: PLC0415
+    from ecpay_lambda.wallet.outcomes import EcpayOutcome, OutcomeKind  # noqa: PLC0415
+
+    seen: list[float] = []
+
+    class Hanging:
+        def post_form(self, url: str, fields: object, *, timeout: float) -> HttpResponse:
+            seen.append(timeout)
+            raise TransportError("timed out")
+
+    config = ecpay_config(parse_settings({"ECPAY_ENV": "stage"}), transport=Hanging())
+    handler = CallbackHandler.for_config(None, config, lambda: datetime.now(UTC))  # type: ignore[arg-type]
+    assert config.client.timeout == 10.0  # queries and refunds off the notification path keep theirs
+    outcome = EcpayOutcome(OutcomeKind.PAID, "abcdefghijkl", "abcdefghijkl0a1b2c3d", "3002607", 500)
+    assert handler._cross_check(None, outcome) == "rejected:cross_check_unavailable"  # type: ignore[arg-type]
+    assert seen == [3.0]
+    with pytest.raises(ConfigError):
+        parse_settings({"ECPAY_ENV": "stage", "ECPAY_CROSS_CHECK_TIMEOUT": "6"})  # beyond ECPay's 5 s
