@@ -5,7 +5,7 @@ hands each request to the sandbox app, as the HTTP server would."""
 from __future__ import annotations
 
 import urllib.parse
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
@@ -16,9 +16,7 @@ from ecpay_lambda.ecpay.environments import Endpoints
 from ecpay_lambda.ecpay.errors import RejectedError
 from ecpay_lambda.ecpay.notifications import parse_payment_result
 from ecpay_lambda.ecpay.timezone import TAIPEI
-from ecpay_lambda.ecpay.transport import HttpResponse, encode_form
-from ecpay_lambda.local.http import Request
-from ecpay_lambda.local.sandbox import Sandbox, SandboxApp, Trade
+from ecpay_lambda.local.sandbox import Sandbox, SandboxApp, SandboxTransport, Trade
 
 from .conftest import STAGE, CheckoutFactory
 
@@ -26,25 +24,6 @@ BASE = "http://sandbox.invalid"
 RETURN_URL = "http://127.0.0.1:9/return"
 PERIODIC = {"PeriodAmount": "500", "PeriodType": "M", "Frequency": "1", "ExecTimes": "3"}
 CHECK_CODE = 12345678
-
-
-class AppTransport:
-    """An ECPay transport that calls :class:`SandboxApp` directly (no socket)."""
-
-    def __init__(self, app: SandboxApp) -> None:
-        self.app = app
-
-    def post_form(self, url: str, fields: Mapping[str, str], *, timeout: float) -> HttpResponse:
-        request = Request(
-            method="POST",
-            raw_path=urllib.parse.urlsplit(url).path,
-            raw_query="",
-            headers=(("Content-Type", "application/x-www-form-urlencoded"),),
-            body=encode_form(fields),
-        )
-        response = self.app.handle(request)
-        assert response is not None, url
-        return HttpResponse(response.status, response.body, dict(response.headers))
 
 
 class Recorder:
@@ -73,12 +52,12 @@ def sandbox(received: Recorder) -> Iterator[Sandbox]:
 
 
 @pytest.fixture
-def transport(sandbox: Sandbox) -> AppTransport:
-    return AppTransport(SandboxApp(sandbox))
+def transport(sandbox: Sandbox) -> SandboxTransport:
+    return SandboxTransport(SandboxApp(sandbox))
 
 
 @pytest.fixture
-def client(sandbox: Sandbox, transport: AppTransport) -> EcpayClient:
+def client(sandbox: Sandbox, transport: SandboxTransport) -> EcpayClient:
     # The client's TimeStamp must match the sandbox's (injected) clock.
     return EcpayClient(
         STAGE,
@@ -111,7 +90,7 @@ def test_the_gwsr_sent_to_the_merchant_finds_the_card_trade(
     assert detail.authtime == "2026/03/02 10:00:00" and detail.close_data == ()
 
 
-def test_json_answers_are_labelled_json(transport: AppTransport) -> None:
+def test_json_answers_are_labelled_json(transport: SandboxTransport) -> None:
     response = transport.post_form(BASE + "/CreditDetail/QueryTrade/V2", {"MerchantID": "1"}, timeout=1)
     assert response.headers["Content-Type"].startswith("application/json")
     assert response.body.startswith(b'{"RtnMsg": "Parameter Error. CreditRefundId is required"')
@@ -155,7 +134,7 @@ def test_query_trade_of_an_abandoned_trade(
 
 
 def test_query_trade_refusals(
-    sandbox: Sandbox, client: EcpayClient, transport: AppTransport, checkout_form: CheckoutFactory
+    sandbox: Sandbox, client: EcpayClient, transport: SandboxTransport, checkout_form: CheckoutFactory
 ) -> None:
     trade = _paid(sandbox, checkout_form)
     gwsr = int(trade.gwsr)
@@ -245,7 +224,7 @@ def test_period_apis_for_unknown_and_one_time_orders(
         )
 
 
-def test_period_endpoints_honour_the_rate_limit_switch(sandbox: Sandbox, transport: AppTransport) -> None:
+def test_period_endpoints_honour_the_rate_limit_switch(sandbox: Sandbox, transport: SandboxTransport) -> None:
     sandbox.settings = sandbox.settings.updated({"query_status_override": 403})
     for path in (
         "/Cashier/QueryCreditCardPeriodInfo",

@@ -70,18 +70,8 @@ URL_FIELDS = (
 # with "Parameter Error. <name> Not In Spec", as ECPay's stage does (§13.4).
 CHECKOUT_PARAMETERS = frozenset(
     {
-        # §4.1 common
-        "MerchantID",
-        "MerchantTradeNo",
-        "MerchantTradeDate",
-        "PaymentType",
-        "TotalAmount",
-        "TradeDesc",
-        "ItemName",
-        "ReturnURL",
-        "ChoosePayment",
-        "EncryptType",
-        "CheckMacValue",
+        # §4.1 common: the required ones, then the optional
+        *REQUIRED,
         "StoreID",
         "ClientBackURL",
         "ItemURL",
