@@ -127,3 +127,16 @@ def test_reconcile_command_refuses_a_negative_grace(capsys: pytest.CaptureFixtur
 
 def test_reconcile_command_refuses_a_bad_limit(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["reconcile", "--limit", "0"]) == 2
+
+
+def test_a_run_ends_before_the_function_would_time_out() -> None:
+    class Context:
+        def __init__(self, left_ms: int) -> None:
+            self.left_ms = left_ms
+
+        def get_remaining_time_in_millis(self) -> int:
+            return self.left_ms
+
+    assert scheduled.budget(Context(300_000)) == timedelta(seconds=240)  # RECONCILE_DEADLINE_SECONDS
+    assert scheduled.budget(Context(100_000)) == timedelta(seconds=80)  # its remaining time, less 20 s
+    assert scheduled.budget(Context(5_000)) == timedelta(0)  # nothing left to start a query in
