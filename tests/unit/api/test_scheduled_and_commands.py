@@ -129,7 +129,7 @@ def test_reconcile_command_refuses_a_bad_limit(capsys: pytest.CaptureFixture[str
     assert main(["reconcile", "--limit", "0"]) == 2
 
 
-def test_a_run_ends_before_the_function_would_time_out() -> None:
+def test_a_run_ends_before_the_function_would_time_out(api: Api) -> None:
     class Context:
         def __init__(self, left_ms: int) -> None:
             self.left_ms = left_ms
