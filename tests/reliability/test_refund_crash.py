@@ -5,7 +5,9 @@ N, part = R) or closed (R) with the sandbox's close action. Refunds, whole or pa
 4 clients while the local server (``ecpay-lambda serve``: the API and its embedded ECPay sandbox, whose
 trades persist in its data directory) is killed with SIGKILL at random moments and restarted on the
 same port. A kill can land before the refund is stored, while it is pending (before, during or after
-ECPay's DoAction, or between E and N), or after it is settled. Nothing is retried.
+ECPay's DoAction, or between E and N), or after it is settled. Nothing is retried. The kills go on
+(at least 2, or 10 under soak) until one of them has left a refund pending; the remaining refunds are
+then made on a live server.
 
 Afterwards one reconciliation pass, past the refunds' grace (the service's clock moved 16 minutes on;
 ``reconcile --now`` does not reach pending refunds: see docs/reliability.md), asks
@@ -183,29 +185,27 @@ def test_kill9_during_refunds_then_reconcile_settles_by_ecpay(
         worker.start()
     store = open_test_store(sqlite_store_url)
     kill_times: list[float] = []
-    not_requested: list[dict[str, Any]] = []
     started = time.monotonic()
     while any(w.is_alive() for w in workers) and time.monotonic() - started < 600:
         time.sleep(rng.uniform(0.1, 0.5))
         ready.clear()
         server.kill9()
         kill_times.append(round(time.monotonic() - started, 2))
-        pending = store.list_pending_refunds(due_before=EVERYTHING, limit=1)
-        if len(kill_times) >= kills_wanted and pending:
-            # Enough kills, and one left a refund pending: the deposits not asked yet keep their money.
-            while not todo.empty():
-                not_requested.append(todo.get_nowait())
+        # Enough kills once one of them left a refund pending: the rest are refunded on a live server.
+        enough = len(kill_times) >= kills_wanted and store.list_pending_refunds(
+            due_before=EVERYTHING, limit=1
+        )
         server.restart()
         configure_sandbox()
         warm_up()
         starts[0] = server.starts
         ready.set()
-        if todo.empty():
+        if enough or todo.empty():
             break
     for worker in workers:
         worker.join(timeout=300)
     assert not any(w.is_alive() for w in workers), "the refund clients did not finish"
-    assert len(answers) + len(not_requested) == count
+    assert len(answers) == count
 
     # --- what the wallet holds before reconciliation ---------------------------------------------
     refunds = [t for t in _transactions(api, user_id) if t["transaction_type"] == "refund"]
@@ -214,8 +214,8 @@ def test_kill9_during_refunds_then_reconcile_settles_by_ecpay(
     }
     lost = sum(a.startswith("lost") for a in answers.values())
     print(
-        f"seed {seed}: {len(kill_times)} kills at {kill_times} s; {len(answers)} refund requests, {lost} cut "
-        f"by a kill; answers {sorted(set(answers.values()))}; refunds before reconcile {before}"
+        f"seed {seed}: {len(kill_times)} kills at {kill_times} s; {count} refund requests, {lost} cut by a "
+        f"kill; answers {sorted(set(answers.values()))}; refunds before reconcile {before}"
     )
 
     settings = parse_settings(
@@ -247,8 +247,9 @@ def test_kill9_during_refunds_then_reconcile_settles_by_ecpay(
         assert len(mine) <= 1, mine  # one request per deposit, never retried
         assert all(r["status"] in ("completed", "failed") for r in mine), mine
         completed = sum(r["amount"] for r in mine if r["status"] == "completed")
-        answer = answers.get(deposit["id"], "not requested")
-        where = f"seed {seed}: deposit {deposit['id']} ({answer}): {mine} / {trade['actions']}"
+        where = (
+            f"seed {seed}: deposit {deposit['id']} ({answers[deposit['id']]}): {mine} / {trade['actions']}"
+        )
         # Completed iff ECPay refunded it, by the same amount; failed iff ECPay refunded nothing.
         assert trade["refunded_amount"] == completed, where
         assert detail["refunded_amount"] == completed, where
