@@ -34,6 +34,8 @@ import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
+
 from ecpay_lambda.api.composition import build_store, ecpay_config
 from ecpay_lambda.config import parse_settings
 from ecpay_lambda.ecpay.card_refunds import in_close_window
@@ -42,7 +44,7 @@ from ecpay_lambda.wallet.audit import EVERYTHING
 from ecpay_lambda.wallet.service import WalletService
 
 from .conftest import ServerFactory, audit, open_test_store
-from .harness import Api, ServerProcess, size, wait_until
+from .harness import Api, ServerProcess, run_parallel, size, wait_until
 
 WORKERS = 4
 STATES = ("authorised", "to_be_closed", "closed")
@@ -78,6 +80,7 @@ def _transactions(api: Api, user_id: str) -> list[dict[str, Any]]:
         page += 1
 
 
+@pytest.mark.timeout(size(300, 1200))  # the soak size pays and refunds 300 deposits through 10+ restarts
 def test_kill9_during_refunds_then_reconcile_settles_by_ecpay(
     sqlite_store_url: str, server_factory: ServerFactory
 ) -> None:
@@ -101,8 +104,7 @@ def test_kill9_during_refunds_then_reconcile_settles_by_ecpay(
     ecpay = _sandbox(server)
     user_id = api.create_user()
 
-    deposits: list[dict[str, Any]] = []
-    for index in range(count):
+    def paid_deposit(index: int) -> dict[str, Any]:
         amount = 1000 + 10 * index
         transaction_id = api.create_deposit(user_id, amount)
         fields = api.checkout(user_id, transaction_id, "Credit")
@@ -115,9 +117,10 @@ def test_kill9_during_refunds_then_reconcile_settles_by_ecpay(
             assert reply.status == 200 and reply.json()["card_state"] == state, reply.text
         # An authorised trade can only be abandoned whole; the others are refunded whole or in part.
         part = state != "authorised" and (index // 3) % 2 == 1
-        deposits.append(
-            {"id": transaction_id, "mtn": mtn, "amount": amount, "refund": amount // 2 if part else None}
-        )
+        return {"id": transaction_id, "mtn": mtn, "amount": amount, "refund": amount // 2 if part else None}
+
+    jobs = [lambda i=index: paid_deposit(i) for index in range(count)]
+    deposits: list[dict[str, Any]] = run_parallel(jobs, workers=WORKERS, deadline_s=600)
 
     def all_paid() -> bool:
         return all(api.transaction(user_id, d["id"])["status"] == "paid" for d in deposits)
