@@ -7,6 +7,7 @@ Everything here talks to 127.0.0.1 only, and every wait is bounded by a deadline
 - :class:`Api` is a small keep-alive HTTP client; every answer it receives passes through a
   :class:`SecretScanner` (no HashKey, HashIV or API token may ever come back).
 - :func:`paid_notification` builds a ReturnURL body signed as ECPay signs it.
+- :func:`run_command` runs an ``ecpay-lambda`` command (``reconcile``, ``audit``) as a child process.
 """
 
 from __future__ import annotations
@@ -463,6 +464,49 @@ class ServerProcess:
     def api(self, token: str | None = None) -> Api:
         """A client for this server."""
         return Api(self.base_url, token=token, scanner=self.scanner)
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    """One finished ``ecpay-lambda`` command: exit status, output and how long it took."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+    seconds: float
+
+    def json(self) -> Any:
+        """The command's ``--json`` report."""
+        return json.loads(self.stdout)
+
+
+def run_command(
+    args: Sequence[str],
+    *,
+    env: Mapping[str, str],
+    timeout: float = 300.0,
+    scanner: SecretScanner | None = None,
+) -> CommandResult:
+    """Run ``ecpay-lambda ARGS`` as a child process with ``env`` added to this one's (bounded by ``timeout``).
+
+    Its output passes through ``scanner``: a command's report must not show a secret either.
+    """
+    variables = {**os.environ, **env, "PYTHONUNBUFFERED": "1"}
+    started = time.monotonic()
+    done = subprocess.run(
+        [sys.executable, "-m", "ecpay_lambda.cli", *args],
+        env=variables,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+        cwd=REPO,
+    )
+    result = CommandResult(done.returncode, done.stdout, done.stderr, time.monotonic() - started)
+    if scanner is not None:
+        scanner.check(f"ecpay-lambda {args[0]} stdout", result.stdout)
+        scanner.check(f"ecpay-lambda {args[0]} stderr", result.stderr)
+    return result
 
 
 def wait_until(predicate: Callable[[], bool], *, timeout: float, interval: float = 0.1) -> bool:

@@ -6,8 +6,9 @@ each deposit awaiting payment and credits every one exactly once. A second pass 
 and the notifications that finally arrive late are harmless duplicates.
 
 The pass is the wallet's own ``reconcile`` use case (what the scheduled function and
-``ecpay-lambda reconcile`` run) with its grace period set to zero: the grace (15 minutes by default)
-only decides how soon after checkout a deposit is looked at.
+``ecpay-lambda reconcile`` run) with its grace period set to zero and its schedule ignored
+(``ignore_schedule``, what ``reconcile --now`` does): a checkout makes a deposit due a grace period
+(15 minutes by default) later, and the grace only decides how soon after checkout it is looked at.
 ``make test``: 12 deposits; ``make soak``: 60.
 """
 
@@ -59,7 +60,7 @@ def test_reconciliation_credits_every_lost_payment(
     )
     service = build_service(settings)
     service.reconcile_grace = timedelta(0)
-    report = service.reconcile(limit=1_000, ignore_schedule=True)  # every awaiting deposit, now
+    report = service.reconcile(limit=1_000, ignore_schedule=True)
     assert report.errors == [], report
     assert (report.checked, report.paid) == (count, count), report
 
