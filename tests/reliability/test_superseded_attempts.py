@@ -123,13 +123,12 @@ def test_reconcile_pays_superseded_code_attempts(
     assert report["checked"] == count and report["skipped"] == 0, report
     # Every live attempt is asked about: A and B of each deposit.
     assert report["queries"] == 2 * count, report
-    # A credits each deposit; a paid B is counted too (flagged, not credited: see the ledger below).
-    assert report["paid"] == count + twice, report
+    # A credits each deposit; a paid B is flagged for review, never credited nor counted as paid.
+    assert report["paid"] == count, report
     assert len(report["review"]) == twice, report["review"]
 
     total = sum(amount for _, _, amount in deposits)
     assert api.user(user_id)["balance"] == total
-    stale_card_attempts = 0
     for transaction_id, mtn_a, amount in deposits:
         detail = api.transaction(user_id, transaction_id)
         mtn_b = card_attempts[transaction_id]
@@ -142,11 +141,8 @@ def test_reconcile_pays_superseded_code_attempts(
         if transaction_id in paid_twice:
             assert states[mtn_b] == "paid" and detail["flags"] == ["duplicate_payment"], detail
         else:
-            # ECPay says B failed; the wallet, already paid through A, leaves B's record as it was.
-            assert states[mtn_b] != "paid" and detail["flags"] == [], detail
-            stale_card_attempts += states[mtn_b] == "awaiting_payment"
-
-    print(f"failed card attempts still shown awaiting_payment on a paid deposit: {stale_card_attempts}")
+            # ECPay says B failed: its record says so too, on a deposit already paid through A.
+            assert states[mtn_b] == "failed" and detail["flags"] == [], detail
     second = run_command(args, env=env, scanner=server.scanner)
     assert second.returncode == 0, second.stderr + second.stdout
     again = second.json()

@@ -42,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
     from ..config import ConfigError, parse_settings  # noqa: PLC0415
     from ..ecpay.errors import EcpayError  # noqa: PLC0415
     from ..local.preflight import PreflightError, describe_store_error, open_checked_store  # noqa: PLC0415
-    from .reconcile import parse_date_range, sandbox_clock  # noqa: PLC0415
+    from .reconcile import parse_date_range  # noqa: PLC0415
 
     env = dict(os.environ)
     external = None
@@ -61,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
         settings = parse_settings(env)
         # Read-only: no write probe, so an audit of a read replica works.
         store = open_checked_store(settings.store_url, write=False)
-        report = build_service(settings, store=store, clock=sandbox_clock(settings)).audit(external=external)
+        report = build_service(settings, store=store).audit(external=external)
     except (ConfigError, PreflightError, ValueError) as exc:
         print(f"audit: {exc}", file=sys.stderr)
         return EXIT_ERROR

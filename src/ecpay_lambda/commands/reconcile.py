@@ -126,12 +126,14 @@ def run(args: argparse.Namespace) -> int:
     env = dict(os.environ)
     if args.store_url:
         env["STORE_URL"] = args.store_url
+    from_running_server = not env.get("ECPAY_BASE_URL")
     if not _use_running_server(env, Path(args.data_dir)):
         return EXIT_ERROR
     try:
         settings = parse_settings(env)
         store = open_checked_store(settings.store_url)
-        service = build_service(settings, store=store, clock=sandbox_clock(settings))
+        clock = sandbox_clock(settings) if from_running_server else None
+        service = build_service(settings, store=store, clock=clock)
         if args.grace_minutes is not None:
             service.reconcile_grace = timedelta(minutes=args.grace_minutes)
         if statement_range is not None:
@@ -171,7 +173,13 @@ def run(args: argparse.Namespace) -> int:
         _print_report(report, as_json=False)
         if note:
             print(f"nothing checked: {note}")
-    return EXIT_PARTIAL if report.errors else EXIT_OK
+        if report.stopped:
+            print(
+                f"stopped early ({report.stopped}): {report.skipped} deposit(s) and "
+                f"{report.refunds_skipped} refund(s) due were not checked; the next run takes them first"
+            )
+    # Anything due but not checked (errors, or a run stopped early) is a partial run.
+    return EXIT_PARTIAL if report.errors or report.stopped else EXIT_OK
 
 
 def _use_running_server(env: dict[str, str], data_dir: Path) -> bool:
@@ -211,17 +219,19 @@ def why_nothing_was_checked(report: ReconcileReport) -> str | None:
 
 
 def sandbox_clock(settings: Settings) -> Callable[[], datetime] | None:
-    """The offline sandbox's clock, when the wallet talks to one: local mode has one calendar.
+    """The running local server's sandbox clock: local mode has one calendar.
 
-    A person (or a test) may move the sandbox's simulated time (``clock_offset_seconds``); the local
-    server's wallet follows it, so a command acting on the same store must too. None: real time.
+    A person may move the sandbox's simulated time (``clock_offset_seconds``); the local server's wallet
+    follows it, so a command acting on the same store must too. Asked (briefly) only of the sandbox of a
+    server found in the data folder. None: real time.
     """
     if settings.ecpay_env != "sandbox" or not settings.ecpay_base_url:
         return None
     from ..local.sandbox.client import SandboxClient  # noqa: PLC0415
 
     try:
-        offset = float(SandboxClient(settings.ecpay_base_url).settings().get("clock_offset_seconds") or 0)
+        sandbox = SandboxClient(settings.ecpay_base_url, timeout=2.0)
+        offset = float(sandbox.settings().get("clock_offset_seconds") or 0)
     except Exception:
         return None
     if not offset:

@@ -21,8 +21,15 @@ from ..ecpay.client import EcpayClient
 from ..ecpay.errors import EcpayError, RateLimitedError, RejectedError, TransportError
 from .attempts import live_attempts
 from .ids import new_notification_id
-from .models import Attempt, AttemptState, Transaction
-from .outcomes import Delivery, EcpayOutcome, OutcomeKind, apply_outcome, card_payment_info
+from .models import Attempt, AttemptState, Transaction, TransactionStatus, TransactionType
+from .outcomes import (
+    FLAG_DUPLICATE_PAYMENT,
+    Delivery,
+    EcpayOutcome,
+    OutcomeKind,
+    apply_outcome,
+    card_payment_info,
+)
 from .port import AtomicWrite, TransactionPut, VersionConflict, WalletStore
 from .results import ReconcileReport
 
@@ -30,6 +37,9 @@ from .results import ReconcileReport
 # application failed (protocol page §6).
 NEVER_PAID = frozenset({"10200095", "10200047", "10200163"})
 MAX_BACKOFF = timedelta(hours=6)
+# The first wait after a check that changed nothing; it doubles after each. Not the grace period: a
+# run told to ignore it (``--grace-minutes 0``) must still put what it asked behind what it has not.
+BACKOFF_BASE = timedelta(minutes=15)
 FAR_FUTURE = datetime(9999, 1, 1, tzinfo=UTC)
 MIN_BACKOFF = timedelta(minutes=1)
 # A query is not started unless this much more than the client's timeout is left before the deadline.
@@ -103,10 +113,11 @@ def outcome_from_query(
 def next_check(txn: Transaction, now: datetime, grace: timedelta) -> tuple[datetime, int]:
     """When to ask about ``txn`` again, and its new check count: exponential backoff, capped.
 
-    An offline code is checked soon after it expires, whatever the backoff says.
+    The first wait is the longer of the grace period and ``BACKOFF_BASE``; an offline code is checked
+    soon after it expires, whatever the backoff says.
     """
     count = txn.check_count + 1
-    delay = min(max(grace, MIN_BACKOFF) * (2 ** min(count - 1, 12)), MAX_BACKOFF)
+    delay = min(max(grace, BACKOFF_BASE) * (2 ** min(count - 1, 12)), MAX_BACKOFF)
     due = now + delay
     for attempt in live_attempts(txn):
         if attempt.expires_at is not None and now < attempt.expires_at < due:
@@ -156,10 +167,20 @@ class _Run:
 
 
 def _reschedule(store: WalletStore, txn: Transaction, now: datetime, grace: timedelta) -> None:
-    """Move an awaiting deposit's next check forward (compare-and-set; a concurrent change wins)."""
+    """Move the next check of an awaiting deposit or a pending refund forward (compare-and-set).
+
+    A concurrent change wins: what changed it (a notification, a settlement) decides for itself.
+    """
     for _ in range(3):
         current = store.get_transaction(txn.transaction_id)
-        if current is None or not live_attempts(current):
+        if current is None:
+            return
+        still_open = (
+            current.status is TransactionStatus.PENDING
+            if current.transaction_type is TransactionType.REFUND
+            else bool(live_attempts(current))
+        )
+        if not still_open:
             return
         due, count = next_check(current, now, grace)
         new = current._replace(version=current.version + 1, next_check_at=due, check_count=count)
@@ -195,12 +216,20 @@ def _check_deposit(
         oc, raw = answer
         delivery = Delivery(new_notification_id(), "reconcile", raw, run.clock())
         result = apply_outcome(store, oc, delivery, merchant_id=merchant_id, clock=run.clock)
-        if result.status in ("applied", "flagged") and oc.kind in (
-            OutcomeKind.PAID,
-            OutcomeKind.FAILED,
-            OutcomeKind.EXPIRED,
+        # A second paid attempt is flagged, not credited: it is counted for review, not as paid.
+        duplicate = FLAG_DUPLICATE_PAYMENT in result.outcome
+        if (
+            result.status in ("applied", "flagged")
+            and not duplicate
+            and oc.kind
+            in (
+                OutcomeKind.PAID,
+                OutcomeKind.FAILED,
+                OutcomeKind.EXPIRED,
+            )
         ):
             run.counts[str(oc.kind)] += 1
+        if result.status in ("applied", "flagged"):
             changed = True
         if result.status == "rejected":
             run.errors.append(f"{txn.transaction_id}: {result.outcome}")
@@ -233,7 +262,7 @@ def run_reconcile(
     run = _Run(client, clock, deadline)
     now = clock()
     due = due_before or now
-    refunds = store.list_pending_refunds(due_before=now, limit=limit)
+    refunds = store.list_pending_refunds(due_before=due, limit=limit)
     for refund in refunds:
         if settle_refund is None or run.stopped or not run.time_left():
             break
@@ -243,22 +272,36 @@ def run_reconcile(
             run.counts["refunds_settled"] += 1
         elif verdict == "failed":
             run.counts["refunds_reversed"] += 1
-        elif verdict.startswith("review"):
-            run.review.append(
-                f"refund {refund.transaction_id} of deposit {refund.related_transaction_id}: {verdict}"
-            )
-        elif verdict.startswith("error"):
-            run.errors.append(f"refund {refund.transaction_id}: {verdict}")
-            if verdict == "error: rate_limited":
-                run.stopped = "rate_limited"
+        else:
+            # Not settled: ask again later (backoff), so it never heads every run.
+            _reschedule(store, refund, run.clock(), grace)
+            if verdict.startswith("review"):
+                run.review.append(
+                    f"refund {refund.transaction_id} of deposit {refund.related_transaction_id}: {verdict}"
+                )
+            elif verdict.startswith("error"):
+                run.errors.append(f"refund {refund.transaction_id}: {verdict}")
+                if verdict == "error: rate_limited":
+                    run.stopped = "rate_limited"
+                elif verdict == "error: TransportError":
+                    run.failures_in_a_row += 1
+                    if run.failures_in_a_row >= MAX_CONSECUTIVE_FAILURES:
+                        run.stopped = "ecpay_unreachable"
+                continue
+        run.failures_in_a_row = 0
     refunds_skipped = len(refunds) - run.counts["refunds_checked"]
-    deposits = [] if run.stopped else store.list_awaiting_payment(due_before=due, limit=limit)
+    deposits = store.list_awaiting_payment(due_before=due, limit=limit)
     next_due = None
-    if not deposits and not run.stopped:
-        upcoming = store.list_awaiting_payment(due_before=FAR_FUTURE, limit=1)
+    if not deposits and not refunds:
+        upcoming = [
+            t.next_check_at or t.updated_at
+            for t in (
+                *store.list_awaiting_payment(due_before=FAR_FUTURE, limit=1),
+                *store.list_pending_refunds(due_before=FAR_FUTURE, limit=1),
+            )
+        ]
         if upcoming:
-            first = upcoming[0]
-            next_due = (first.next_check_at or first.updated_at).isoformat()
+            next_due = min(upcoming).isoformat()
     checked = 0
     for txn in deposits:
         if run.stopped or not run.time_left():
