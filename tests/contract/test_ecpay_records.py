@@ -471,3 +471,18 @@ def test_the_trade_file_finds_a_lost_payment_and_reports_what_it_cannot_resolve(
     world.clock.advance(minutes=2)  # ECPay serves one file a minute
     again = world.service.reconcile_statement(day, day)
     assert again.credited == [] and again.matched == 2 and len(again.discrepancies) == 1
+
+
+def test_a_refund_repeated_with_its_idempotency_key_is_made_once(world: World) -> None:
+    """A client retrying a refund after a lost answer gets the first refund, never a second one."""
+    uid = world.user()
+    tid, mtn = world.paid_card(uid, 900)
+    world.clock.advance(days=2)  # closed: partial refunds are R
+    first = world.service.refund(uid, tid, 200, idempotency_key="refund-1")
+    again = world.service.refund(uid, tid, 200, idempotency_key="refund-1")
+    assert again.transaction_id == first.transaction_id and again.status is S.COMPLETED
+    assert _actions(world, mtn) == [("R", 200, True)] and world.balance(uid) == 700
+    with pytest.raises(errors.IdempotencyMismatch):
+        world.service.refund(uid, tid, 300, idempotency_key="refund-1")
+    second = world.service.refund(uid, tid, 200, idempotency_key="refund-2")
+    assert second.transaction_id != first.transaction_id and world.balance(uid) == 500

@@ -6,8 +6,8 @@ QueryTradeInfo waits for the client's timeout (10 s: ``ECPAY_TIMEOUT``'s default
 on its own: at its deadline (``--deadline-seconds``; no query is
 started unless the client's timeout and a second fit before it), or after 3 queries in a row without an
 answer (``ecpay_unreachable``). The report says why it stopped, how many deposits it skipped and which
-queries failed; the exit status is 1 (a partial run: something due was not checked). Nothing about money changes: every balance,
-status and ledger entry is as before, and the audit is clean.
+queries failed; the exit status is 1 (a partial run: something due was not checked). Nothing about
+money changes: every balance, status and ledger entry is as before, and the audit is clean.
 
 Variants (the run's time is printed, never asserted):
 

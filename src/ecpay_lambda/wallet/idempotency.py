@@ -37,3 +37,18 @@ def fingerprint(
         separators=(",", ":"),
     )
     return hashlib.sha256(normalized.encode("utf-8")).hexdigest()
+
+
+def refund_fingerprint(deposit_id: str, amount: object) -> str:
+    """SHA-256 of a normalized refund request (the deposit and the amount asked, None = the rest)."""
+    normalized = json.dumps(
+        {
+            "refund_of": deposit_id,
+            "amount": amount
+            if amount is None or (isinstance(amount, int) and not isinstance(amount, bool))
+            else repr(amount),
+        },
+        sort_keys=True,
+        separators=(",", ":"),
+    )
+    return hashlib.sha256(normalized.encode("utf-8")).hexdigest()

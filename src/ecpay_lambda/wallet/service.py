@@ -23,7 +23,7 @@ from . import errors
 from .attempts import MAX_ATTEMPTS, attempts_of, live_attempts, with_attempts
 from .audit import run_audit
 from .callbacks import CallbackHandler, EcpayConfig
-from .idempotency import fingerprint, validate_key
+from .idempotency import fingerprint, refund_fingerprint, validate_key
 from .ids import new_entry_id, new_notification_id, new_transaction_id, new_user_id
 from .models import (
     OPEN_STATUSES,
@@ -618,9 +618,26 @@ class WalletService:
             clock=self.now,
         )
 
-    def refund(self, user_id: str, transaction_id: str, amount: int | None = None) -> Transaction:
-        """Refund a paid card deposit (whole or part) as ECPay's rules allow now; the refund transaction."""
+    def refund(
+        self,
+        user_id: str,
+        transaction_id: str,
+        amount: int | None = None,
+        *,
+        idempotency_key: str | None = None,
+    ) -> Transaction:
+        """Refund a paid card deposit (whole or part) as ECPay's rules allow now; the refund transaction.
+
+        With ``idempotency_key``, a repeat (a client retrying after a lost answer) gets the first
+        refund as it stands now, and never a second one.
+        """
         refunds = self.card_refunds()
+        fp = refund_fingerprint(transaction_id, amount)
+        if idempotency_key is not None:
+            validate_key(idempotency_key)
+            replay = self._replay(user_id, idempotency_key, fp, self.now())
+            if replay is not None:
+                return replay
         for _ in range(CAS_ATTEMPTS):
             deposit = self._own_transaction(user_id, transaction_id)
             if deposit.transaction_type is not TransactionType.DEPOSIT:
@@ -674,16 +691,34 @@ class WalletService:
                 refunded_amount=deposit.refunded_amount + value,
                 related_transaction_id=refund.transaction_id,
             )
+            idem = None
+            if idempotency_key is not None:
+                idem = IdempotencyRecord(
+                    user_id=user_id,
+                    key=idempotency_key,
+                    request_fingerprint=fp,
+                    transaction_id=refund.transaction_id,
+                    created_at=now,
+                    expires_at=now + IDEMPOTENCY_TTL,
+                )
             write = AtomicWrite(
                 transactions=(TransactionPut(refund, 0), TransactionPut(dep, deposit.version)),
                 # The points leave the wallet before the money leaves ECPay: never both kept.
                 user_delta=UserDelta(user_id, delta_balance=-value, delta_open=1),
                 ledger=(self._ledger(refund, "refund", -value, 0),),
+                idempotency=idem,
             )
             try:
                 self.store.commit(write)
             except VersionConflict:
                 continue
+            except IdempotencyKeyReused as exc:
+                # A concurrent repeat won the race: answer what it made.
+                assert idempotency_key is not None
+                replay = self._replay(user_id, idempotency_key, fp, now, exc.existing)
+                if replay is None:
+                    raise errors.Conflict("idempotency key is being used concurrently; retry") from None
+                return replay
             except InsufficientFunds:
                 raise errors.InsufficientBalance(
                     f"the wallet no longer holds {value} points to give back"

@@ -19,7 +19,7 @@ from .. import metrics
 from ..composition import get_service
 from ..events import header, public_base_url
 from ..schemas import CheckoutFormOut, CheckoutRequest, RefundRequest, TransactionOut
-from .common import SECURITY, ApiError, TransactionId, UserId, json_response, responses
+from .common import SECURITY, ApiError, IdempotencyKey, TransactionId, UserId, json_response, responses
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2
@@ -133,13 +133,16 @@ def request_payment(
     tags=["payments"],
 )
 def refund(
-    user_id: UserId, transaction_id: TransactionId, body: Annotated[RefundRequest | None, Body()] = None
+    user_id: UserId,
+    transaction_id: TransactionId,
+    body: Annotated[RefundRequest | None, Body()] = None,
+    idempotency_key: IdempotencyKey = None,
 ) -> Response[Any]:
-    """POST .../refund ``{amount?}`` -> the refund transaction."""
+    """POST .../refund ``{amount?}`` -> the refund transaction (``Idempotency-Key``: the first one again)."""
     _require_ecpay()
     amount = body.amount if body is not None else None
     try:
-        refund_tx = get_service().refund(user_id, transaction_id, amount)
+        refund_tx = get_service().refund(user_id, transaction_id, amount, idempotency_key=idempotency_key)
     except PaymentGatewayError as exc:
         # The points already left the wallet; money is at risk until ECPay's side is known.
         metrics.emit({metrics.REFUND_FAILURES: 1}, reason=refund_failure_reason(exc))

@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
-from aws_lambda_powertools.event_handler.openapi.params import Body, Header
+from aws_lambda_powertools.event_handler.openapi.params import Body
 
 from ...wallet.models import TransactionStatus, TransactionType
 from ...wallet.service import WithdrawAction
@@ -22,6 +22,7 @@ from .common import (
     SECURITY,
     ApiError,
     Cursor,
+    IdempotencyKey,
     Page,
     PageSize,
     TransactionId,
@@ -31,16 +32,6 @@ from .common import (
 )
 
 router = Router()  # type: ignore[no-untyped-call]  # Powertools' __init__ is unannotated
-
-IdempotencyKey = Annotated[
-    str | None,
-    Header(
-        alias="Idempotency-Key",
-        min_length=1,
-        max_length=255,
-        description="Repeat a create safely: the same key and body answer the same transaction.",
-    ),
-]
 
 
 @router.post(
