@@ -11,7 +11,18 @@ from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 from ...wallet.errors import InvalidRequest
 from ..composition import get_service
 from ..schemas import UserCreate, UserList, UserOut
-from .common import SECURITY, ApiError, Cursor, Page, PageSize, UserId, json_response, responses
+from .common import (
+    SECURITY,
+    ApiError,
+    Cursor,
+    Page,
+    PageSize,
+    UserId,
+    json_response,
+    operator_only,
+    own_wallet,
+    responses,
+)
 
 IncludeClosed = Annotated[
     bool,
@@ -28,12 +39,13 @@ router = Router()  # type: ignore[no-untyped-call]  # Powertools' __init__ is un
     "/users",
     summary="Create a user",
     operation_id="createUser",
-    responses=responses(201, UserOut, "The new user", 409, 415),
+    responses=responses(201, UserOut, "The new user", 404, 409, 415),
     security=SECURITY,
     tags=["users"],
 )
 def create_user(body: Annotated[UserCreate, Body()]) -> Response[Any]:
-    """POST /users ``{username, email}`` -> 201 with the user."""
+    """POST /users ``{username, email}`` -> 201 with the user (operators; 404 for an end user)."""
+    operator_only(router)
     user = get_service().create_user(body.username, body.email)
     return json_response(201, UserOut.of(user))
 
@@ -42,7 +54,7 @@ def create_user(body: Annotated[UserCreate, Body()]) -> Response[Any]:
     "/users",
     summary="List users",
     operation_id="listUsers",
-    responses=responses(200, UserList, "One page of users"),
+    responses=responses(200, UserList, "One page of users", 404),
     security=SECURITY,
     tags=["users"],
 )
@@ -53,8 +65,9 @@ def list_users(
 
     Closed users leave the default list, as the seed's front end expects after ``DELETE /users/{id}``
     ("deleted"); operators list them too with ``include_closed=true``. ``GET /users/{id}`` still
-    answers for a closed user (status ``closed``).
+    answers for a closed user (status ``closed``). Operators only (404 for an end user).
     """
+    operator_only(router)
     service = get_service()
     if include_closed:
         listing = service.list_users(page=page, page_size=page_size, cursor=cursor)
@@ -84,7 +97,8 @@ def list_users(
     tags=["users"],
 )
 def get_user(user_id: UserId) -> Response[Any]:
-    """GET /users/{userId}."""
+    """GET /users/{userId} (an end user: only their own)."""
+    own_wallet(router, user_id)
     return json_response(200, UserOut.of(get_service().get_user(user_id)))
 
 
@@ -98,7 +112,8 @@ def get_user(user_id: UserId) -> Response[Any]:
     tags=["users"],
 )
 def close_user(user_id: UserId) -> Response[Any]:
-    """DELETE /users/{userId} -> 200 with the closed user (JSON, which the seed's front end expects)."""
+    """DELETE /users/{userId} -> 200 with the closed user (JSON, as the seed expects); operators."""
+    operator_only(router)
     return json_response(200, UserOut.of(get_service().close_user(user_id)))
 
 
@@ -115,5 +130,6 @@ def close_user(user_id: UserId) -> Response[Any]:
     tags=["users"],
 )
 def reopen_user(user_id: UserId) -> Response[Any]:
-    """POST /users/{userId}/reopen -> 200 with the active user; 409 when it is not closed."""
+    """POST /users/{userId}/reopen -> 200 with the active user; 409 when it is not closed; operators."""
+    operator_only(router)
     return json_response(200, UserOut.of(get_service().reopen_user(user_id)))
