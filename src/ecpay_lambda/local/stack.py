@@ -20,6 +20,7 @@ from ..config import ENVIRONMENTS, ConfigError, parse_settings
 from ..ecpay.credentials import MerchantCredentials
 from .gateway import ApiGateway
 from .http import App, Request, Response, text_response
+from .issuer import load_key
 from .preflight import PreflightError, open_checked_store, redact_url
 from .sandbox import Sandbox, SandboxApp, SandboxSettings, TradeBook
 from .sandbox.app import PREFIXES as SANDBOX_PREFIXES
@@ -267,7 +268,9 @@ def build_stack(
         sandbox = _sandbox(data_dir, merchant, retry_delays) if values["ECPAY_ENV"] == "sandbox" else None
         # One calendar for the whole local stack: the wallet reads the sandbox's (movable) clock.
         set_clock(sandbox.now if sandbox is not None else None)
-        gateway = ApiGateway(routes)
+        # AUTH_MODE=jwt: the gateway plays the template's JWT authorizer with the local issuer's key.
+        jwt_key = load_key(data_dir) if (env.get("AUTH_MODE") or "").strip().lower() == "jwt" else None
+        gateway = ApiGateway(routes, jwt_key=jwt_key)
         apps: list[App] = []
         if sandbox is not None:
             if not is_loopback(host):
