@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import itertools
+import json
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from ecpay_lambda.store.dynamodb_events import EVENT_NAMES, PIPE_FILTERS, event_of, forwarded
+from ecpay_lambda.store.dynamodb_events import EVENT_NAMES, PIPE_FILTERS, WalletEvent, event_of, forwarded
 from ecpay_lambda.store.dynamodb_items import encode_transaction, encode_transaction_listing
 from ecpay_lambda.wallet.models import Transaction, TransactionStatus, TransactionType
 
@@ -135,3 +137,9 @@ def test_other_records_are_not_events() -> None:
     assert event_of({"eventName": "MODIFY", "dynamodb": {"Keys": {"sk": {"S": "USER"}}}}) is None
     assert event_of({}) is None
     assert len(PIPE_FILTERS) <= 5  # EventBridge Pipes takes at most five filter patterns
+
+
+def test_the_json_schema_describes_the_event() -> None:
+    schema = json.loads((Path(__file__).parents[3] / "docs" / "wallet-event.schema.json").read_text("utf-8"))
+    assert set(schema["properties"]) == set(schema["required"]) == set(WalletEvent._fields)
+    assert set(schema["properties"]["name"]["enum"]) == set(EVENT_NAMES.values())
