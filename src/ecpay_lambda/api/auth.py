@@ -34,6 +34,7 @@ class Principal(NamedTuple):
 
     operator: bool
     user_id: str | None = None
+    identity: str | None = None  # an end user's sign-in subject (``sub``): the key of their own wallet
 
     def may_reach(self, user_id: str) -> bool:
         """True when this caller may act on wallet ``user_id`` (an operator: any)."""
@@ -120,7 +121,12 @@ def principal(event: Event, settings: Settings) -> Principal:
     if _is_operator(event, claims, settings):
         return OPERATOR
     user_id = claims.get(settings.jwt_user_claim)
-    return Principal(operator=False, user_id=user_id if isinstance(user_id, str) and user_id else None)
+    subject = claims.get("sub")
+    return Principal(
+        operator=False,
+        user_id=user_id if isinstance(user_id, str) and user_id else None,
+        identity=subject if isinstance(subject, str) and subject else None,
+    )
 
 
 def check(event: Event, settings: Settings) -> AuthFailure | None:

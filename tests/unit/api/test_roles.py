@@ -109,7 +109,6 @@ def test_an_end_user_reaches_everything_of_its_own_wallet(operator: Api) -> None
     ("method", "path", "body"),
     [
         ("GET", "/users", None),
-        ("POST", "/users", {"username": "eve", "email": "eve@example.com"}),
         ("DELETE", "/users/{me}", None),
         ("POST", "/users/{me}/reopen", None),
         ("PATCH", "/users/{me}/transactions/{tx}", {"action": "cancel"}),
@@ -163,8 +162,31 @@ def test_principal_reads_the_forms_api_gateway_passes_claims_in() -> None:
     assert auth.principal(event({"sub": "u"}, scopes=["ops"]), settings).operator
     assert auth.principal(event({"sub": "u", "scp": "read ops"}), settings).operator
     user = auth.principal(event({"sub": "u_1"}), settings)
-    assert user == auth.Principal(operator=False, user_id="u_1")
+    assert user == auth.Principal(operator=False, user_id="u_1", identity="u_1")
     assert user.may_reach("u_1") and not user.may_reach("u_2") and not user.may_reach("u_1 ")
     assert auth.principal(event({}), settings) == auth.Principal(operator=False)
     token_mode = parse_settings({"ECPAY_BASE_URL": "http://127.0.0.1:1", "API_TOKEN": "t"})
     assert auth.principal({}, token_mode) is auth.OPERATOR
+
+
+def test_an_end_user_creates_one_wallet_bound_to_their_identity(operator: Api) -> None:
+    # The identity provider's subject is not a wallet id: the wallet is found through the binding.
+    me = Api(token=None, claims={"sub": "idp-subject-1"})
+    first = me.request("POST", "/users", json_body={"username": "amy", "email": "amy@example.com"})
+    assert first.status == 201, first.body
+    uid = first.json()["user_id"]
+    again = me.request("POST", "/users", json_body={"username": "amy2", "email": "amy2@example.com"})
+    assert again.status == 200 and again.json() == first.json()  # one wallet per identity
+    assert me.request("GET", f"/users/{uid}").json()["user_id"] == uid
+    assert create_deposit(me, uid, 200)["amount"] == 200
+    other = Api(token=None, claims={"sub": "idp-subject-2"})
+    assert other.request("GET", f"/users/{uid}").status == 404
+    theirs = other.request("POST", "/users", json_body={"username": "ben", "email": "ben@example.com"})
+    assert theirs.status == 201 and theirs.json()["user_id"] != uid
+    taken = other.request("POST", "/users", json_body={"username": "amy", "email": "x@example.com"})
+    assert taken.status == 200 and taken.json()["user_id"] == theirs.json()["user_id"]
+    listing = operator.request("GET", "/users").json()
+    assert {u["user_id"] for u in listing["users"]} == {uid, theirs.json()["user_id"]}
+    # An operator's create binds nothing: it answers 201 every time.
+    made = operator.request("POST", "/users", json_body={"username": "cat", "email": "cat@example.com"})
+    assert made.status == 201

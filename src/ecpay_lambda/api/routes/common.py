@@ -13,6 +13,7 @@ from pydantic import BaseModel
 from ...config import load_settings
 from ...wallet.errors import NotFound
 from ..auth import Principal, principal
+from ..composition import get_service
 from ..schemas import ErrorResponse
 
 # Management routes need credentials (bearer token or JWT); the OpenAPI spec says so per route.
@@ -100,8 +101,17 @@ def json_response(status: int, model: BaseModel, **headers: str) -> Response[Any
 
 
 def caller(router: Router) -> Principal:
-    """Who sent the request ``router`` is serving (see :func:`ecpay_lambda.api.auth.principal`)."""
-    return principal(router.current_event.raw_event, load_settings())
+    """Who sent the request ``router`` is serving (see :func:`ecpay_lambda.api.auth.principal`).
+
+    An end user whose identity created a wallet (``POST /users``) reaches that wallet, whatever
+    their user claim says; otherwise the claim names it.
+    """
+    found = principal(router.current_event.raw_event, load_settings())
+    if not found.operator and found.identity is not None:
+        bound = get_service().store.get_user_by_identity(found.identity)
+        if bound is not None:
+            return found._replace(user_id=bound.user_id)
+    return found
 
 
 def own_wallet(router: Router, user_id: str) -> None:

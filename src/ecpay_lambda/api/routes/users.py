@@ -9,6 +9,7 @@ from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 
 from ...wallet.errors import InvalidRequest
+from ...wallet.port import IdentityBound
 from ..composition import get_service
 from ..schemas import UserCreate, UserList, UserOut
 from .common import (
@@ -18,6 +19,7 @@ from .common import (
     Page,
     PageSize,
     UserId,
+    caller,
     json_response,
     operator_only,
     own_wallet,
@@ -39,15 +41,38 @@ router = Router()  # type: ignore[no-untyped-call]  # Powertools' __init__ is un
     "/users",
     summary="Create a user",
     operation_id="createUser",
-    responses=responses(201, UserOut, "The new user", 404, 409, 415),
+    description=(
+        "Operators create any user. An end user (AUTH_MODE=jwt) creates their own wallet, bound to "
+        "their sign-in identity: one per identity, a second create answers the first (200)."
+    ),
+    responses={
+        **responses(201, UserOut, "The new user", 404, 409, 415),
+        200: {
+            "description": "An end user's wallet that already exists (one per identity)",
+            "content": {"application/json": {"model": UserOut}},
+        },
+    },
     security=SECURITY,
     tags=["users"],
 )
 def create_user(body: Annotated[UserCreate, Body()]) -> Response[Any]:
-    """POST /users ``{username, email}`` -> 201 with the user (operators; 404 for an end user)."""
-    operator_only(router)
-    user = get_service().create_user(body.username, body.email)
-    return json_response(201, UserOut.of(user))
+    """POST /users ``{username, email}`` -> 201 with the user; an end user's second create -> 200."""
+    who = caller(router)
+    service = get_service()
+    if who.operator:
+        return json_response(201, UserOut.of(service.create_user(body.username, body.email)))
+    if who.identity is None:
+        raise ApiError(404, "route_not_found", "no such route")  # a token naming nobody
+    existing = service.store.get_user_by_identity(who.identity)
+    if existing is None:
+        try:
+            user = service.create_user(body.username, body.email, identity=who.identity)
+            return json_response(201, UserOut.of(user))
+        except IdentityBound:
+            existing = service.store.get_user_by_identity(who.identity)  # a concurrent create won
+            if existing is None:
+                raise
+    return json_response(200, UserOut.of(existing))
 
 
 @router.get(
