@@ -8,12 +8,14 @@ wrong-audience tokens get API Gateway's 401 before any function runs.
 from __future__ import annotations
 
 import base64
+import http.client
 import json
 import signal
 import stat
 import subprocess
 import sys
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -196,3 +198,78 @@ def test_bad_tokens_get_the_authorizers_401(jwt_serve: tuple[str, Path]) -> None
     for bad in (None, "", expired, wrong_key, wrong_audience, "not.a.jwt"):
         assert call(url, "GET", "/users", bad) == (401, {"message": "Unauthorized"}), bad
     assert call(url, "GET", "/users", issuer.issue(key, operator_claims))[0] == 200
+
+
+def _raw(url: str, method: str, path: str, headers: list[tuple[str, str]]) -> tuple[int, str]:
+    """One request with a raw path (no normalisation) and repeated headers allowed."""
+    parts = urllib.parse.urlsplit(url)
+    conn = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port, timeout=30)
+    try:
+        conn.putrequest(method, path, skip_accept_encoding=True)
+        for name, value in headers:
+            conn.putheader(name, value)
+        conn.endheaders()
+        response = conn.getresponse()
+        return response.status, response.read().decode("utf-8", "replace")
+    finally:
+        conn.close()
+
+
+def test_header_and_path_tricks_never_reach_another_users_wallet(jwt_serve: tuple[str, Path]) -> None:
+    url, data = jwt_serve
+    operator = token(data, "--operator")
+    made = [
+        call(url, "POST", "/users", operator, {"username": f"trick{n}", "email": f"trick{n}@example.com"})
+        for n in "ab"
+    ]
+    alice, bob = (body["user_id"] for _, body in made)
+    me = token(data, "--user", alice)
+    bearer = ("Authorization", f"Bearer {me}")
+    key = issuer.load_key(data)
+    # A token claiming operator rights but signed with another key; one naming bob, expired.
+    forged_operator = issuer.issue(b"guess", {"sub": alice, "cognito:groups": ["operators"]})
+    expired_bob = issuer.issue(key, {"sub": bob}, now=1_000_000_000)
+    tricks: list[tuple[str, str, list[tuple[str, str]]]] = [
+        ("GET", f"/users/{bob}", [bearer]),
+        ("GET", f"/users/{bob}/", [bearer]),
+        ("GET", f"//users/{bob}", [bearer]),
+        ("GET", f"/users//{bob}", [bearer]),
+        ("GET", f"/users/{alice}/../{bob}", [bearer]),
+        ("GET", f"/users/{alice}/%2e%2e/{bob}", [bearer]),
+        ("GET", f"/users/{alice}%2F..%2F{bob}", [bearer]),
+        ("GET", f"/users/{bob}%2F", [bearer]),
+        ("GET", f"/users/{bob}%00", [bearer]),
+        ("GET", f"/users/{bob.upper()}", [bearer]),
+        ("GET", f"/USERS/{bob}", [bearer]),
+        ("GET", f"/users/{bob}?userId={alice}", [bearer]),
+        ("GET", f"/users/{alice}/transactions/../../{bob}", [bearer]),
+        ("GET", f"/users/{bob}/transactions", [bearer]),
+        (
+            "GET",
+            f"/users/{bob}",
+            [("Authorization", f"Bearer {me}"), ("Authorization", f"Bearer {operator}x")],
+        ),
+        ("GET", f"/users/{bob}", [("Authorization", f"Bearer {me}, Bearer {forged_operator}")]),
+        ("GET", f"/users/{bob}", [("Authorization", f"bearer {forged_operator}")]),
+        ("GET", f"/users/{bob}", [("Authorization", f"Bearer {expired_bob}")]),
+        ("GET", f"/users/{bob}", [bearer, ("X-Forwarded-User", bob), ("X-Amzn-Oidc-Identity", bob)]),
+        (
+            "GET",
+            f"/users/{bob}",
+            [bearer, ("X-Http-Method-Override", "GET"), ("X-Original-Url", f"/users/{alice}")],
+        ),
+        ("GET", "/users", [bearer]),
+        ("GET", "/users?include_closed=true", [bearer]),
+        ("GET", "/users/", [bearer]),
+        ("DELETE", f"/users/{bob}", [bearer]),
+        ("POST", f"/users/{bob}/reopen", [bearer]),
+        ("POST", f"/users/{bob}/transactions", [bearer, ("Content-Type", "application/json")]),
+    ]
+    for method, path, headers in tricks:
+        status, body = _raw(url, method, path, headers)
+        assert status in (400, 401, 403, 404, 405, 422), (method, path, status, body)
+        # Never bob's data (an unknown-user 404 may echo the id the caller sent, nothing more).
+        assert "trickb" not in body and '"balance"' not in body, (method, path, body)
+    # Bob's wallet is untouched and still his; alice still reaches hers.
+    assert call(url, "GET", f"/users/{bob}", operator)[1]["status"] == "active"
+    assert call(url, "GET", f"/users/{alice}", me)[0] == 200
