@@ -114,6 +114,8 @@ def local_environment(base_url: str, data_dir: Path, env: Mapping[str, str]) -> 
         "PUBLIC_BASE_URL": env.get("PUBLIC_BASE_URL") or base_url,
         "FRONTEND_URL": env.get("FRONTEND_URL") or f"{base_url}/",
         "STORE_URL": env.get("STORE_URL") or f"sqlite:///{(data_dir / 'wallet.db').resolve()}",
+        # The wallet events the deployed stack publishes from its table's stream (store/outbox.py).
+        "EVENTS_OUTBOX": env.get("EVENTS_OUTBOX") or str((data_dir / "events.jsonl").resolve()),
     }
     ecpay_base = env.get("ECPAY_BASE_URL") or (base_url if name == "sandbox" else "")
     if ecpay_base:
