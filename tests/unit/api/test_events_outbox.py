@@ -75,3 +75,38 @@ def test_without_the_setting_there_is_no_outbox(api: Api, user: dict[str, Any], 
     create_deposit(api, user["user_id"])
     assert not list(tmp_path.glob("*.jsonl"))
     assert read_outbox(tmp_path / "events.jsonl") == []
+
+
+def test_get_events_is_an_operator_route_over_the_outbox(
+    outbox: Path, api: Api, user: dict[str, Any]
+) -> None:
+    uid = user["user_id"]
+    pay = create_deposit(api, uid, 400)
+    mtn = checkout(api, uid, pay["transaction_id"], payment_method="Credit")["fields"]["MerchantTradeNo"]
+    notify = f"/users/{uid}/transactions/{pay['transaction_id']}/return"
+    api.request("POST", notify, body=form(sign(return_fields(mtn, 400))), headers=FORM, token=None)
+    api.request(
+        "POST", f"/users/{uid}/transactions", json_body={"transaction_type": "withdraw", "amount": 100}
+    )
+    listed = api.request("GET", "/events").json()
+    assert [e["name"] for e in listed["events"]] == ["deposit.paid", "withdrawal.requested"]
+    assert listed["total"] == 2 and listed["events"][0]["amount"] == 400
+    assert [e["name"] for e in api.request("GET", "/events", query={"limit": "1"}).json()["events"]] == [
+        "withdrawal.requested"
+    ]
+    assert Api(token=None).request("GET", "/events").status == 401
+
+
+def test_get_events_without_an_outbox_points_at_the_bus(api: Api) -> None:
+    resp = api.request("GET", "/events")
+    assert resp.status == 404 and resp.error_code == "events_on_bus"
+
+
+def test_get_events_is_404_for_an_end_user(outbox: Path, api_env: pytest.MonkeyPatch) -> None:
+    api_env.delenv("API_TOKEN")
+    api_env.setenv("AUTH_MODE", "jwt")
+    composition.reset()
+    resp = Api(token=None, claims={"sub": "someone"}).request("GET", "/events")
+    assert resp.status == 404 and resp.error_code == "route_not_found"
+    operator = Api(token=None, claims={"sub": "ops", "cognito:groups": "[operators]"})
+    assert operator.request("GET", "/events").json() == {"events": [], "total": 0}
