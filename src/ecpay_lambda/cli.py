@@ -20,6 +20,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "checkmac": ("checkmac", "work out or check an ECPay CheckMacValue, step by step with --explain"),
     "audit": ("audit", "check that every user's balance matches its ledger (exit 1 when one does not)"),
     "reconcile": ("reconcile", "ask ECPay about deposits still waiting for payment and record the answers"),
+    "token": ("token", "print a JWT for serve with AUTH_MODE=jwt: --user USER_ID or --operator (1 h)"),
 }
 
 DESCRIPTION = "A points wallet paid through ECPay (綠界): run it on this computer, check and repair its data."

@@ -15,6 +15,11 @@ Variables (the local server sets the same names):
 - ``ECPAY_CROSS_CHECK``: confirm paid notifications with QueryTradeInfo; default true outside sandbox
 - ``STORE_URL``: default ``sqlite:///.data/wallet.db``
 - ``API_TOKEN`` or ``API_TOKEN_SECRET_ARN``; ``AUTH_MODE``: ``token`` (default) | ``jwt``
+- ``JWT_USER_CLAIM`` (default ``sub``): the claim of an end user's JWT that names their wallet user id;
+  ``JWT_GROUPS_CLAIM`` (default ``cognito:groups``) and ``JWT_OPERATOR_GROUP`` (default ``operators``),
+  or ``JWT_OPERATOR_SCOPE`` (default none): what makes a JWT an operator's (``AUTH_MODE=jwt``)
+- ``EVENTS_OUTBOX``: local mode's wallet events file (``serve`` sets ``.data/events.jsonl``); unset on AWS,
+  where the table's stream publishes them
 - ``FRONTEND_URL``, ``PUBLIC_BASE_URL``, ``CORS_ORIGINS`` (comma-separated)
 - ``ECPAY_CREDIT_CHECK_CODE``: the merchant's credit check code (商家檢查碼, from the vendor back office):
   refunds ask CreditDetail/QueryTrade/V2 for the card trade's state with it.
@@ -73,6 +78,11 @@ class Settings:
     store_url: str = DEFAULT_STORE_URL
     api_token: str | None = field(default=None, repr=False)
     auth_mode: AuthMode = "token"
+    jwt_user_claim: str = "sub"
+    jwt_groups_claim: str = "cognito:groups"
+    jwt_operator_group: str | None = "operators"
+    jwt_operator_scope: str | None = None
+    events_outbox: str | None = None  # local mode: the JSON-lines file wallet events are appended to
     frontend_url: str | None = None
     public_base_url: str | None = None
     cors_origins: tuple[str, ...] = ()
@@ -242,6 +252,12 @@ def parse_settings(env: Mapping[str, str], *, read_secret: SecretReader | None =
         store_url=_clean(env, "STORE_URL") or DEFAULT_STORE_URL,
         api_token=_resolve_token(env, reader) if auth_mode == "token" else None,
         auth_mode=auth_mode,
+        jwt_user_claim=_clean(env, "JWT_USER_CLAIM") or "sub",
+        jwt_groups_claim=_clean(env, "JWT_GROUPS_CLAIM") or "cognito:groups",
+        # An explicit empty JWT_OPERATOR_GROUP turns groups off (operators then come by scope only).
+        jwt_operator_group=_clean(env, "JWT_OPERATOR_GROUP") if "JWT_OPERATOR_GROUP" in env else "operators",
+        jwt_operator_scope=_clean(env, "JWT_OPERATOR_SCOPE"),
+        events_outbox=_clean(env, "EVENTS_OUTBOX"),
         frontend_url=_parse_url(env, "FRONTEND_URL"),
         public_base_url=_parse_url(env, "PUBLIC_BASE_URL"),
         cors_origins=origins,

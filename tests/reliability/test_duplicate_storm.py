@@ -14,6 +14,8 @@ import functools
 import random
 from collections import Counter
 
+from ecpay_lambda.store.outbox import read_outbox
+
 from .conftest import ServerFactory, audit, open_test_store
 from .harness import OK, paid_notification, run_parallel, size
 
@@ -73,3 +75,8 @@ def test_duplicate_storm_credits_each_deposit_once(store_url: str, server_factor
         assert outcomes["duplicate"] == copies - 1, f"seed {seed}: {outcomes}"
     report = audit(store_url)
     assert report.clean, report.mismatches
+    # Events out (issue 15): the local outbox holds what the deployed Pipe publishes, one
+    # deposit.paid per deposit however many copies of its notification arrived.
+    events = read_outbox(server.workdir / "data" / "events.jsonl")
+    assert Counter(e["name"] for e in events) == {"deposit.paid": DEPOSITS}, f"seed {seed}: {events[:3]}"
+    assert {e["transaction_id"] for e in events} == {t for t, _, _ in deposits}

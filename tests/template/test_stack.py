@@ -53,6 +53,7 @@ NOT_ON_MOTO = {
     "AWS::SNS::TopicPolicy": "the alarm topic's policy",
     "AWS::SQS::QueuePolicy": "the dead-letter queue's policy for EventBridge",
     "AWS::Lambda::EventInvokeConfig": "the reconcile function's async retry settings",
+    "AWS::Pipes::Pipe": "the wallet events Pipe (checked in tests/template/test_events.py)",
     "AWS::SecretsManager::Secret": "secrets: created through the Secrets Manager API as the template "
     "declares them, their ARNs put where the template refers to them",
 }

@@ -42,6 +42,7 @@ SEED_ROUTES = [
 MORE_ROUTES = [
     ("GET", "/users/{userId}"),
     ("POST", "/users/{userId}/reopen"),
+    ("GET", "/events"),
     ("GET", "/users/{userId}/transactions/{transactionId}"),
     ("POST", "/users/{userId}/transactions/{transactionId}/paymentInfo"),
     ("POST", "/users/{userId}/transactions/{transactionId}/clientReturn"),

@@ -26,7 +26,7 @@ from .auth import AuthScheme, auth_scheme
 from .errors import RETRY_AFTER_SECONDS, STORE_UNAVAILABLE, to_http_error
 from .events import error_body, stage_prefix
 from .logs import SERVICE
-from .routes import meta, payments, transactions, users
+from .routes import events, meta, payments, transactions, users
 from .routes.common import ApiError
 
 logger = Logger(service=SERVICE, child=True)
@@ -125,7 +125,7 @@ def create_app(cors_origins: Sequence[str] = ()) -> APIGatewayHttpResolver:
             max_age=600,
         )
     app = APIGatewayHttpResolver(enable_validation=True, cors=cors)
-    for module in (users, transactions, payments, meta):
+    for module in (users, transactions, payments, events, meta):
         app.include_router(module.router)
     app.enable_swagger(path="/docs", **_openapi_kwargs())
 

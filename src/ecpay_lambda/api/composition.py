@@ -76,6 +76,13 @@ def build_store(settings: Settings) -> WalletStore:
     except StoreNotReady as exc:
         # A missing table is a deployment fault: 503 for the API, 0|Unavailable for ECPay, exit 2 for the CLI.
         raise ConfigError(str(exc)) from exc
+    if settings.events_outbox:
+        # Local mode: the events the Pipe publishes on AWS, from each commit (store/outbox.py).
+        from pathlib import Path  # noqa: PLC0415
+
+        from ..store.outbox import OutboxStore  # noqa: PLC0415
+
+        return OutboxStore(store, Path(settings.events_outbox))
     return store
 
 

@@ -372,6 +372,29 @@ class TransactionDetailOut(TransactionOut):
         )
 
 
+class WalletEventOut(BaseModel):
+    """One wallet event (docs/events.md; the JSON Schema docs/wallet-event.schema.json)."""
+
+    name: str = Field(description="e.g. deposit.paid, withdrawal.requested, refund.completed")
+    transaction_id: str
+    user_id: str
+    transaction_type: str
+    status: str
+    previous_status: str | None = None
+    amount: int
+    refunded_amount: int
+    related_transaction_id: str | None = None
+    version: int
+    occurred_at: str
+
+
+class EventList(BaseModel):
+    """GET /events: local mode's outbox, oldest first (the last ``limit``)."""
+
+    events: list[WalletEventOut]
+    total: int
+
+
 class Health(BaseModel):
     """GET /healthz."""
 

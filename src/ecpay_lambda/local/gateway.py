@@ -11,6 +11,7 @@ from typing import Any
 
 from .events import INTERNAL_ERROR, NOT_FOUND, LambdaContext, build_event, gateway_error, to_http_response
 from .http import Request, Response
+from .issuer import InvalidToken, as_event_claims, bearer, verify
 from .template_routes import CorsConfig, Route, RouteMatch, RouteTable
 
 log = logging.getLogger(__name__)
@@ -18,6 +19,7 @@ log = logging.getLogger(__name__)
 Handler = Callable[[dict[str, Any], Any], Any]
 HandlerResolver = Callable[[Route], Handler]
 MAX_PAYLOAD_BYTES = 10 * 1024 * 1024  # HTTP API request payload limit
+UNAUTHORIZED = b'{"message":"Unauthorized"}'
 
 
 def import_handler(route: Route) -> Handler:
@@ -32,9 +34,14 @@ def import_handler(route: Route) -> Handler:
 class ApiGateway:
     """An App serving the template's HTTP API routes; unmatched requests get API Gateway's 404."""
 
-    def __init__(self, routes: RouteTable, *, resolver: HandlerResolver = import_handler) -> None:
+    def __init__(
+        self, routes: RouteTable, *, resolver: HandlerResolver = import_handler, jwt_key: bytes | None = None
+    ) -> None:
         self.routes = routes
         self._resolver = resolver
+        # AUTH_MODE=jwt: the local issuer's key; the template's secured routes then need its tokens,
+        # checked here as the HTTP API's JWT authorizer checks a provider's (see local/issuer.py).
+        self._jwt_key = jwt_key
         self._handlers: dict[str, Handler] = {}
         self._lock = threading.Lock()
         # Lambda gives each execution environment one event at a time, and handlers rely on it
@@ -91,7 +98,25 @@ class ApiGateway:
     def _invoke(self, request: Request, match: RouteMatch, stage: str) -> Response:
         route = match.route
         request_id = str(uuid.uuid4())
+        claims: dict[str, Any] | None = None
+        if self._jwt_key is not None and route.route_key in self.routes.secured:
+            try:
+                claims = verify(self._jwt_key, bearer(request.header("Authorization")) or "")
+            except InvalidToken as exc:
+                # API Gateway answers itself; the function is never invoked.
+                log.info("%s refused by the JWT authorizer: %s", route.route_key, exc)
+                response = gateway_error(401, UNAUTHORIZED)
+                response.headers.append(("WWW-Authenticate", "Bearer"))
+                return response
         event = build_event(request, match, request_id=request_id, stage=stage)
+        if claims is not None:
+            scope = claims.get("scope")
+            event["requestContext"]["authorizer"] = {
+                "jwt": {
+                    "claims": as_event_claims(claims),
+                    "scopes": scope.split() if isinstance(scope, str) and scope.split() else None,
+                }
+            }
         context = LambdaContext(route.function_name, route.memory_size, route.timeout)
         try:
             handler = self._handler_for(route)

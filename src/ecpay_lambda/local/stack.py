@@ -20,6 +20,7 @@ from ..config import ENVIRONMENTS, ConfigError, parse_settings
 from ..ecpay.credentials import MerchantCredentials
 from .gateway import ApiGateway
 from .http import App, Request, Response, text_response
+from .issuer import load_key
 from .preflight import PreflightError, open_checked_store, redact_url
 from .sandbox import Sandbox, SandboxApp, SandboxSettings, TradeBook
 from .sandbox.app import PREFIXES as SANDBOX_PREFIXES
@@ -113,6 +114,8 @@ def local_environment(base_url: str, data_dir: Path, env: Mapping[str, str]) -> 
         "PUBLIC_BASE_URL": env.get("PUBLIC_BASE_URL") or base_url,
         "FRONTEND_URL": env.get("FRONTEND_URL") or f"{base_url}/",
         "STORE_URL": env.get("STORE_URL") or f"sqlite:///{(data_dir / 'wallet.db').resolve()}",
+        # The wallet events the deployed stack publishes from its table's stream (store/outbox.py).
+        "EVENTS_OUTBOX": env.get("EVENTS_OUTBOX") or str((data_dir / "events.jsonl").resolve()),
     }
     ecpay_base = env.get("ECPAY_BASE_URL") or (base_url if name == "sandbox" else "")
     if ecpay_base:
@@ -267,7 +270,9 @@ def build_stack(
         sandbox = _sandbox(data_dir, merchant, retry_delays) if values["ECPAY_ENV"] == "sandbox" else None
         # One calendar for the whole local stack: the wallet reads the sandbox's (movable) clock.
         set_clock(sandbox.now if sandbox is not None else None)
-        gateway = ApiGateway(routes)
+        # AUTH_MODE=jwt: the gateway plays the template's JWT authorizer with the local issuer's key.
+        jwt_key = load_key(data_dir) if (env.get("AUTH_MODE") or "").strip().lower() == "jwt" else None
+        gateway = ApiGateway(routes, jwt_key=jwt_key)
         apps: list[App] = []
         if sandbox is not None:
             if not is_loopback(host):

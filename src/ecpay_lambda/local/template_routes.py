@@ -177,13 +177,35 @@ def _cors_from(value: object) -> CorsConfig | None:
     )
 
 
+def _secured_operations(definition: object) -> set[str]:
+    """Route keys (``GET /users``) of the OpenAPI operations in ``definition`` that declare ``security``."""
+    paths = definition.get("paths") if isinstance(definition, Mapping) else None
+    found: set[str] = set()
+    for path, operations in (paths or {}).items() if isinstance(paths, Mapping) else ():
+        if not isinstance(operations, Mapping):
+            continue
+        for method, operation in operations.items():
+            if isinstance(operation, Mapping) and "security" in operation:
+                found.add(f"{str(method).upper()} {path}")
+    return found
+
+
 class RouteTable:
     """The HTTP API routes of a template, with API Gateway's matching rules."""
 
-    def __init__(self, routes: list[Route], cors: CorsConfig | None = None, stage: str | None = None) -> None:
+    def __init__(
+        self,
+        routes: list[Route],
+        cors: CorsConfig | None = None,
+        stage: str | None = None,
+        secured: frozenset[str] = frozenset(),
+    ) -> None:
         self.routes = routes
         self.cors = cors
         self.stage = stage  # a named stage (e.g. Prod): AWS serves the API under /<stage>/...
+        # Route keys whose DefinitionBody operation carries a security requirement: the JWT
+        # authorizer guards them when AuthMode=jwt (the template's &management-security).
+        self.secured = secured
 
     @classmethod
     def from_template(
@@ -210,6 +232,7 @@ class RouteTable:
         seen: dict[str, str] = {}
         cors: CorsConfig | None = _cors_from(_resolve_refs(api_globals.get("CorsConfiguration"), parameters))
         stage = _as_str(_resolve_refs(api_globals.get("StageName"), parameters))
+        secured: set[str] = set()
         for logical_id, resource in resources.items():
             if not isinstance(resource, Mapping):
                 continue
@@ -218,6 +241,7 @@ class RouteTable:
             if resource.get("Type") == "AWS::Serverless::HttpApi":
                 cors = _cors_from(_resolve_refs(props.get("CorsConfiguration"), parameters)) or cors
                 stage = _as_str(_resolve_refs(props.get("StageName"), parameters)) or stage
+                secured |= _secured_operations(props.get("DefinitionBody"))
                 continue
             if resource.get("Type") != "AWS::Serverless::Function":
                 continue
@@ -266,7 +290,7 @@ class RouteTable:
                 routes.append(route)
         if not routes:
             raise TemplateError("template has no HttpApi events")
-        return cls(routes, cors, None if stage in (None, "", "$default") else stage)
+        return cls(routes, cors, None if stage in (None, "", "$default") else stage, frozenset(secured))
 
     @classmethod
     def from_file(cls, path: str | Path, parameter_overrides: Mapping[str, str] | None = None) -> RouteTable:

@@ -40,6 +40,7 @@ from ..wallet.port import (
     AtomicWrite,
     DuplicateNotification,
     IdempotencyKeyReused,
+    IdentityBound,
     InsufficientFunds,
     UserDelta,
     UserExists,
@@ -78,6 +79,7 @@ from .dynamodb_items import (
     encode_cursor,
     encode_dedupe,
     encode_idempotency,
+    encode_identity,
     encode_ledger_entries,
     encode_notification,
     encode_transaction,
@@ -87,6 +89,7 @@ from .dynamodb_items import (
     get_int,
     get_s,
     idempotency_key,
+    identity_key,
     is_paid_deposit,
     iso,
     item_size,
@@ -310,13 +313,19 @@ class DynamoDBStore:
 
     # --- users -----------------------------------------------------------------------------------
 
-    def create_user(self, user: User) -> None:
-        """Insert a user, its username uniqueness item, and count it; ``UserExists`` if taken."""
+    def create_user(self, user: User, identity: str | None = None) -> None:
+        """Insert a user, its username uniqueness item, and count it; ``UserExists`` if taken.
+
+        With ``identity``, also its binding item (``IdentityBound`` when it has a user already), in
+        the same transaction, and the identity on the user item.
+        """
 
         def taken(what: str) -> Callable[[StoredItem | None], Exception]:
             return lambda _old: UserExists(f"{what} already exists")
 
         user_item = encode_user(user)
+        if identity is not None:
+            user_item["identity"] = s(identity)
         username_item = encode_username(user)
         counter: TransactWriteItemTypeDef = {
             "Update": {
@@ -332,8 +341,25 @@ class DynamoDBStore:
                 self._put(username_item, _RANK_USER, taken(f"username {user.username!r}"), only_new=True),
                 self._put(user_item, _RANK_USER, taken(f"user {user.user_id!r}"), only_new=True),
                 _Op(counter, _RANK_APPEND, _unexpected("users counter"), _UPDATE_SIZE_ESTIMATE),
+                *(
+                    []
+                    if identity is None
+                    else [
+                        self._put(
+                            encode_identity(identity, user.user_id),
+                            _RANK_USER,
+                            lambda _old: IdentityBound("the identity already has a user"),
+                            only_new=True,
+                        )
+                    ]
+                ),
             ]
         )
+
+    def get_user_by_identity(self, identity: str) -> User | None:
+        """The user bound to ``identity`` (its binding item, then the user), or None."""
+        binding = self._get(identity_key(identity))
+        return None if binding is None else self.get_user(get_s(binding, "user_id"))
 
     def get_user(self, user_id: str) -> User | None:
         """One user, or None (strongly consistent)."""

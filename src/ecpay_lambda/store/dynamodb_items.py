@@ -231,6 +231,16 @@ def decode_user(item: StoredItem) -> User:
     )
 
 
+def identity_key(identity: str) -> Item:
+    """The item binding a sign-in identity to its one user (uniqueness, like usernames)."""
+    return key(f"IDENTITY#{identity}", "IDENTITY")
+
+
+def encode_identity(identity: str, user_id: str) -> Item:
+    """The identity binding item."""
+    return {**identity_key(identity), "entity": s("identity"), "user_id": s(user_id)}
+
+
 def encode_username(user: User) -> Item:
     """The username uniqueness item."""
     return {**username_key(user.username), "entity": s("username"), "user_id": s(user.user_id)}

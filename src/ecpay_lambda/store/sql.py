@@ -62,6 +62,7 @@ from ..wallet.port import (
     AtomicWrite,
     DuplicateNotification,
     IdempotencyKeyReused,
+    IdentityBound,
     InsufficientFunds,
     StoreConflict,
     TransactionPut,
@@ -387,9 +388,11 @@ class SqlStore:
 
     # -- users ------------------------------------------------------------------------------
 
-    def create_user(self, user: User) -> None:
-        """Insert a new user; ``UserExists`` if the username (or id) is taken."""
+    def create_user(self, user: User, identity: str | None = None) -> None:
+        """Insert a new user; ``UserExists`` if the username (or id) is taken, ``IdentityBound`` if
+        ``identity`` already has a user."""
         values = {
+            "identity": identity,
             "user_id": user.user_id,
             "username": user.username,
             "email": user.email,
@@ -407,7 +410,20 @@ class SqlStore:
             except IntegrityError:
                 raise _Abort(UserExists(f"username {user.username!r} is taken")) from None
 
-        self._write(run)
+        try:
+            self._write(run)
+        except UserExists:
+            # One unique violation or the other; the identity's owner, read afterwards, tells which.
+            if identity is not None and self.get_user_by_identity(identity) is not None:
+                raise IdentityBound("the identity already has a user") from None
+            raise
+
+    def get_user_by_identity(self, identity: str) -> User | None:
+        """The user bound to ``identity``, or None."""
+        self._ensure()
+        with self._tx(write=False) as conn:
+            row = conn.execute(select(s.users).where(s.users.c.identity == identity)).mappings().first()
+        return None if row is None else _user(row)
 
     def get_user(self, user_id: str) -> User | None:
         """One user, or None."""

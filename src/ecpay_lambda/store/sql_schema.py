@@ -54,7 +54,10 @@ users = Table(
     Column("open_transactions", Integer, nullable=False),
     Column("created_us", BigInteger, nullable=False),
     Column("updated_us", BigInteger, nullable=False),
+    # The end user's sign-in subject (AUTH_MODE=jwt): one wallet per identity; NULL for the others.
+    Column("identity", String(255), nullable=True),
     Index("ix_wallet_users_created", "created_us", "user_id"),
+    Index("ux_wallet_users_identity", "identity", unique=True),
     **_MYSQL,
 )
 
@@ -159,6 +162,18 @@ def _v2(conn: Connection) -> None:
             index.create(conn)
 
 
+def _v3(conn: Connection) -> None:
+    # Users bound to a sign-in identity (issue 15). NULLs never collide in a unique index.
+    present = {column["name"] for column in inspect(conn).get_columns(users.name)}
+    if "identity" not in present:
+        spec = String(255).compile(dialect=conn.dialect)
+        conn.execute(text(f"ALTER TABLE {users.name} ADD COLUMN identity {spec}"))
+    indexes = {index["name"] for index in inspect(conn).get_indexes(users.name)}
+    for index in users.indexes:
+        if index.name not in indexes:
+            index.create(conn)
+
+
 # (version, migration) in order; each runs once, inside the schema lock, then is recorded.
-MIGRATIONS: tuple[tuple[int, Callable[[Connection], None]], ...] = ((1, _v1), (2, _v2))
+MIGRATIONS: tuple[tuple[int, Callable[[Connection], None]], ...] = ((1, _v1), (2, _v2), (3, _v3))
 LATEST_VERSION = MIGRATIONS[-1][0]

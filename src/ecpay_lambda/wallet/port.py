@@ -114,6 +114,10 @@ class UserExists(StoreConflict):
     """``create_user`` found the username already taken."""
 
 
+class IdentityBound(StoreConflict):
+    """``create_user`` found the sign-in identity already bound to a user (one wallet per identity)."""
+
+
 class WalletStore(Protocol):
     """The storage port. Every method is atomic; reads are strongly consistent.
 
@@ -129,8 +133,16 @@ class WalletStore(Protocol):
         """True when the store is reachable (for /healthz)."""
         ...
 
-    def create_user(self, user: User) -> None:
-        """Insert a new user; raise ``UserExists`` if the username is taken."""
+    def create_user(self, user: User, identity: str | None = None) -> None:
+        """Insert a new user; raise ``UserExists`` if the username is taken.
+
+        ``identity`` (an end user's sign-in subject, e.g. a JWT ``sub``) is stored with the user, at
+        most one user per identity: ``IdentityBound`` if another user has it already.
+        """
+        ...
+
+    def get_user_by_identity(self, identity: str) -> User | None:
+        """The user bound to sign-in ``identity``, or None."""
         ...
 
     def get_user(self, user_id: str) -> User | None:

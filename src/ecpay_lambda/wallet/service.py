@@ -214,8 +214,9 @@ class WalletService:
 
     # -- users --------------------------------------------------------------------------------
 
-    def create_user(self, username: str, email: str) -> User:
-        """Create an active user with zero balance."""
+    def create_user(self, username: str, email: str, *, identity: str | None = None) -> User:
+        """Create an active user with zero balance (bound to sign-in ``identity`` when given: the store
+        raises ``IdentityBound`` when that identity has a user already)."""
         username = username.strip() if isinstance(username, str) else ""
         email = email.strip() if isinstance(email, str) else ""
         if not 1 <= len(username) <= 64:
@@ -235,7 +236,10 @@ class WalletService:
             updated_at=now,
         )
         try:
-            self.store.create_user(user)
+            if identity is None:
+                self.store.create_user(user)
+            else:
+                self.store.create_user(user, identity=identity)
         except UserExists:
             raise errors.Conflict(f"username {username!r} is taken") from None
         return user

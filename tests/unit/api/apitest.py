@@ -220,8 +220,10 @@ class Resp:
 class Api:
     """Calls the handlers template.yaml routes requests to, as API Gateway would."""
 
-    def __init__(self, token: str | None = TOKEN) -> None:
+    def __init__(self, token: str | None = TOKEN, claims: Mapping[str, Any] | None = None) -> None:
         self.token = token
+        # The claims API Gateway's JWT authorizer would pass on (AUTH_MODE=jwt): as if it verified a token.
+        self.claims = dict(claims) if claims is not None else None
 
     def request(
         self,
@@ -257,6 +259,8 @@ class Api:
             route=route,
             path_parameters=params,
         )
+        if self.claims is not None:
+            event["requestContext"]["authorizer"] = {"jwt": {"claims": dict(self.claims), "scopes": None}}
         raw = handler_of(route)(event, LambdaContext())
         return to_resp(raw)
 

@@ -29,6 +29,7 @@ SETTINGS_VARIABLES = (
     "PUBLIC_BASE_URL",
     "CORS_ORIGINS",
     "AWS_LAMBDA_FUNCTION_NAME",
+    "EVENTS_OUTBOX",
 )
 # The sandbox base URL is never contacted in these tests (cross-check is off in sandbox); the discard
 # port on loopback makes any accidental call fail at once without leaving the machine.

@@ -96,7 +96,8 @@ def test_jwt_mode_trusts_only_events_with_verified_claims(api_env: pytest.Monkey
     assert refused.status == 401
     route, params = match("GET", USERS)  # type: ignore[misc]
     event = make_event("GET", USERS, route=route, path_parameters=params)
-    event["requestContext"]["authorizer"] = {"jwt": {"claims": {"sub": "operator"}, "scopes": None}}
+    claims = {"sub": "operator", "cognito:groups": "[operators]"}
+    event["requestContext"]["authorizer"] = {"jwt": {"claims": claims, "scopes": None}}
     assert to_resp(handlers.handler(event, LambdaContext())).status == 200
 
 

@@ -34,7 +34,14 @@ from ecpay_lambda.store.dynamodb import DynamoDBStore
 from ecpay_lambda.wallet.models import PaymentMethod, TransactionStatus, TransactionType
 from ecpay_lambda.wallet.service import CheckoutUrls, WalletService
 
-FORBIDDEN = ("pydantic", "sqlalchemy", "aws_lambda_powertools.event_handler", "aws_lambda_powertools")
+# ecpay_lambda.local holds the local JWT issuer and gateway (issue 15): local mode only, never a function's.
+FORBIDDEN = (
+    "pydantic",
+    "sqlalchemy",
+    "aws_lambda_powertools.event_handler",
+    "aws_lambda_powertools",
+    "ecpay_lambda.local",
+)
 # Creating boto3 clients on the first request may load more of these packages: that is client
 # creation, which the benchmark leaves out on purpose (it is not the function's own import cost).
 CLIENT_CREATION = ("boto3", "botocore", "urllib3", "s3transfer", "jmespath", "dateutil")

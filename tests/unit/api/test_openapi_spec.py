@@ -48,6 +48,7 @@ def test_operation_ids_are_readable_and_stable() -> None:
     assert ids == {
         ("POST", "/users"): "createUser",
         ("GET", "/users"): "listUsers",
+        ("GET", "/events"): "listEvents",
         ("GET", "/users/{userId}"): "getUser",
         ("DELETE", "/users/{userId}"): "closeUser",
         ("POST", "/users/{userId}/reopen"): "reopenUser",

@@ -36,6 +36,7 @@ def test_local_environment(tmp_path: Path) -> None:
         "PUBLIC_BASE_URL": "http://127.0.0.1:3456",
         "FRONTEND_URL": "http://127.0.0.1:3456/",
         "STORE_URL": f"sqlite:///{tmp_path.resolve() / 'wallet.db'}",
+        "EVENTS_OUTBOX": str(tmp_path.resolve() / "events.jsonl"),
     }
     kept = local_environment("http://127.0.0.1:1", tmp_path, {"STORE_URL": "postgresql+psycopg://u:p@h/db"})
     assert kept["STORE_URL"] == "postgresql+psycopg://u:p@h/db"

@@ -108,6 +108,11 @@ def _make_v1_database(store: SqlStore) -> None:
                 index.drop(conn)
         for column in V2_COLUMNS:
             conn.execute(text(f"ALTER TABLE wallet_transactions DROP COLUMN {column}"))
+        # v3 (issue 15): the users' sign-in identity and its unique index.
+        for index in schema.users.indexes:
+            if index.name == "ux_wallet_users_identity":
+                index.drop(conn)
+        conn.execute(text("ALTER TABLE wallet_users DROP COLUMN identity"))
         schema.schema_version.create(conn)
         conn.execute(insert(schema.schema_version).values(version=1, applied_us=T0_US))
         conn.execute(
@@ -181,6 +186,12 @@ def test_a_v1_database_migrates_to_v2_and_keeps_its_rows_readable(url: str) -> N
         assert wide == []
         user = store.get_user("u1")
         assert user is not None and user.balance == 300
+        # v3: users can be bound to an identity, one user per identity; the old user has none.
+        assert "identity" in {c["name"] for c in inspect(store.engine).get_columns("wallet_users")}
+        assert store.get_user_by_identity("sub-1") is None
+        bound = user._replace(user_id="u2", username="bob")
+        store.create_user(bound, identity="sub-1")
+        assert store.get_user_by_identity("sub-1") == bound
         # The migrated row takes the new fields.
         attempt = Attempt("T1A", PaymentMethod.CREDIT, AttemptState.AWAITING_PAYMENT, awaiting.created_at)
         scheduled = awaiting._replace(

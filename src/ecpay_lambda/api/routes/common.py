@@ -5,10 +5,15 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import Response, content_types
+from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Header, Path, Query
 from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse, OpenAPIResponseHeader
 from pydantic import BaseModel
 
+from ...config import load_settings
+from ...wallet.errors import NotFound
+from ..auth import Principal, principal
+from ..composition import get_service
 from ..schemas import ErrorResponse
 
 # Management routes need credentials (bearer token or JWT); the OpenAPI spec says so per route.
@@ -104,3 +109,32 @@ IdempotencyKey = Annotated[
         description="Repeat a request safely: the same key and body answer the same transaction.",
     ),
 ]
+
+
+def caller(router: Router) -> Principal:
+    """Who sent the request ``router`` is serving (see :func:`ecpay_lambda.api.auth.principal`).
+
+    An end user whose identity created a wallet (``POST /users``) reaches that wallet, whatever
+    their user claim says; otherwise the claim names it.
+    """
+    found = principal(router.current_event.raw_event, load_settings())
+    if not found.operator and found.identity is not None:
+        bound = get_service().store.get_user_by_identity(found.identity)
+        if bound is not None:
+            return found._replace(user_id=bound.user_id)
+    return found
+
+
+def own_wallet(router: Router, user_id: str) -> None:
+    """Refuse a caller who may not act on wallet ``user_id``: 404, exactly as for an unknown user.
+
+    Never 403: an end user must not learn that another user's id exists.
+    """
+    if not caller(router).may_reach(user_id):
+        raise NotFound(f"user {user_id} not found")
+
+
+def operator_only(router: Router) -> None:
+    """Refuse an end user on an operator route: 404, as for a route that does not exist."""
+    if not caller(router).operator:
+        raise ApiError(404, "route_not_found", "no such route")

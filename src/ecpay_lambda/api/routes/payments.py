@@ -19,7 +19,17 @@ from .. import metrics
 from ..composition import get_service
 from ..events import header, public_base_url
 from ..schemas import CheckoutFormOut, CheckoutRequest, RefundRequest, TransactionOut
-from .common import SECURITY, ApiError, IdempotencyKey, TransactionId, UserId, json_response, responses
+from .common import (
+    SECURITY,
+    ApiError,
+    IdempotencyKey,
+    TransactionId,
+    UserId,
+    json_response,
+    operator_only,
+    own_wallet,
+    responses,
+)
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2
@@ -98,6 +108,7 @@ def request_payment(
     payment_method: Annotated[PaymentMethod | None, Query()] = None,
 ) -> Response[Any]:
     """POST .../requestPayment -> HTML form (or JSON)."""
+    own_wallet(router, user_id)
     settings = _require_ecpay()
     event = _event()
     method = payment_method or _method_from_body(event)
@@ -138,7 +149,8 @@ def refund(
     body: Annotated[RefundRequest | None, Body()] = None,
     idempotency_key: IdempotencyKey = None,
 ) -> Response[Any]:
-    """POST .../refund ``{amount?}`` -> the refund transaction (``Idempotency-Key``: the first one again)."""
+    """POST .../refund ``{amount?}`` -> the refund transaction (operators)."""
+    operator_only(router)
     _require_ecpay()
     amount = body.amount if body is not None else None
     try:
@@ -178,5 +190,6 @@ def refund_failure_reason(exc: PaymentGatewayError) -> str:
 )
 def sync(user_id: UserId, transaction_id: TransactionId) -> Response[Any]:
     """POST .../sync -> the deposit."""
+    own_wallet(router, user_id)
     _require_ecpay()
     return json_response(200, TransactionOut.of(get_service().sync(user_id, transaction_id)))

@@ -28,6 +28,8 @@ from .common import (
     TransactionId,
     UserId,
     json_response,
+    operator_only,
+    own_wallet,
     responses,
 )
 
@@ -57,6 +59,7 @@ def create_transaction(
     user_id: UserId, body: Annotated[TransactionCreate, Body()], idempotency_key: IdempotencyKey = None
 ) -> Response[Any]:
     """POST /users/{userId}/transactions ``{transaction_type, amount}`` -> ``{transaction_id, ...}``."""
+    own_wallet(router, user_id)
     transaction, replayed = get_service().create_transaction(
         user_id,
         TransactionType(body.transaction_type),
@@ -81,6 +84,7 @@ def list_transactions(
     user_id: UserId, page: Page = 1, page_size: PageSize = 20, cursor: Cursor = None
 ) -> Response[Any]:
     """GET /users/{userId}/transactions?page&pageSize -> ``{transactions, total, ...}``."""
+    own_wallet(router, user_id)
     listing = get_service().list_transactions(user_id, page=page, page_size=page_size, cursor=cursor)
     return json_response(
         200,
@@ -104,6 +108,7 @@ def list_transactions(
 )
 def get_transaction(user_id: UserId, transaction_id: TransactionId) -> Response[Any]:
     """GET /users/{userId}/transactions/{transactionId}."""
+    own_wallet(router, user_id)
     detail = get_service().get_transaction(user_id, transaction_id)
     return json_response(200, TransactionDetailOut.of_detail(detail))
 
@@ -139,6 +144,7 @@ def _withdraw_action(update: WithdrawUpdate | None) -> WithdrawAction:
 def update_transaction(
     user_id: UserId, transaction_id: TransactionId, body: Annotated[WithdrawUpdate | None, Body()] = None
 ) -> Response[Any]:
-    """PATCH /users/{userId}/transactions/{transactionId}: the seed sends no body to complete."""
+    """PATCH /users/{userId}/transactions/{transactionId}: the seed sends no body to complete (operators)."""
+    operator_only(router)
     transaction = get_service().update_withdraw(user_id, transaction_id, _withdraw_action(body))
     return json_response(200, TransactionOut.of(transaction))

@@ -9,9 +9,22 @@ from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 
 from ...wallet.errors import InvalidRequest
+from ...wallet.port import IdentityBound
 from ..composition import get_service
 from ..schemas import UserCreate, UserList, UserOut
-from .common import SECURITY, ApiError, Cursor, Page, PageSize, UserId, json_response, responses
+from .common import (
+    SECURITY,
+    ApiError,
+    Cursor,
+    Page,
+    PageSize,
+    UserId,
+    caller,
+    json_response,
+    operator_only,
+    own_wallet,
+    responses,
+)
 
 IncludeClosed = Annotated[
     bool,
@@ -28,21 +41,45 @@ router = Router()  # type: ignore[no-untyped-call]  # Powertools' __init__ is un
     "/users",
     summary="Create a user",
     operation_id="createUser",
-    responses=responses(201, UserOut, "The new user", 409, 415),
+    description=(
+        "Operators create any user. An end user (AUTH_MODE=jwt) creates their own wallet, bound to "
+        "their sign-in identity: one per identity, a second create answers the first (200)."
+    ),
+    responses={
+        **responses(201, UserOut, "The new user", 404, 409, 415),
+        200: {
+            "description": "An end user's wallet that already exists (one per identity)",
+            "content": {"application/json": {"model": UserOut}},
+        },
+    },
     security=SECURITY,
     tags=["users"],
 )
 def create_user(body: Annotated[UserCreate, Body()]) -> Response[Any]:
-    """POST /users ``{username, email}`` -> 201 with the user."""
-    user = get_service().create_user(body.username, body.email)
-    return json_response(201, UserOut.of(user))
+    """POST /users ``{username, email}`` -> 201 with the user; an end user's second create -> 200."""
+    who = caller(router)
+    service = get_service()
+    if who.operator:
+        return json_response(201, UserOut.of(service.create_user(body.username, body.email)))
+    if who.identity is None:
+        raise ApiError(404, "route_not_found", "no such route")  # a token naming nobody
+    existing = service.store.get_user_by_identity(who.identity)
+    if existing is None:
+        try:
+            user = service.create_user(body.username, body.email, identity=who.identity)
+            return json_response(201, UserOut.of(user))
+        except IdentityBound:
+            existing = service.store.get_user_by_identity(who.identity)  # a concurrent create won
+            if existing is None:
+                raise
+    return json_response(200, UserOut.of(existing))
 
 
 @router.get(
     "/users",
     summary="List users",
     operation_id="listUsers",
-    responses=responses(200, UserList, "One page of users"),
+    responses=responses(200, UserList, "One page of users", 404),
     security=SECURITY,
     tags=["users"],
 )
@@ -53,8 +90,9 @@ def list_users(
 
     Closed users leave the default list, as the seed's front end expects after ``DELETE /users/{id}``
     ("deleted"); operators list them too with ``include_closed=true``. ``GET /users/{id}`` still
-    answers for a closed user (status ``closed``).
+    answers for a closed user (status ``closed``). Operators only (404 for an end user).
     """
+    operator_only(router)
     service = get_service()
     if include_closed:
         listing = service.list_users(page=page, page_size=page_size, cursor=cursor)
@@ -84,7 +122,8 @@ def list_users(
     tags=["users"],
 )
 def get_user(user_id: UserId) -> Response[Any]:
-    """GET /users/{userId}."""
+    """GET /users/{userId} (an end user: only their own)."""
+    own_wallet(router, user_id)
     return json_response(200, UserOut.of(get_service().get_user(user_id)))
 
 
@@ -98,7 +137,8 @@ def get_user(user_id: UserId) -> Response[Any]:
     tags=["users"],
 )
 def close_user(user_id: UserId) -> Response[Any]:
-    """DELETE /users/{userId} -> 200 with the closed user (JSON, which the seed's front end expects)."""
+    """DELETE /users/{userId} -> 200 with the closed user (JSON, as the seed expects); operators."""
+    operator_only(router)
     return json_response(200, UserOut.of(get_service().close_user(user_id)))
 
 
@@ -115,5 +155,6 @@ def close_user(user_id: UserId) -> Response[Any]:
     tags=["users"],
 )
 def reopen_user(user_id: UserId) -> Response[Any]:
-    """POST /users/{userId}/reopen -> 200 with the active user; 409 when it is not closed."""
+    """POST /users/{userId}/reopen -> 200 with the active user; 409 when it is not closed; operators."""
+    operator_only(router)
     return json_response(200, UserOut.of(get_service().reopen_user(user_id)))

@@ -1,0 +1,150 @@
+"""Wallet events from the DynamoDB table's stream: which records are events, and what each one says.
+
+On AWS an EventBridge Pipe reads the table's stream (NEW_AND_OLD_IMAGES) and puts the records that
+pass :data:`PIPE_FILTERS` on the stack's event bus: no Lambda code on the money path. The same
+patterns are in template.yaml (tests/template/test_events.py checks they are these), and
+:func:`event_of` applies them to one record here, so a unit test, a local outbox or a consumer can
+name and read exactly the events the Pipe forwards.
+
+Exactly once per change: only the authoritative transaction item (``sk = TXN``) is considered, never
+its listing copy, and a record is an event only when the status *changed* into one that matters
+(an update that keeps the status, such as the reconciliation schedule's ``next_check_at``, is none).
+Pipes delivers at least once: consumers deduplicate on ``(transaction_id, version)``.
+
+Standard library only; pure functions over the stream's attribute-value format.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any, NamedTuple
+
+# Names of the events (docs/events.md), by transaction type and the status it changed into.
+EVENT_NAMES: dict[tuple[str, str], str] = {
+    ("deposit", "paid"): "deposit.paid",
+    ("deposit", "failed"): "deposit.failed",
+    ("deposit", "expired"): "deposit.expired",
+    ("deposit", "cancelled"): "deposit.cancelled",
+    ("withdraw", "pending"): "withdrawal.requested",
+    ("withdraw", "completed"): "withdrawal.completed",
+    ("withdraw", "cancelled"): "withdrawal.cancelled",
+    ("refund", "completed"): "refund.completed",
+    ("refund", "failed"): "refund.failed",
+}
+EVENT_SOURCE = "ecpay-wallet"
+DETAIL_TYPE = "Wallet Transaction"
+
+_TXN = {"Keys": {"sk": {"S": ["TXN"]}}}
+
+
+def _changed(types: Sequence[str], into: Sequence[str], not_from: Sequence[str]) -> dict[str, Any]:
+    return {
+        "eventName": ["MODIFY"],
+        "dynamodb": {
+            **_TXN,
+            "NewImage": {"transaction_type": {"S": list(types)}, "status": {"S": list(into)}},
+            "OldImage": {"status": {"S": [{"anything-but": list(not_from)}]}},
+        },
+    }
+
+
+# The Pipe's filter criteria (at most five patterns; a record passing any one is forwarded).
+PIPE_FILTERS: tuple[dict[str, Any], ...] = (
+    # Paid: a deposit that was not paid before (a late payment after expiry counts; a refund of a
+    # paid deposit, which moves it to partially_refunded/refunded and back, does not).
+    _changed(["deposit"], ["paid"], ["paid", "partially_refunded", "refunded"]),
+    _changed(["deposit", "refund"], ["failed"], ["failed"]),
+    _changed(["deposit", "withdraw"], ["cancelled", "expired"], ["cancelled", "expired"]),
+    _changed(["withdraw", "refund"], ["completed"], ["completed"]),
+    # A withdrawal is requested when it is written: money moves from balance to held.
+    {
+        "eventName": ["INSERT"],
+        "dynamodb": {
+            **_TXN,
+            "NewImage": {"transaction_type": {"S": ["withdraw"]}, "status": {"S": ["pending"]}},
+        },
+    },
+)
+
+
+class WalletEvent(NamedTuple):
+    """One wallet event: what happened to which transaction of which user, and the amounts."""
+
+    name: str  # e.g. "deposit.paid" (EVENT_NAMES)
+    transaction_id: str
+    user_id: str
+    transaction_type: str
+    status: str
+    previous_status: str | None  # None for a transaction written in this change
+    amount: int  # TWD
+    refunded_amount: int  # TWD, deposits: refunded so far
+    related_transaction_id: str | None  # a refund's deposit
+    version: int  # with transaction_id, the key to deduplicate on
+    occurred_at: str  # the transaction's updated_at (ISO-8601 UTC)
+
+    def detail(self) -> dict[str, Any]:
+        """The event as a JSON-ready mapping (the outbox's and the documentation's shape)."""
+        return self._asdict()
+
+
+def _matches(pattern: object, value: object) -> bool:
+    """The subset of EventBridge pattern matching PIPE_FILTERS uses: nested keys, value lists,
+    ``anything-but``. A field the pattern names must exist in the record."""
+    if isinstance(pattern, Mapping):
+        if not isinstance(value, Mapping):
+            return False
+        return all(key in value and _matches(sub, value[key]) for key, sub in pattern.items())
+    if isinstance(pattern, list):
+        for option in pattern:
+            if isinstance(option, Mapping) and "anything-but" in option:
+                if value not in option["anything-but"]:
+                    return True
+            elif option == value:
+                return True
+        return False
+    return False
+
+
+def forwarded(record: Mapping[str, Any]) -> bool:
+    """True when the Pipe forwards ``record`` to the bus (it passes one of :data:`PIPE_FILTERS`)."""
+    return any(_matches(pattern, record) for pattern in PIPE_FILTERS)
+
+
+def _s(image: Mapping[str, Any], name: str) -> str | None:
+    value = image.get(name)
+    return value.get("S") if isinstance(value, Mapping) and isinstance(value.get("S"), str) else None
+
+
+def _n(image: Mapping[str, Any], name: str) -> int:
+    value = image.get(name)
+    text = value.get("N") if isinstance(value, Mapping) else None
+    return int(text) if isinstance(text, str) else 0
+
+
+def event_of(record: Mapping[str, Any]) -> WalletEvent | None:
+    """The event a stream record is, or None when the Pipe would not forward it."""
+    if not forwarded(record):
+        return None
+    dynamodb = record["dynamodb"]
+    new = dynamodb["NewImage"]
+    old = dynamodb.get("OldImage")
+    kind, status = _s(new, "transaction_type") or "", _s(new, "status") or ""
+    return WalletEvent(
+        name=EVENT_NAMES.get((kind, status), f"{kind}.{status}"),
+        transaction_id=_s(new, "transaction_id") or "",
+        user_id=_s(new, "user_id") or "",
+        transaction_type=kind,
+        status=status,
+        previous_status=_s(old, "status") if isinstance(old, Mapping) else None,
+        amount=_n(new, "amount"),
+        refunded_amount=_n(new, "refunded_amount"),
+        related_transaction_id=_s(new, "related_transaction_id"),
+        version=_n(new, "version"),
+        occurred_at=_s(new, "updated_at") or "",
+    )
+
+
+def filter_patterns_json() -> list[str]:
+    """PIPE_FILTERS as the Pipe's ``Pattern`` strings (compact JSON)."""
+    return [json.dumps(p, separators=(",", ":")) for p in PIPE_FILTERS]
