@@ -126,6 +126,22 @@ def _utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+def _idempotency_record(
+    user_id: str, key: str | None, fp: str, transaction_id: str, now: datetime
+) -> IdempotencyRecord | None:
+    """The record a keyed request writes with its transaction (None without a key)."""
+    if key is None:
+        return None
+    return IdempotencyRecord(
+        user_id=user_id,
+        key=key,
+        request_fingerprint=fp,
+        transaction_id=transaction_id,
+        created_at=now,
+        expires_at=now + IDEMPOTENCY_TTL,
+    )
+
+
 class WalletService:
     """Use cases of the points wallet."""
 
@@ -352,16 +368,7 @@ class WalletService:
         else:
             delta = UserDelta(user_id, delta_open=1, require_active=True)
             ledger = ()
-        idem = None
-        if idempotency_key is not None:
-            idem = IdempotencyRecord(
-                user_id=user_id,
-                key=idempotency_key,
-                request_fingerprint=fp,
-                transaction_id=txn.transaction_id,
-                created_at=now,
-                expires_at=now + IDEMPOTENCY_TTL,
-            )
+        idem = _idempotency_record(user_id, idempotency_key, fp, txn.transaction_id, now)
         write = AtomicWrite(
             transactions=(TransactionPut(txn, 0),), user_delta=delta, ledger=ledger, idempotency=idem
         )
@@ -695,16 +702,7 @@ class WalletService:
                 refunded_amount=deposit.refunded_amount + value,
                 related_transaction_id=refund.transaction_id,
             )
-            idem = None
-            if idempotency_key is not None:
-                idem = IdempotencyRecord(
-                    user_id=user_id,
-                    key=idempotency_key,
-                    request_fingerprint=fp,
-                    transaction_id=refund.transaction_id,
-                    created_at=now,
-                    expires_at=now + IDEMPOTENCY_TTL,
-                )
+            idem = _idempotency_record(user_id, idempotency_key, fp, refund.transaction_id, now)
             write = AtomicWrite(
                 transactions=(TransactionPut(refund, 0), TransactionPut(dep, deposit.version)),
                 # The points leave the wallet before the money leaves ECPay: never both kept.
