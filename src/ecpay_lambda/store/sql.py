@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import sqlite3
 import threading
 import time
 import zlib
@@ -833,6 +834,26 @@ _HEALTH = Table(
 _HEALTH_PROBE = "healthz"
 
 
+def _use_wal(cur: Any) -> None:
+    """Put the database in WAL mode (persistent in the file: done once, by whichever connection is first).
+
+    Switching the journal mode needs an exclusive lock, and SQLite answers "database is locked" at once
+    instead of calling the busy handler when another connection holds one (concurrent cold starts on a
+    new file): wait for it here, within the same busy timeout as every other write.
+    """
+    if str(cur.execute("PRAGMA journal_mode").fetchone()[0]).lower() == "wal":
+        return
+    deadline = time.monotonic() + _BUSY_TIMEOUT_S
+    while True:
+        try:
+            cur.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc).lower() or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
+
+
 def _sqlite_engine(database: str | None) -> Engine:
     if not database or database == ":memory:" or database.startswith("file:"):
         raise ValueError("the SQLite store needs a file path: sqlite:///path/to/wallet.db")
@@ -851,7 +872,7 @@ def _sqlite_engine(database: str | None) -> Engine:
         # Transactions are issued by hand below: pysqlite's own implicit BEGIN is switched off.
         dbapi_conn.isolation_level = None
         cur = dbapi_conn.cursor()
-        cur.execute("PRAGMA journal_mode=WAL")
+        _use_wal(cur)
         # FULL: a commit is on disk before it is acknowledged (money is never acknowledged early).
         cur.execute("PRAGMA synchronous=FULL")
         cur.execute(f"PRAGMA busy_timeout={int(_BUSY_TIMEOUT_S * 1000)}")
