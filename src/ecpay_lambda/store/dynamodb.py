@@ -27,6 +27,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from botocore.loaders import Loader
 
 from ..wallet.errors import InvalidRequest
+from ..wallet.invoice_state import invoice_due
 from ..wallet.models import (
     IdempotencyRecord,
     LedgerEntry,
@@ -49,6 +50,13 @@ from ..wallet.port import (
     VersionConflict,
 )
 from . import StoreNotReady
+from .dynamodb_invoices import (
+    INVOICE_QUEUE_PK,
+    INVOICE_SETTINGS_ATTRIBUTE,
+    encode_invoice_settings,
+    invoice_marker,
+    marker_due,
+)
 from .dynamodb_items import (
     AWAITING_GSI_PARTITION,
     BASE_KEY_ATTRIBUTES,
@@ -496,6 +504,7 @@ class DynamoDBStore:
             # The listing copy follows the item it copies; the item's condition guards both.
             listing = encode_transaction_listing(txn)
             ops.append(self._put(listing, _RANK_APPEND, _unexpected("transaction listing")))
+            ops.extend(self._invoice_marker_ops(txn))
         ops.extend(self._user_ops(write))
         for entry in write.ledger:
             for item in encode_ledger_entries(entry):
@@ -504,6 +513,17 @@ class DynamoDBStore:
             record = encode_notification(notification)
             ops.append(self._put(record, _RANK_APPEND, _unexpected("notification record"), only_new=True))
         return ops
+
+    def _invoice_marker_ops(self, txn: Transaction) -> list[_Op]:
+        # The invoice job's queue marker moves with the deposit, in the same transaction (issue 13).
+        change = invoice_marker(txn)
+        if change is None:
+            return []
+        action, item = change
+        if action == "put":
+            return [self._put(item, _RANK_APPEND, _unexpected("invoice queue marker"))]
+        request: TransactWriteItemTypeDef = {"Delete": {"TableName": self._table, "Key": item}}
+        return [_Op(request, _RANK_APPEND, _unexpected("invoice queue marker"), item_size(item))]
 
     def _idempotency_op(self, record: IdempotencyRecord) -> _Op:
         item = encode_idempotency(record)
@@ -973,6 +993,69 @@ class DynamoDBStore:
         )
 
     # --- active users ----------------------------------------------------------------------------
+
+    # --- e-invoices (issue 13) -------------------------------------------------------------------
+
+    def set_invoice_settings(self, user_id: str, settings: Mapping[str, str], now: datetime) -> User | None:
+        """Replace a user's e-invoice buyer settings in one conditional update; None when missing."""
+        text = encode_invoice_settings(dict(settings))
+        names = {"#pk": PK, "#settings": INVOICE_SETTINGS_ATTRIBUTE, "#updated_at": "updated_at"}
+        values: dict[str, Any] = {":now": s(iso(now))}
+        if text is None:
+            expression = "SET #updated_at = :now REMOVE #settings"
+        else:
+            expression = "SET #settings = :settings, #updated_at = :now"
+            values[":settings"] = s(text)
+        try:
+            response = self._client.update_item(
+                TableName=self._table,
+                Key=user_key(user_id),
+                UpdateExpression=expression,
+                ConditionExpression="attribute_exists(#pk)",
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
+                ReturnValues="ALL_NEW",
+            )
+        except ClientError as exc:
+            if _error_code(exc) != "ConditionalCheckFailedException":
+                raise
+            return None
+        return decode_user(response["Attributes"])
+
+    def list_invoices_due(self, *, due_before: datetime, limit: int = 100) -> list[Transaction]:
+        """Deposits with e-invoice work due by ``due_before``, most overdue first (the queue partition).
+
+        The markers are read with a strongly consistent key query, then the deposits themselves; one
+        whose work moved on meanwhile is dropped (the deposit, not the marker, is the truth).
+        """
+        if limit <= 0:
+            return []
+        query: QueryInputTypeDef = {
+            "TableName": self._table,
+            "KeyConditionExpression": "#pk = :pk",
+            "ExpressionAttributeNames": {"#pk": PK},
+            "ExpressionAttributeValues": {":pk": s(INVOICE_QUEUE_PK)},
+            "ConsistentRead": True,
+        }
+        due: list[tuple[datetime, str]] = []
+        for items in self._query_pages(query):
+            for item in items:
+                parsed = marker_due(item)
+                if parsed is not None and parsed[0] <= due_before:
+                    due.append(parsed)
+        due.sort()
+        keys = [transaction_key(tid) for _, tid in due[:limit]]
+        found = self._batch_get(keys)
+        result: list[Transaction] = []
+        for item_key in keys:
+            stored = found.get(_key_tuple(item_key))
+            if stored is None:
+                continue
+            txn = decode_transaction(stored)
+            moment = invoice_due(txn)
+            if moment is not None and moment <= due_before:
+                result.append(txn)
+        return result
 
     def list_active_users(
         self, *, page: int = 1, page_size: int = 20, cursor: str | None = None

@@ -16,7 +16,7 @@ import sqlite3
 import threading
 import time
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -46,6 +46,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
 from ..wallet.attempts import attempts_from_json, attempts_to_json
+from ..wallet.invoice_state import dumps_invoice, invoice_due, loads_invoice, settings_dumps, settings_loads
 from ..wallet.models import (
     AWAITING_STATUSES,
     IdempotencyRecord,
@@ -97,6 +98,10 @@ def _dt(micros: int) -> datetime:
     return _EPOCH + timedelta(microseconds=micros)
 
 
+def _opt_us(moment: datetime | None) -> int | None:
+    return None if moment is None else _us(moment)
+
+
 def _opt_dt(micros: int | None) -> datetime | None:
     return None if micros is None else _dt(micros)
 
@@ -129,6 +134,7 @@ def _user(row: RowMapping) -> User:
         open_transactions=int(row["open_transactions"]),
         created_at=_dt(row["created_us"]),
         updated_at=_dt(row["updated_us"]),
+        invoice_settings=settings_loads(row["invoice_settings"]),
     )
 
 
@@ -154,6 +160,7 @@ def _txn(row: RowMapping) -> Transaction:
         next_check_at=_opt_dt(row["next_check_us"]),
         check_count=int(row["check_count"] or 0),
         paid_at=_opt_dt(row["paid_us"]),
+        invoice=loads_invoice(row["invoice"]),
     )
 
 
@@ -179,6 +186,8 @@ def _txn_values(t: Transaction) -> dict[str, Any]:
         "next_check_us": None if t.next_check_at is None else _us(t.next_check_at),
         "check_count": t.check_count,
         "paid_us": None if t.paid_at is None else _us(t.paid_at),
+        "invoice": dumps_invoice(t.invoice),
+        "invoice_due_us": _opt_us(invoice_due(t)),
     }
 
 
@@ -403,6 +412,7 @@ class SqlStore:
             "open_transactions": user.open_transactions,
             "created_us": _us(user.created_at),
             "updated_us": _us(user.updated_at),
+            "invoice_settings": settings_dumps(user.invoice_settings),
         }
 
         def run(conn: Connection) -> None:
@@ -800,6 +810,40 @@ class SqlStore:
         self._health_ready = True
 
     # -- active users -----------------------------------------------------------------------
+
+    # -- e-invoices (issue 13) ----------------------------------------------------------------
+
+    def set_invoice_settings(self, user_id: str, settings: Mapping[str, str], now: datetime) -> User | None:
+        """Replace a user's e-invoice buyer settings; the updated user, or None when missing."""
+        self._ensure()
+        c = s.users.c
+
+        def run(conn: Connection) -> User | None:
+            done = conn.execute(
+                update(s.users)
+                .where(c.user_id == user_id)
+                .values(invoice_settings=settings_dumps(settings), updated_us=_us(now))
+            )
+            if done.rowcount != 1:
+                return None
+            row = conn.execute(select(s.users).where(c.user_id == user_id)).mappings().first()
+            return None if row is None else _user(row)
+
+        result: User | None = self._write(run)
+        return result
+
+    def list_invoices_due(self, *, due_before: datetime, limit: int = 100) -> list[Transaction]:
+        """Deposits whose e-invoice has work due by ``due_before``, most overdue first."""
+        self._ensure()
+        c = s.transactions.c
+        query = (
+            select(s.transactions)
+            .where(c.invoice_due_us.is_not(None), c.invoice_due_us <= _us(due_before))
+            .order_by(c.invoice_due_us, c.transaction_id)
+            .limit(limit)
+        )
+        with self._tx(write=False) as conn:
+            return [_txn(r) for r in conn.execute(query).mappings().all()]
 
     def list_active_users(
         self, *, page: int = 1, page_size: int = 20, cursor: str | None = None

@@ -14,6 +14,8 @@ from enum import StrEnum
 from types import MappingProxyType
 from typing import Generic, NamedTuple, TypeVar
 
+from .invoice_state import NO_BUYER, InvoiceState
+
 
 class UserStatus(StrEnum):
     """A user is active until closed; closing keeps every record."""
@@ -121,6 +123,8 @@ class User(NamedTuple):
     open_transactions: int  # maintained by the store from each write's ``delta_open``
     created_at: datetime
     updated_at: datetime
+    # The buyer's e-invoice settings (issue 13): kind, email, carrier_num, love_code, tax_id, name.
+    invoice_settings: Mapping[str, str] = NO_BUYER
 
 
 class Transaction(NamedTuple):
@@ -146,6 +150,7 @@ class Transaction(NamedTuple):
     next_check_at: datetime | None = None  # when reconciliation should ask ECPay next (awaiting / pending)
     check_count: int = 0  # reconciliation checks so far without a change (drives the backoff)
     paid_at: datetime | None = None  # deposits: when ECPay says it was paid (UTC)
+    invoice: InvoiceState | None = None  # deposits: the B2C e-invoice (issue 13), None when not invoiced
 
 
 class LedgerEntry(NamedTuple):
