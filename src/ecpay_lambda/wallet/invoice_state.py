@@ -64,6 +64,7 @@ class InvoiceState(NamedTuple):
     tries: int = 0  # failed attempts of the current action (drives the backoff)
     next_attempt_at: datetime | None = None  # when the job may try again after a failure
     error: str | None = None  # the last failure, e.g. "timeout" or "rejected:<code> <message>"
+    amount: int | None = None  # SalesAmount of the issued invoice (ECPay's GetIssue when recovered)
 
     def credited(self, amount: int) -> int:
         """How much of an invoice for ``amount`` was credited back (void = all, else its allowances)."""
@@ -107,6 +108,41 @@ def invoice_due(txn: "Transaction") -> datetime | None:
     return None
 
 
+# --- audit (wallet/audit.py) -----------------------------------------------------------------------
+
+PAID_LIKE = frozenset({"paid", "partially_refunded", "refunded"})
+
+
+def invoice_problems(txn: "Transaction") -> list[str]:
+    """What is wrong with a deposit's invoice whatever the time: refused, never marked, wrong amount."""
+    inv = txn.invoice
+    if inv is None or str(txn.status) not in PAID_LIKE:
+        return []
+    where = f"deposit {txn.transaction_id} of user {txn.user_id}: invoice"
+    if inv.status is InvoiceStatus.REQUESTED:
+        return [f"{where} still 'requested' although the deposit is paid (never queued)"]
+    if inv.status is InvoiceStatus.FAILED:
+        return [f"{where} failed ({inv.error or 'no reason'}): fix the buyer settings or issue it by hand"]
+    if inv.amount is not None and inv.amount != txn.amount:
+        return [f"{where} {inv.number} is for {inv.amount}, the deposit is {txn.amount}"]
+    return []
+
+
+def overdue_invoice(txn: "Transaction", cutoff: datetime) -> str | None:
+    """A problem line when the deposit's invoice work has been due since before ``cutoff``."""
+    due = invoice_due(txn)
+    if due is None or txn.invoice is None:
+        return None
+    since = txn.paid_at if txn.invoice.status is InvoiceStatus.PENDING and txn.paid_at else txn.updated_at
+    if since > cutoff:
+        return None
+    what = "not issued" if txn.invoice.status is InvoiceStatus.PENDING else "refund not voided or allowed"
+    last = f" (last error: {txn.invoice.error})" if txn.invoice.error else ""
+    return (
+        f"deposit {txn.transaction_id} of user {txn.user_id}: invoice {what} since {since.isoformat()}{last}"
+    )
+
+
 # --- JSON codec (the SQL adapter's column and the DynamoDB attribute share it) ---------------------
 
 
@@ -136,6 +172,7 @@ def invoice_to_json(inv: InvoiceState) -> dict[str, Any]:
         "tries": inv.tries,
         "next_attempt_at": _iso(inv.next_attempt_at),
         "error": inv.error,
+        "amount": inv.amount,
     }
 
 
@@ -163,6 +200,7 @@ def invoice_from_json(data: object) -> InvoiceState:
             tries=int(data.get("tries") or 0),
             next_attempt_at=_parse(data.get("next_attempt_at")),
             error=data.get("error"),
+            amount=None if data.get("amount") is None else int(data["amount"]),
         )
     except (KeyError, TypeError) as exc:
         raise ValueError(f"malformed invoice: {exc}") from exc
@@ -191,6 +229,7 @@ def public_invoice(inv: InvoiceState | None) -> dict[str, Any] | None:
         "date": _iso(inv.date),
         "random_number": inv.random_number,
         "status": str(inv.status),
+        "amount": inv.amount,
         "allowances": [
             {"allowance_no": a.allowance_no, "amount": a.amount, "date": _iso(a.date)} for a in inv.allowances
         ],

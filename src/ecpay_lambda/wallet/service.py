@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Literal
@@ -25,6 +25,8 @@ from .audit import run_audit
 from .callbacks import CallbackHandler, EcpayConfig
 from .idempotency import fingerprint, refund_fingerprint, validate_key
 from .ids import new_entry_id, new_notification_id, new_transaction_id, new_user_id
+from .invoice_state import InvoiceState
+from .invoice_state import requested as requested_invoice
 from .models import (
     OPEN_STATUSES,
     Attempt,
@@ -153,11 +155,13 @@ class WalletService:
         clock: Callable[[], datetime] | None = None,
         reconcile_grace: timedelta = timedelta(minutes=15),
         amount_limits: AmountLimits = DEFAULT_AMOUNT_LIMITS,
+        invoicing: bool = False,
     ) -> None:
         self.store = store
         self.ecpay = ecpay
         self.reconcile_grace = reconcile_grace
         self.amount_limits = amount_limits
+        self.invoicing = invoicing  # new deposits request a B2C e-invoice (issue 13, wallet.invoices)
         self._clock = clock
 
     # -- helpers ------------------------------------------------------------------------------
@@ -327,8 +331,12 @@ class WalletService:
         *,
         payment_method: PaymentMethod | None = None,
         idempotency_key: str | None = None,
+        invoice: Mapping[str, str] | None = None,
     ) -> tuple[Transaction, bool]:
-        """Create a deposit (pending) or withdraw (hold). Returns (transaction, replayed_from_key)."""
+        """Create a deposit (pending) or withdraw (hold). Returns (transaction, replayed_from_key).
+
+        ``invoice``: this deposit's e-invoice buyer settings over the user's (validated by the caller).
+        """
         try:
             ttype = TransactionType(transaction_type)
             method = None if payment_method is None else PaymentMethod(payment_method)
@@ -361,6 +369,7 @@ class WalletService:
             created_at=now,
             updated_at=now,
             payment_method=method,
+            invoice=self._requested_invoice(ttype, invoice),
         )
         if ttype is TransactionType.WITHDRAW:
             delta = UserDelta(user_id, -amount, amount, 1, require_active=True)
@@ -386,6 +395,18 @@ class WalletService:
                 raise errors.Conflict("idempotency key is being used concurrently; retry") from None
             return replay, True
         return txn, False
+
+    def _requested_invoice(
+        self, ttype: TransactionType, buyer: Mapping[str, str] | None
+    ) -> InvoiceState | None:
+        # A deposit made while invoicing is on gets one e-invoice once paid (wallet/invoices.py).
+        if ttype is not TransactionType.DEPOSIT:
+            return None
+        if not self.invoicing:
+            if buyer:
+                raise errors.InvalidRequest("invoicing is off: a deposit cannot carry invoice settings")
+            return None
+        return requested_invoice(buyer)
 
     def _replay(
         self,
