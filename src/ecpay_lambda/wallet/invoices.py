@@ -225,7 +225,8 @@ def next_action(txn: Transaction, now: datetime) -> Action:
 
 def backoff(tries: int) -> timedelta:
     """The wait before try ``tries + 1`` after ``tries`` failures: 30 s doubling, at most an hour."""
-    return min(BACKOFF_BASE * (2 ** max(tries - 1, 0)), BACKOFF_CAP)
+    wait: timedelta = BACKOFF_BASE * (2 ** max(min(tries, 20) - 1, 0))
+    return min(wait, BACKOFF_CAP)
 
 
 def _retry_later(inv: InvoiceState, now: datetime, error: str) -> InvoiceState:
