@@ -155,6 +155,9 @@ def test_the_schedules_invoke_the_alias_too() -> None:
     # The daily rule asks for the statement run (ECPay's trade file of the day before).
     inputs = sorted(t.get("Input") or "" for t in targets)
     assert inputs == ["", '{"action": "invoices"}', '{"action": "statement"}']
+    # The invoice rule runs only with Invoicing=on (a plain Enabled would be ENABLED whatever the If says).
+    states = {r["Properties"]["Targets"][0].get("Input"): r["Properties"].get("State") for r in rules}
+    assert states['{"action": "invoices"}'] == {"Fn::If": ["InvoicingOn", "ENABLED", "DISABLED"]}
 
 
 def test_old_layer_versions_are_kept_for_rollbacks() -> None:

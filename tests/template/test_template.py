@@ -312,7 +312,7 @@ def test_reconciliation_runs_on_a_schedule_with_a_dead_letter_path() -> None:
     assert events["Statement"]["Properties"]["Input"] == '{"action": "statement"}'
     # The invoice job's own short schedule, enabled only with Invoicing=on (issue 13).
     assert events["Invoices"]["Properties"]["Input"] == '{"action": "invoices"}'
-    assert events["Invoices"]["Properties"]["Enabled"] == {"Fn::If": ["InvoicingOn", True, False]}
+    assert events["Invoices"]["Properties"]["State"] == {"Fn::If": ["InvoicingOn", "ENABLED", "DISABLED"]}
     assert props["Environment"]["Variables"]["RECONCILE_DEADLINE_SECONDS"] == "240"
     assert props["DeadLetterQueue"]["Type"] == "SQS"
     importlib.import_module("ecpay_lambda.api.scheduled")
