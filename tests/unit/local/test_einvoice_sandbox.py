@@ -490,6 +490,8 @@ def test_pages_list_and_show_invoices_in_both_languages(app: SandboxApp, client:
         and "已開立 Issued" in html
         and issued.random_number in html
     )
+    assert "2026-03-10 10:00:00" in html  # Taipei time, not ISO UTC
+    assert not re.search(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}", html), "ISO times left on the page"
     status, _, html = get(app, "/sandbox/invoices/ZZ00000000")
     assert status == 404 and "No such invoice" in html
     _, _, index = get(app, "/sandbox/")
