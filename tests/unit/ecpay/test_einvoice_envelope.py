@@ -8,9 +8,12 @@ import json
 import pytest
 from cryptography.hazmat.primitives import padding
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ecpay_lambda.ecpay.einvoice.envelope import (
     REVISION,
+    as_int,
     build_request,
     decrypt_data,
     encrypt_data,
@@ -191,3 +194,39 @@ def test_answer_without_rtn_code_is_malformed() -> None:
 def test_answer_with_another_merchants_keys_does_not_open() -> None:
     with pytest.raises(InvoiceEnvelopeError):
         open_response(_answer({"RtnCode": 1}, keys=AIO), *EINVOICE)
+
+
+_JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers(-(10**12), 10**12) | st.text(max_size=40),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=10), children, max_size=4)
+    ),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.dictionaries(st.text(max_size=12), _JSON_VALUES, max_size=6))
+def test_any_json_object_round_trips(payload: dict[str, object]) -> None:
+    assert decrypt_data(encrypt_data(payload, *EINVOICE), *EINVOICE) == payload
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (1, 1),
+        ("1", 1),
+        (" 2 ", 2),
+        ("-3", -3),
+        (1.0, 1),
+        (True, None),
+        ("--5", None),
+        ("1.5", None),
+        ("", None),
+        ("１", None),
+        (None, None),
+        ([1], None),
+    ],
+)
+def test_as_int(value: object, expected: int | None) -> None:
+    assert as_int(value) == expected

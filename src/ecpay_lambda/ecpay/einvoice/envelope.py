@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 import urllib.parse
 from collections.abc import Mapping
 
@@ -24,6 +25,7 @@ REVISION = "3.0.0"  # RqHeader.Revision of the B2C e-invoice API (B2B uses 1.0.0
 TIMESTAMP_WINDOW_SECONDS = 600  # ECPay accepts a request whose Timestamp is within 10 minutes
 MAX_DATA_CHARS = 1024 * 1024  # far above any invoice; a larger Data is refused before decoding
 _BLOCK_BITS = 128
+_INTEGER = re.compile(r"-?[0-9]{1,18}")
 
 
 def php_urlencode(text: str) -> str:
@@ -111,7 +113,7 @@ def as_int(value: object) -> int | None:
         return value
     if isinstance(value, str):
         text = value.strip()
-        if text.lstrip("-").isdigit() and text.isascii():
+        if _INTEGER.fullmatch(text):
             return int(text)
     if isinstance(value, float) and value.is_integer():
         return int(value)
