@@ -7,9 +7,6 @@ management function, the scheduled function, the local worker and the CLI import
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from datetime import datetime
-
 from ..config import Settings, load_settings
 from ..ecpay.einvoice import InvoiceClient, InvoiceCredentials
 from ..wallet.invoices import InvoiceService
@@ -17,15 +14,17 @@ from ..wallet.port import WalletStore
 from .composition import get_service, wallet_clock
 
 
-def invoice_client(settings: Settings, clock: Callable[[], datetime] | None = None) -> InvoiceClient | None:
-    """The e-invoice client of ``settings`` (None when invoicing is off); ``clock`` stamps requests."""
+def invoice_client(settings: Settings) -> InvoiceClient | None:
+    """The e-invoice client of ``settings`` (None when invoicing is off).
+
+    Its requests carry the real time (ECPay's 10-minute Timestamp window; the offline sandbox checks it
+    against the real clock too), never local mode's movable business clock, which the job uses.
+    """
     inv = settings.invoicing
     if inv is None:
         return None
     credentials = InvoiceCredentials(inv.merchant_id, inv.hash_key, inv.hash_iv)
-    return InvoiceClient(
-        credentials, base_url=inv.base_url, timeout=settings.ecpay_timeout, clock=clock or wallet_clock
-    )
+    return InvoiceClient(credentials, base_url=inv.base_url, timeout=settings.ecpay_timeout)
 
 
 def invoice_service(settings: Settings, store: WalletStore) -> InvoiceService | None:

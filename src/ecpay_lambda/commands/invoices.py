@@ -60,9 +60,9 @@ def run(args: argparse.Namespace) -> int:
             print("invoices: invoicing is off (set INVOICING=on and the e-invoice keys)", file=sys.stderr)
             return EXIT_ERROR
         store = open_checked_store(settings.store_url)
-        # Local mode has one calendar: the sandbox's (movable) clock stamps requests and backoffs.
+        # Local mode has one calendar: the sandbox's (movable) clock decides filing periods and backoffs.
         clock = (sandbox_clock(settings) if from_running_server else None) or (lambda: datetime.now(UTC))
-        client = invoice_client(settings, clock)
+        client = invoice_client(settings)
         assert client is not None
         job = InvoiceService(store, client, clock=clock, relate_prefix=settings.invoicing.relate_prefix)
         report = job.run(limit=args.limit, ignore_schedule=args.now)
