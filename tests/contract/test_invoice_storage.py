@@ -14,6 +14,9 @@ from ecpay_lambda.wallet.invoice_state import (
 )
 from ecpay_lambda.wallet.models import TransactionStatus
 from ecpay_lambda.wallet.port import AtomicWrite, TransactionPut, WalletStore
+from tests.contract.conftest import Clock, make_service
+from tests.contract.fake_ecpay import FakeEcpay
+from tests.contract.helpers import fund, new_user
 from tests.contract.test_port import T0, _txn, _user
 
 
@@ -125,3 +128,23 @@ def test_invoice_settings_are_stored_with_the_user(store: WalletStore) -> None:
     store.create_user(created)
     bob = store.get_user(created.user_id)
     assert bob is not None and dict(bob.invoice_settings) == {"kind": "email"}
+
+
+# --- the wallet's own writes, on every store ------------------------------------------------------
+
+
+def test_the_credit_and_the_invoice_marker_are_one_write(store: WalletStore) -> None:
+    """A deposit made while invoicing is on is 'requested'; the credit's write makes it 'pending' and
+    due, so a crash right after the credit (nothing issued yet) leaves the job its work."""
+    clock = Clock()
+    service = make_service(store, FakeEcpay(), clock)
+    service.invoicing = True
+    user = new_user(service)
+    paid = fund(service, user.user_id, 500)
+    assert paid.invoice is not None and paid.invoice.status is InvoiceStatus.PENDING
+    assert [t.transaction_id for t in store.list_invoices_due(due_before=clock.now)] == [paid.transaction_id]
+    assert service.get_user(user.user_id).balance == 500  # the same write credited the money
+    service.invoicing = False
+    plain = fund(service, user.user_id, 300)
+    assert plain.invoice is None  # invoicing off: no invoice, nothing queued
+    assert len(store.list_invoices_due(due_before=clock.now)) == 1
