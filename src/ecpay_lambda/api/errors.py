@@ -46,7 +46,7 @@ _OUTAGE_CLASSES = frozenset(
         ("botocore.exceptions", "ConnectionClosedError"),
         ("botocore.exceptions", "HTTPClientError"),
         # The DynamoDB adapter's own fault: contention or throttling that outlived its retries.
-        ("ecpay_lambda.store.dynamodb", "DynamoDBStoreError"),
+        ("ecpay_lambda.store.dynamodb_errors", "DynamoDBStoreError"),
     }
 )
 # DynamoDB error codes that say "overloaded or failing, try again later".
