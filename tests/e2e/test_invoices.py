@@ -112,6 +112,30 @@ def test_a_paid_deposit_gets_one_invoice_after_a_crash_and_duplicates(
     assert manual.transaction(user_id, tid)["invoice"]["number"] == invoice["number"]
 
 
+def test_a_payment_found_by_asking_ecpay_then_its_late_notification_make_one_invoice(
+    manual_stack: LocalStack, manual: Wallet
+) -> None:
+    user_id = manual.create_user()
+    created = manual.create(user_id, "deposit", 650, "Credit")
+    tid = created["transaction_id"]
+    mtn, _ = manual.open_payment_page(user_id, tid, "Credit")
+    manual_stack.sandbox.settings(drop_callbacks=True)  # ECPay's ReturnURL is lost...
+    try:
+        manual_stack.sandbox.pay(mtn)
+    finally:
+        manual_stack.sandbox.settings(drop_callbacks=False)
+    synced = manual.http.json("POST", f"/users/{user_id}/transactions/{tid}/sync")  # ...the wallet asks
+    assert synced.status == 200 and synced.json()["status"] == "paid", synced.text
+    assert synced.json()["invoice"]["status"] == "pending"
+    run_job(manual_stack)
+    manual_stack.sandbox.resend(mtn)  # the notification arrives late, after the invoice
+    run_job(manual_stack)
+    invoice = manual.transaction(user_id, tid)["invoice"]
+    assert invoice["status"] == "issued"
+    assert [i["invoice_no"] for i in invoices_of(manual, f"W{tid}")] == [invoice["number"]]
+    assert sandbox_invoice(manual, invoice["number"])["sales_amount"] == 650
+
+
 @pytest.mark.parametrize(
     ("settings", "expected"),
     [
