@@ -166,6 +166,17 @@ def test_buyer_choices_ecpay_accepts(buyer: Buyer) -> None:
     buyer.validate()
 
 
+def test_carrier_type_given_as_stored_text_is_the_enum() -> None:
+    buyer = Buyer(email="a@b.co", carrier_type="3", carrier_num="/ABC1234")  # type: ignore[arg-type]
+    assert buyer.carrier_type is CarrierType.MOBILE_BARCODE
+    buyer.validate()
+    assert Buyer(email="a@b.co", tax_id="22099131", carrier_type="").to_payload()["CarrierType"] == ""  # type: ignore[arg-type]
+    assert _rule(Buyer(email="a@b.co", tax_id="22099131", carrier_type="")) == "tax_id_print"  # type: ignore[arg-type]
+    with pytest.raises(InvoiceRuleError) as caught:
+        Buyer(email="a@b.co", carrier_type="4")  # type: ignore[arg-type]
+    assert caught.value.code == "field_value"
+
+
 def test_rule_error_is_a_validation_error_naming_the_field() -> None:
     with pytest.raises(EcpayValidationError) as caught:
         Buyer(email="a@b.co", love_code="1").validate()

@@ -148,6 +148,15 @@ class Buyer:
     print_paper: bool = False
     address: str = ""
 
+    def __post_init__(self) -> None:
+        # A stored "3" becomes CarrierType.MOBILE_BARCODE, so the rules below compare members.
+        try:
+            object.__setattr__(self, "carrier_type", CarrierType(self.carrier_type))
+        except ValueError:
+            raise InvoiceRuleError(
+                "field_value", "CarrierType must be empty, 1, 2 or 3", "CarrierType"
+            ) from None
+
     @property
     def donation(self) -> bool:
         """A love code given means the invoice is donated."""
