@@ -69,7 +69,9 @@ def server_factory(tmp_path: Path, scanner: SecretScanner, api_token: str) -> It
         retry_delays: str = "0.2,0.4,0.8,1.6",
         quiet: bool = False,
     ) -> ServerProcess:
-        variables = {"API_TOKEN": api_token, **(env or {})}
+        # The scenarios snapshot the money path (statuses, updated_at): local mode's e-invoice worker
+        # (issue 13) would be a second writer on paid deposits, so it is off unless a scenario asks.
+        variables = {"API_TOKEN": api_token, "INVOICING": "off", **(env or {})}
         if store_url is not None:
             variables["STORE_URL"] = store_url
         workdir = tmp_path / (name or f"{command}{len(started)}")

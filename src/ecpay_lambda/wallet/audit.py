@@ -162,11 +162,12 @@ def run_audit(store: WalletStore, *, now: datetime, grace: timedelta) -> AuditRe
         if t.updated_at <= cutoff
     ]
     # E-invoices (issue 13): a paid deposit without an issued invoice, or a confirmed refund not voided
-    # or allowed, past the grace period.
+    # or allowed, past the grace period. Listed like deposits stuck awaiting payment: the job is still
+    # retrying them (an invoice ECPay refused is a problem, reported per deposit above).
     for txn in store.list_invoices_due(due_before=EVERYTHING, limit=STUCK_LIMIT):
         overdue = overdue_invoice(txn, cutoff)
         if overdue is not None:
-            problems.append(overdue)
+            stuck.append(overdue)
     return AuditReport(
         users_checked=users, mismatches=mismatches, stuck=stuck, flagged=flagged, problems=problems
     )

@@ -133,7 +133,8 @@ def overdue_invoice(txn: "Transaction", cutoff: datetime) -> str | None:
     due = invoice_due(txn)
     if due is None or txn.invoice is None:
         return None
-    since = txn.paid_at if txn.invoice.status is InvoiceStatus.PENDING and txn.paid_at else txn.updated_at
+    # Since the last write of the deposit: the credit that queued it, a confirmed refund, or a failed try.
+    since = txn.updated_at
     if since > cutoff:
         return None
     what = "not issued" if txn.invoice.status is InvoiceStatus.PENDING else "refund not voided or allowed"
