@@ -17,6 +17,7 @@ SECTIONS = {
     "Local mode": "本機模式",
     "Commands": "指令",
     "Configuration": "設定",
+    "E-invoices": "電子發票",
     "Deploying to AWS": "部署到 AWS",
     "Architecture": "架構",
     "Deposit and withdrawal lifecycles": "儲值與提領的生命週期",
