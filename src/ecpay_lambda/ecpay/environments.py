@@ -11,6 +11,20 @@ PRODUCTION_BASE_URL = "https://payment.ecpay.com.tw"
 STAGE_VENDOR_URL = "https://vendor-stage.ecpay.com.tw"
 PRODUCTION_VENDOR_URL = "https://vendor.ecpay.com.tw"
 _VENDOR_OF_PAYMENT_HOST = {STAGE_BASE_URL: STAGE_VENDOR_URL, PRODUCTION_BASE_URL: PRODUCTION_VENDOR_URL}
+# The e-invoice service (AES-JSON, its own merchant keys): a host of its own (§8, §13.6).
+STAGE_EINVOICE_URL = "https://einvoice-stage.ecpay.com.tw"
+PRODUCTION_EINVOICE_URL = "https://einvoice.ecpay.com.tw"
+
+
+def einvoice_base_url(environment: str, base_url: str | None = None) -> str:
+    """The e-invoice service's base URL: ``base_url`` when given (the sandbox), else stage/production."""
+    if base_url:
+        return base_url.rstrip("/")
+    if environment == "stage":
+        return STAGE_EINVOICE_URL
+    if environment == "production":
+        return PRODUCTION_EINVOICE_URL
+    raise ValueError(f"environment {environment!r} needs an explicit base_url")
 
 
 class Endpoints(NamedTuple):

@@ -35,6 +35,21 @@ class Transport(Protocol):
         ...
 
 
+class JsonTransport(Protocol):
+    """Sends one JSON POST (ECPay's AES-JSON services, e.g. the e-invoice API).
+
+    A separate protocol, so transports written for the form APIs alone stay valid; the default
+    transport and the sandbox's implement both.
+    """
+
+    def post_json(self, url: str, body: bytes, *, timeout: float) -> HttpResponse:
+        """POST ``body`` (UTF-8 JSON) to ``url``; raise ``TransportError`` on I/O failure.
+
+        As ``post_form``: any HTTP status is an answer; only failing to get one raises.
+        """
+        ...
+
+
 class _NoRedirect(urllib.request.HTTPRedirectHandler):
     # A redirect from ECPay's API is never expected; following it would turn the POST into a GET
     # somewhere else. Returning None makes urllib surface the 30x as an HTTPError (a response).
@@ -66,6 +81,15 @@ class UrllibTransport:
 
     def post_form(self, url: str, fields: Mapping[str, str], *, timeout: float) -> HttpResponse:
         """POST ``fields`` with urllib."""
+        return self._post(
+            url, encode_form(fields), "application/x-www-form-urlencoded; charset=utf-8", timeout
+        )
+
+    def post_json(self, url: str, body: bytes, *, timeout: float) -> HttpResponse:
+        """POST a JSON ``body`` with urllib."""
+        return self._post(url, body, "application/json; charset=utf-8", timeout)
+
+    def _post(self, url: str, data: bytes, content_type: str, timeout: float) -> HttpResponse:
         scheme = urllib.parse.urlsplit(url).scheme
         if scheme not in ("https", "http"):
             raise TransportError(f"unsupported URL scheme {scheme!r}")
@@ -73,10 +97,10 @@ class UrllibTransport:
             raise TransportError("timeout must be positive")
         request = urllib.request.Request(  # noqa: S310 - scheme checked above
             url,
-            data=encode_form(fields),
+            data=data,
             method="POST",
             headers={
-                "Content-Type": "application/x-www-form-urlencoded; charset=utf-8",
+                "Content-Type": content_type,
                 "Accept": "text/html, application/json, text/plain, */*",
                 "User-Agent": "ecpay-lambda",
             },

@@ -78,6 +78,17 @@ def test_posts_utf8_form_and_returns_the_answer(server: str) -> None:
     assert response.headers["Content-Type"].startswith("text/html")
 
 
+def test_posts_json_bytes_unchanged(server: str) -> None:
+    RECEIVED.clear()
+    body = '{"MerchantID":"2000132","Data":"點"}'.encode()
+    response = UrllibTransport().post_json(f"{server}/echo", body, timeout=5)
+    assert response.status == 200
+    assert RECEIVED[0]["content_type"] == "application/json; charset=utf-8"
+    assert RECEIVED[0]["body"] == body
+    assert response.body == b"echo:" + body
+    assert UrllibTransport().post_json(f"{server}/forbidden", b"{}", timeout=5).status == 403
+
+
 def test_http_errors_are_returned_as_responses(server: str) -> None:
     response = UrllibTransport().post_form(f"{server}/forbidden", {"A": "1"}, timeout=5)
     assert (response.status, response.body) == (403, b"Forbidden")

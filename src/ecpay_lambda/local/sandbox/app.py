@@ -1,7 +1,8 @@
 """HTTP face of the sandbox: ECPay's endpoints, the payment pages, and the JSON control API.
 
-Owns ``/Cashier/*``, ``/CreditDetail/*``, ``/PaymentMedia/*`` and ``/sandbox/*``; returns None for
-every other path.
+Owns ``/Cashier/*``, ``/CreditDetail/*``, ``/PaymentMedia/*`` and ``/sandbox/*``, and hands the
+e-invoice service's ``/B2CInvoice/*`` (and its ``/sandbox`` pages and API) to ``einvoice_routes``;
+returns None for every other path.
 """
 
 from __future__ import annotations
@@ -12,12 +13,13 @@ from typing import Any
 from urllib.parse import quote
 
 from ..http import NO_STORE, Request, Response, html_response, json_response, redirect, text_response
-from . import pages, statement
+from . import einvoice_routes, pages, statement
+from .einvoice_engine import InvoiceSandbox, invoices_for
 from .engine import ActionError, Sandbox
 from .trades import Trade, TradeStatus
 from .validation import CheckoutError
 
-PREFIXES = ("/Cashier/", "/CreditDetail/", "/PaymentMedia/", "/sandbox")
+PREFIXES = ("/Cashier/", "/CreditDetail/", "/PaymentMedia/", "/B2CInvoice/", "/sandbox")
 _TRADE_API = re.compile(r"^/sandbox/api/trades/([^/]+)$")
 _ACTION_API = re.compile(r"^/sandbox/api/trades/([^/]+)/([a-z-]+)$")
 _TRADE_PAGE = re.compile(r"^/sandbox/trades/([^/]+)$")
@@ -34,11 +36,16 @@ def _error(status: int, code: str, message: str) -> Response:
 class SandboxApp:
     """An App exposing a :class:`Sandbox` over HTTP."""
 
-    def __init__(self, sandbox: Sandbox) -> None:
+    def __init__(self, sandbox: Sandbox, invoices: InvoiceSandbox | None = None) -> None:
         self.sandbox = sandbox
+        # The e-invoice service beside it (one per AIO sandbox: same clock, same data folder).
+        self.invoices = invoices if invoices is not None else invoices_for(sandbox)
 
     def handle(self, request: Request) -> Response | None:
         """Answer sandbox paths; None for the rest."""
+        answer = einvoice_routes.handle(self.invoices, request)
+        if answer is not None:
+            return answer
         path = request.path
         if not path.startswith(PREFIXES) or (path.startswith("/sandbox") and not _is_sandbox_path(path)):
             return None

@@ -331,6 +331,7 @@ def index_page(trades: Sequence[Trade], settings: Mapping[str, object], now: dat
         f'<div class="card"><h2>設定 Settings</h2><pre>{escape(json.dumps(settings, indent=1))}</pre>{toggle}'
         '<p class="note">JSON control API: <code>/sandbox/api/trades</code>, '
         "<code>/sandbox/api/trades/{MerchantTradeNo}</code>, <code>/sandbox/api/settings</code></p></div>"
+        '<p class="note"><a href="/sandbox/invoices">電子發票 E-invoices</a></p>'
     )
     return _page("Sandbox", body)
 
