@@ -54,8 +54,8 @@ FIRST_NOTIFICATION: tuple[str, ...] = (
 # name -> modules imported, in order, by one sample
 TARGETS: dict[str, tuple[str, ...]] = {
     "import boto3": ("boto3",),
-    "callbacks (module)": ("ecpay_lambda.api.callbacks",),
-    BUDGET_TARGET: ("ecpay_lambda.api.callbacks", *FIRST_NOTIFICATION),
+    "callbacks (module)": ("ecpay_lambda.api.ecpay_callbacks",),
+    BUDGET_TARGET: ("ecpay_lambda.api.ecpay_callbacks", *FIRST_NOTIFICATION),
     "scheduled (module)": ("ecpay_lambda.api.scheduled",),
     "scheduled (deployed)": ("ecpay_lambda.api.scheduled", STORE),
     "handlers (module)": ("ecpay_lambda.api.handlers",),

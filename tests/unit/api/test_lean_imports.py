@@ -71,7 +71,7 @@ def run_python(code: str, env: dict[str, str] | None = None) -> dict[str, Any]:
     return report
 
 
-@pytest.mark.parametrize("module", ["ecpay_lambda.api.callbacks", "ecpay_lambda.api.scheduled"])
+@pytest.mark.parametrize("module", ["ecpay_lambda.api.ecpay_callbacks", "ecpay_lambda.api.scheduled"])
 def test_importing_a_lean_handler_loads_nothing_heavy(module: str) -> None:
     assert run_python(f"import {module}")["heavy"] == []
 
@@ -90,12 +90,12 @@ FIRST_REQUEST = textwrap.dedent(
     """
     import importlib, json, sys
     import boto3
-    from ecpay_lambda.api import callbacks
+    from ecpay_lambda.api import ecpay_callbacks
     counted, event = json.loads(sys.argv[1])
     for name in counted:
         importlib.import_module(name)
     before = set(sys.modules)
-    answer = callbacks.handler(event, None)
+    answer = ecpay_callbacks.handler(event, None)
     result = {"status": answer["statusCode"], "body": answer["body"][:80],
               "imported": sorted(set(sys.modules) - before)}
     """

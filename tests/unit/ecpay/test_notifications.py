@@ -12,7 +12,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ecpay_lambda.ecpay import CheckMacValueError, MerchantCredentials, NotificationError, check_mac_value
+from ecpay_lambda.ecpay import (
+    CheckMacValueError,
+    MerchantCredentials,
+    NotificationCheck,
+    NotificationError,
+    check_mac_value,
+)
 from ecpay_lambda.ecpay.checkmac import MD5
 from ecpay_lambda.ecpay.notifications import (
     MAX_BODY_BYTES,
@@ -476,3 +482,19 @@ def test_notification_and_client_imports_stay_free_of_pydantic() -> None:
     )
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
     assert result.stdout.splitlines() == ["False False", "True CheckoutRequest"]
+
+
+def test_the_failed_check_is_a_notification_check_that_compares_as_its_string() -> None:
+    error = failure(parse_form_body, b"A=1&A=2")
+    assert error.check is NotificationCheck.DUPLICATE_FIELD
+    assert error.check == "duplicate_field" and str(error).startswith("duplicate_field: field ")
+    assert {check.value for check in NotificationCheck} == {
+        "too_large",
+        "encoding",
+        "malformed",
+        "duplicate_field",
+        "missing_field",
+        "check_mac_value",
+        "merchant_id",
+        "invalid_field",
+    }

@@ -28,7 +28,7 @@ from .events import (
     text_response,
 )
 
-logger = logs.get_logger("ecpay_lambda.api.callbacks")
+logger = logs.get_logger("ecpay_lambda.api.ecpay_callbacks")
 
 # ECPay wants exactly the four characters 1|OK as plain text; no charset parameter to trip on.
 PLAIN = "text/plain"
