@@ -267,6 +267,7 @@ def parse_form_body(body: bytes | str, *, is_base64: bool = False) -> dict[str, 
     except UnicodeDecodeError:
         raise NotificationError(NotificationCheck.ENCODING, "body is not valid UTF-8") from None
     fields: dict[str, str] = {}
+    folded: set[str] = set()
     for piece in text.split("&"):
         if not piece:
             continue  # "a=1&&b=2" or a trailing "&": no field there, as in every form parser
@@ -276,11 +277,13 @@ def parse_form_body(body: bytes | str, *, is_base64: bool = False) -> dict[str, 
         name = _form_unquote(raw_name)
         if not name:
             raise NotificationError(NotificationCheck.MALFORMED, "a field has an empty name")
-        if name in fields:
-            # Two values for one name make the signed set ambiguous: refuse rather than pick one.
+        if name.lower() in folded:
+            # Two values for one name make the signed set ambiguous: refuse rather than pick one. So do
+            # two names differing only by case, which CheckMacValue orders by the lower-cased name.
             raise NotificationError(
                 NotificationCheck.DUPLICATE_FIELD, f"field {_short(name)} appears more than once"
             )
+        folded.add(name.lower())
         fields[name] = _form_unquote(raw_value)
         if len(fields) > MAX_FIELDS:
             raise NotificationError(NotificationCheck.MALFORMED, f"more than {MAX_FIELDS} fields")
