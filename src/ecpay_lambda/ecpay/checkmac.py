@@ -1,7 +1,6 @@
 """ECPay CheckMacValue: sign and verify parameter sets exactly as ECPay's servers do."""
 
-# Annotations are evaluated, not postponed (no ``from __future__ import annotations``): typing.NamedTuple
-# would otherwise compile each field's string annotation at import (cold start, see ``records``).
+# Annotations evaluated, not postponed: the cold-start rule (docs/performance.md).
 
 import hashlib
 import hmac
@@ -28,11 +27,7 @@ def ecpay_urlencode(text: str) -> str:
 
 
 class CheckMacSteps(NamedTuple):
-    """The intermediate strings of one CheckMacValue computation (for the ``checkmac --explain`` tool).
-
-    A NamedTuple, not a dataclass: this module is on the notification Lambda's import path (see
-    ``records``).
-    """
+    """The intermediate strings of one CheckMacValue computation (for the ``checkmac --explain`` tool)."""
 
     sorted_pairs: str
     wrapped: str

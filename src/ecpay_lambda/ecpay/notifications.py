@@ -3,8 +3,7 @@
 Must stay free of pydantic and any heavy import: the notification Lambda imports this module.
 """
 
-# Annotations are evaluated, not postponed (no ``from __future__ import annotations``): typing.NamedTuple
-# would otherwise compile each field's string annotation at import (cold start, see ``records``).
+# Annotations evaluated, not postponed: the cold-start rule (docs/performance.md).
 
 import base64
 import binascii
