@@ -37,10 +37,10 @@ from tests.unit.api.apitest import (
     sign,
 )
 from tests.unit.api.conftest import SETTINGS_VARIABLES
-from tests.unit.api.ecpayfake import FakeEcpay
 
 from ecpay_lambda.api.composition import build_service
 from ecpay_lambda.config import parse_settings
+from ecpay_lambda.ecpay.testing import FakeEcpay
 from ecpay_lambda.store.dynamodb import DynamoDBStore
 from ecpay_lambda.wallet.models import PaymentMethod, TransactionStatus, TransactionType
 from ecpay_lambda.wallet.service import CheckoutUrls, WalletService
@@ -51,7 +51,7 @@ MANAGEMENT = "ecpay_lambda.api.handlers"
 OPENAPI_MODELS = "aws_lambda_powertools.event_handler.openapi.models"
 # ecpay_lambda.local holds the local JWT issuer, gateway and sandbox: local mode only, never a function's.
 # SQLAlchemy: every function here runs on DynamoDB as deployed (the SQL stores are for laptops).
-_NEVER = ("sqlalchemy", "ecpay_lambda.local")
+_NEVER = ("sqlalchemy", "ecpay_lambda.local", "ecpay_lambda.ecpay.testing")
 _LEAN = (*_NEVER, "pydantic", "aws_lambda_powertools")
 # Modules (and their submodules) each deployed handler must not load on import or first request.
 FORBIDDEN: dict[str, tuple[str, ...]] = {
@@ -144,7 +144,7 @@ FIRST_REQUEST = textwrap.dedent(
 class _EcpayHandler(BaseHTTPRequestHandler):
     """ECPay's QueryTradeInfo over real HTTP (the function's own urllib transport calls it)."""
 
-    fake = FakeEcpay()
+    fake = FakeEcpay(unknown_trades="unpaid")
 
     def do_POST(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
@@ -273,7 +273,7 @@ def test_first_notifications_as_deployed_import_only_what_the_benchmark_counts(
     user = wallet.create_user("amy", "amy@example.com")
     card_id, card_mtn = _checked_out(wallet, user.user_id, PaymentMethod.CREDIT)
     atm_id, atm_mtn = _checked_out(wallet, user.user_id, PaymentMethod.ATM)
-    _EcpayHandler.fake.paid[card_mtn] = 500  # what QueryTradeInfo confirms
+    _EcpayHandler.fake.pay(card_mtn, 500)  # what QueryTradeInfo confirms
     forged = {**sign(return_fields(card_mtn, 500)), "CheckMacValue": "0" * 64}
     cases = {
         # paid, cross-checked with QueryTradeInfo over HTTP, credited: the longest path
