@@ -163,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
 
         with common.temp_dir() as scratch:
             loads = server_throughput.measure(Path(scratch), sizes["duplicates"], sizes["first"])
-        raw["server"] = {load.name: load.rate for load in loads}
+        raw["server"] = {load.name: load.rate for pair in loads for load in pair}
         emit(server_throughput.table(loads))
     if "cost" in only and ("sqlite" not in timings or "dynamodb" not in trips):
         notes.append("cost: left out (it needs the SQLite latency and the DynamoDB round trips)")
