@@ -142,7 +142,7 @@ def test_callbacks_go_to_the_lean_function_and_management_to_the_resolver() -> N
         for operation in ops.values():
             handler = transformed()["Resources"][integrated_function(operation)]["Properties"]["Handler"]
             if path.rsplit("/", 1)[-1] in CALLBACKS:
-                assert handler == "ecpay_lambda.api.callbacks.handler", path
+                assert handler == "ecpay_lambda.api.ecpay_callbacks.handler", path
             else:
                 assert handler == "ecpay_lambda.api.handlers.handler", path
 
@@ -215,7 +215,7 @@ def test_the_package_ships_what_the_handlers_import() -> None:
     assert {"aws-lambda-powertools", "pydantic"} <= requirements
     code = (
         "import json, sys, importlib.metadata as md\n"
-        "import ecpay_lambda.api.handlers, ecpay_lambda.api.callbacks, ecpay_lambda.api.scheduled\n"
+        "import ecpay_lambda.api.handlers, ecpay_lambda.api.ecpay_callbacks, ecpay_lambda.api.scheduled\n"
         "import ecpay_lambda.store.dynamodb\n"
         "dists = md.packages_distributions()\n"
         "top = {m.split('.')[0] for m in sys.modules}\n"

@@ -109,7 +109,14 @@ Email = Annotated[
 ]
 
 
-class ErrorDetail(BaseModel):
+class _Model(BaseModel):
+    """Every body's base: its validator and serializer are built when first used, not at import (a
+    function builds only the models of the routes it serves; the cold-start rule, docs/performance.md)."""
+
+    model_config = ConfigDict(defer_build=True)
+
+
+class ErrorDetail(_Model):
     """The inside of every error answer."""
 
     code: str = Field(examples=["insufficient_balance"])
@@ -121,13 +128,13 @@ class ErrorDetail(BaseModel):
     )
 
 
-class ErrorResponse(BaseModel):
+class ErrorResponse(_Model):
     """Every 4xx/5xx answer of the management API."""
 
     error: ErrorDetail
 
 
-class UserCreate(BaseModel):
+class UserCreate(_Model):
     """POST /users."""
 
     model_config = ConfigDict(extra="ignore")
@@ -136,7 +143,7 @@ class UserCreate(BaseModel):
     email: Email
 
 
-class UserOut(BaseModel):
+class UserOut(_Model):
     """A user as the API shows it."""
 
     user_id: str
@@ -161,7 +168,7 @@ class UserOut(BaseModel):
         )
 
 
-class UserList(BaseModel):
+class UserList(_Model):
     """GET /users: one page, the seed's ``{users, total}`` plus paging details."""
 
     model_config = ConfigDict(populate_by_name=True)
@@ -173,7 +180,7 @@ class UserList(BaseModel):
     next_cursor: str | None = None
 
 
-class TransactionCreate(BaseModel):
+class TransactionCreate(_Model):
     """POST /users/{userId}/transactions (refunds have their own route)."""
 
     model_config = ConfigDict(extra="ignore")
@@ -197,7 +204,7 @@ _DISAGREEING_UPDATE: JsonDict = {
 }
 
 
-class WithdrawUpdate(BaseModel):
+class WithdrawUpdate(_Model):
     """PATCH /users/{userId}/transactions/{transactionId}: complete (default, as the seed) or cancel."""
 
     model_config = ConfigDict(extra="ignore", json_schema_extra={"not": _DISAGREEING_UPDATE})
@@ -206,7 +213,7 @@ class WithdrawUpdate(BaseModel):
     status: Literal[TransactionStatus.COMPLETED, TransactionStatus.CANCELLED] | None = None
 
 
-class RefundRequest(BaseModel):
+class RefundRequest(_Model):
     """POST .../refund: the whole remaining amount unless ``amount`` is given."""
 
     model_config = ConfigDict(extra="ignore")
@@ -214,7 +221,7 @@ class RefundRequest(BaseModel):
     amount: Amount | None = None
 
 
-class CheckoutRequest(BaseModel):
+class CheckoutRequest(_Model):
     """Optional JSON/form body of POST .../requestPayment."""
 
     model_config = ConfigDict(extra="ignore")
@@ -222,14 +229,14 @@ class CheckoutRequest(BaseModel):
     payment_method: PaymentMethod | None = None
 
 
-class CheckoutFormOut(BaseModel):
+class CheckoutFormOut(_Model):
     """requestPayment when the client asks for JSON: the form to POST to ECPay."""
 
     action: str
     fields: dict[str, str]
 
 
-class AttemptOut(BaseModel):
+class AttemptOut(_Model):
     """One ECPay checkout attempt of a deposit (every MerchantTradeNo it ever had)."""
 
     merchant_trade_no: str
@@ -254,7 +261,7 @@ class AttemptOut(BaseModel):
         )
 
 
-class TransactionOut(BaseModel):
+class TransactionOut(_Model):
     """A transaction as the API shows it."""
 
     transaction_id: str
@@ -302,7 +309,7 @@ class TransactionOut(BaseModel):
         )
 
 
-class TransactionList(BaseModel):
+class TransactionList(_Model):
     """GET /users/{userId}/transactions: the seed's ``{transactions, total}`` plus paging details."""
 
     model_config = ConfigDict(populate_by_name=True)
@@ -314,7 +321,7 @@ class TransactionList(BaseModel):
     next_cursor: str | None = None
 
 
-class LedgerEntryOut(BaseModel):
+class LedgerEntryOut(_Model):
     """One ledger entry."""
 
     entry_id: str
@@ -335,7 +342,7 @@ class LedgerEntryOut(BaseModel):
         )
 
 
-class NotificationOut(BaseModel):
+class NotificationOut(_Model):
     """One recorded ECPay notification (its raw body stays in the store)."""
 
     notification_id: str
@@ -372,7 +379,7 @@ class TransactionDetailOut(TransactionOut):
         )
 
 
-class WalletEventOut(BaseModel):
+class WalletEventOut(_Model):
     """One wallet event (docs/events.md; the JSON Schema docs/wallet-event.schema.json)."""
 
     name: str = Field(description="e.g. deposit.paid, withdrawal.requested, refund.completed")
@@ -388,14 +395,14 @@ class WalletEventOut(BaseModel):
     occurred_at: str
 
 
-class EventList(BaseModel):
+class EventList(_Model):
     """GET /events: local mode's outbox, oldest first (the last ``limit``)."""
 
     events: list[WalletEventOut]
     total: int
 
 
-class Health(BaseModel):
+class Health(_Model):
     """GET /healthz."""
 
     status: Literal["ok", "degraded"]

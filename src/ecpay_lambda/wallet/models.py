@@ -1,12 +1,10 @@
 """The wallet's domain records. Money is an ``int`` of New Taiwan dollars, never a float.
 
 The records are immutable ``NamedTuple``s (change one with ``record._replace(field=value)``), not
-dataclasses: every Lambda function imports this module at cold start, where a frozen dataclass costs
-about 1 ms to define against about 0.1 ms for a NamedTuple (see ``ecpay.records``).
+dataclasses: every Lambda function imports this module (the cold-start rule, docs/performance.md).
 """
 
-# Annotations are evaluated, not postponed (no ``from __future__ import annotations``): typing.NamedTuple
-# would otherwise compile each field's string annotation at import (cold start, see ``ecpay.records``).
+# Annotations evaluated, not postponed: the cold-start rule (docs/performance.md).
 
 from collections.abc import Mapping
 from datetime import datetime

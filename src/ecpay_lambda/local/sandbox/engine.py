@@ -24,8 +24,8 @@ from ...ecpay.timezone import TAIPEI, format_ecpay_datetime
 from . import capture, periodic
 from . import generators as gen
 from . import messages as msg
-from .callbacks import CallbackDispatcher, Notification, Sender, post_form
 from .capture import FORWARD, CardState
+from .delivery import CallbackDispatcher, Notification, Sender, post_form
 from .trades import CallbackAttempt, Trade, TradeBook, TradeStatus
 from .validation import (
     DUPLICATE_TRADE_NO,
