@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Final
 
 from ..wallet.errors import InvalidRequest
+from ..wallet.port import InvalidCursor
 from .dynamodb_errors import DynamoDBStoreError
 from .dynamodb_items import (
     GSI1,
@@ -107,7 +108,7 @@ class TableReader:
         if cursor is not None:
             start = decode_cursor(cursor, key_attributes)
             if start is None or not belongs(start):
-                raise InvalidRequest("invalid cursor")
+                raise InvalidCursor
         elif page > 1:
             skipped = self._skip(query, key_attributes, (page - 1) * page_size)
             if skipped is None:

@@ -46,6 +46,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
 from ..wallet.attempts import attempts_from_json, attempts_to_json
+from ..wallet.errors import InvalidRequest
 from ..wallet.models import (
     AWAITING_STATUSES,
     IdempotencyRecord,
@@ -65,6 +66,7 @@ from ..wallet.port import (
     IdempotencyKeyReused,
     IdentityBound,
     InsufficientFunds,
+    InvalidCursor,
     StoreConflict,
     TransactionPut,
     UserDelta,
@@ -107,15 +109,21 @@ def _encode_cursor(tag: str, micros: int, key: str) -> str:
 
 
 def _decode_cursor(tag: str, cursor: str) -> tuple[int, str]:
-    """Raise ValueError for anything but a cursor this adapter made for this listing."""
+    """Raise ``InvalidCursor`` for anything but a cursor this adapter made for this listing."""
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         got_tag, micros, key = json.loads(raw)
-    except (binascii.Error, ValueError, TypeError) as exc:
-        raise ValueError("invalid cursor") from exc
+    except (binascii.Error, ValueError, TypeError):
+        raise InvalidCursor from None
     if got_tag != tag or type(micros) is not int or not isinstance(key, str):
-        raise ValueError("invalid cursor")
+        raise InvalidCursor
     return micros, key
+
+
+def _check_page(page: int, page_size: int) -> None:
+    # The DynamoDB adapter's rule too (tests/contract): a listing never sees an offset below 0.
+    if page < 1 or page_size < 1:
+        raise InvalidRequest("page and page_size must be positive")
 
 
 def _user(row: RowMapping) -> User:
@@ -435,6 +443,7 @@ class SqlStore:
 
     def list_users(self, *, page: int = 1, page_size: int = 20, cursor: str | None = None) -> Page[User]:
         """Users by creation order; ``cursor`` takes precedence over ``page``."""
+        _check_page(page, page_size)
         self._ensure()
         c = s.users.c
         query = select(s.users).order_by(c.created_us, c.user_id).limit(page_size + 1)
@@ -648,7 +657,8 @@ class SqlStore:
     def list_transactions(
         self, user_id: str, *, page: int = 1, page_size: int = 20, cursor: str | None = None
     ) -> Page[Transaction]:
-        """A user's transactions, newest first."""
+        """A user's transactions, newest first (a cursor continues only this user's listing)."""
+        _check_page(page, page_size)
         self._ensure()
         c = s.transactions.c
         query = (
@@ -658,7 +668,7 @@ class SqlStore:
             .limit(page_size + 1)
         )
         if cursor is not None:
-            micros, key = _decode_cursor("t", cursor)
+            micros, key = _decode_cursor(f"t:{user_id}", cursor)
             query = query.where(
                 or_(c.created_us < micros, and_(c.created_us == micros, c.transaction_id < key))
             )
@@ -671,7 +681,9 @@ class SqlStore:
         items = [_txn(r) for r in rows[:page_size]]
         more = len(rows) > page_size
         next_cursor = (
-            _encode_cursor("t", _us(items[-1].created_at), items[-1].transaction_id) if more else None
+            _encode_cursor(f"t:{user_id}", _us(items[-1].created_at), items[-1].transaction_id)
+            if more
+            else None
         )
         return Page(items=items, total=total, next_cursor=next_cursor)
 
@@ -751,14 +763,15 @@ class SqlStore:
     def list_ledger(
         self, *, transaction_id: str | None = None, user_id: str | None = None
     ) -> list[LedgerEntry]:
-        """Ledger entries of one transaction or one user, oldest first."""
-        if (transaction_id is None) == (user_id is None):
-            raise ValueError("pass exactly one of transaction_id and user_id")
+        """Ledger entries of one transaction or one user (or both), oldest first."""
+        if transaction_id is None and user_id is None:
+            raise ValueError("list_ledger needs transaction_id or user_id")
         self._ensure()
         c = s.ledger.c
-        where = c.transaction_id == transaction_id if transaction_id is not None else c.user_id == user_id
+        where = [c.transaction_id == transaction_id] if transaction_id is not None else []
+        where += [c.user_id == user_id] if user_id is not None else []
         with self._tx(write=False) as conn:
-            rows = conn.execute(select(s.ledger).where(where).order_by(c.seq)).mappings().all()
+            rows = conn.execute(select(s.ledger).where(*where).order_by(c.seq)).mappings().all()
         return [_entry(r) for r in rows]
 
     def record_notification(self, record: NotificationRecord) -> None:
@@ -805,6 +818,7 @@ class SqlStore:
         self, *, page: int = 1, page_size: int = 20, cursor: str | None = None
     ) -> Page[User]:
         """Users that are not closed, by creation order (cursors interchangeable with ``list_users``)."""
+        _check_page(page, page_size)
         self._ensure()
         c = s.users.c
         active = c.status != str(UserStatus.CLOSED)

@@ -10,6 +10,7 @@ from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import NamedTuple, Protocol
 
+from .errors import InvalidRequest
 from .models import (
     IdempotencyRecord,
     LedgerEntry,
@@ -118,11 +119,22 @@ class IdentityBound(StoreConflict):
     """``create_user`` found the sign-in identity already bound to a user (one wallet per identity)."""
 
 
+class InvalidCursor(InvalidRequest):
+    """A listing's ``cursor`` is malformed, or was made by another listing (another user's, another
+    kind of listing, another store). Every adapter raises exactly this; the API answers 400 as for any
+    ``InvalidRequest``.
+    """
+
+    def __init__(self, message: str = "invalid cursor") -> None:
+        super().__init__(message)
+
+
 class WalletStore(Protocol):
     """The storage port. Every method is atomic; reads are strongly consistent.
 
     Listings: ``cursor`` is opaque and adapter-specific; a malformed or foreign one raises
-    ``ValueError`` (or the domain's ``InvalidRequest``). ``Page.next_cursor`` is None on the last page.
+    :class:`InvalidCursor`, a ``page`` or ``page_size`` below 1 the domain's ``InvalidRequest``.
+    ``Page.next_cursor`` is None on the last page. A listing of a missing user is an empty page.
     """
 
     def ensure_schema(self) -> None:
@@ -186,7 +198,8 @@ class WalletStore(Protocol):
     def list_ledger(
         self, *, transaction_id: str | None = None, user_id: str | None = None
     ) -> list[LedgerEntry]:
-        """Ledger entries of one transaction or one user, oldest first."""
+        """Ledger entries of one transaction or one user (or both: the user's in that transaction),
+        oldest first; ``ValueError`` with neither."""
         ...
 
     def record_notification(self, record: NotificationRecord) -> None:

@@ -267,10 +267,7 @@ class WalletService:
     def list_users(self, *, page: int = 1, page_size: int = 20, cursor: str | None = None) -> Page[User]:
         """Users, by page or cursor."""
         self._validate_page(page, page_size)
-        try:
-            return self.store.list_users(page=page, page_size=page_size, cursor=cursor)
-        except ValueError:
-            raise errors.InvalidRequest("invalid cursor") from None
+        return self.store.list_users(page=page, page_size=page_size, cursor=cursor)
 
     def close_user(self, user_id: str) -> User:
         """Close a user with no money and no open transaction (``UserNotEmpty`` otherwise)."""
@@ -420,10 +417,7 @@ class WalletService:
         """A user's transactions, newest first."""
         self._validate_page(page, page_size)
         self._user(user_id)
-        try:
-            return self.store.list_transactions(user_id, page=page, page_size=page_size, cursor=cursor)
-        except ValueError:
-            raise errors.InvalidRequest("invalid cursor") from None
+        return self.store.list_transactions(user_id, page=page, page_size=page_size, cursor=cursor)
 
     def update_withdraw(self, user_id: str, transaction_id: str, action: WithdrawAction) -> Transaction:
         """Complete or cancel a pending withdraw; a deposit cannot be completed (``InvalidState``)."""
