@@ -64,7 +64,17 @@ class TableReader:
         }
 
     def partition_query(self, pk: str, prefix: str, *, newest_first: bool = False) -> QueryInputTypeDef:
-        """A consistent query of the items of partition ``pk`` whose sort key starts with ``prefix``."""
+        """A consistent query of the items of partition ``pk`` whose sort key starts with ``prefix``
+        (the whole partition when ``prefix`` is empty)."""
+        if not prefix:
+            return {
+                "TableName": self._table,
+                "KeyConditionExpression": "#pk = :pk",
+                "ExpressionAttributeNames": {"#pk": PK},
+                "ExpressionAttributeValues": {":pk": s(pk)},
+                "ConsistentRead": True,
+                "ScanIndexForward": not newest_first,
+            }
         return {
             "TableName": self._table,
             "KeyConditionExpression": "#pk = :pk AND begins_with(#sk, :prefix)",
