@@ -20,7 +20,7 @@ from ..ecpay.credentials import MerchantCredentials
 from ..ecpay.environments import Endpoints
 from ..ecpay.errors import TransportError
 from ..ecpay.transport import HttpResponse, Transport, UrllibTransport
-from ..wallet.callbacks import CallbackHandler, EcpayConfig
+from ..wallet.notifications import CallbackHandler, EcpayConfig
 from ..wallet.port import WalletStore
 
 if TYPE_CHECKING:

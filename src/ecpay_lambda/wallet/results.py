@@ -1,6 +1,6 @@
 """Result records of the callback, reconciliation and audit use cases (re-exported by ``service``).
 
-``CallbackReply`` lives in :mod:`.callbacks`, the notification Lambda's module (which need not define
+``CallbackReply`` lives in :mod:`.notifications`, the notification Lambda's module (which need not define
 the reports below); it is re-exported here.
 """
 
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .callbacks import CallbackReply
+from .notifications import CallbackReply
 
 __all__ = ["AuditReport", "CallbackReply", "ReconcileReport"]
 

@@ -229,6 +229,7 @@ def test_a_store_fault_is_a_500_error_line_so_ecpay_retries(
 
     monkeypatch.setattr(store, "record_notification", broken)
     monkeypatch.setattr(store, "commit", broken)
+    monkeypatch.setattr(store, "run", broken)
     resp = notify(api, uid, tx_id, "return", form(sign(return_fields(mtn, 500))))
     assert (resp.status, resp.body) == (500, "0|ServerError")
     assert "secret" not in resp.body

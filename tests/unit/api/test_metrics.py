@@ -265,6 +265,7 @@ def test_a_store_fault_counts_a_store_error(
 
     monkeypatch.setattr(store, "record_notification", broken)
     monkeypatch.setattr(store, "commit", broken)
+    monkeypatch.setattr(store, "run", broken)
     emf_lines(capsys)
     assert notify(api, uid, tx_id, sign(return_fields(mtn, 500))).status == 500
     assert counted(emf_lines(capsys)) == {"StoreErrors": 1}

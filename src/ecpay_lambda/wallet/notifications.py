@@ -1,4 +1,5 @@
-"""ECPay callbacks (ReturnURL, PaymentInfoURL): record every body, verify it, apply it once.
+"""ECPay's notifications reaching the wallet (ReturnURL, PaymentInfoURL): record every body, verify it
+with :mod:`ecpay.notifications` (the protocol), apply it once through :func:`.outcomes.apply_outcome`.
 
 Kept apart from ``service`` so the notification Lambda's path is small and obvious: that function
 builds a :class:`CallbackHandler` (``api.composition.get_callbacks``) and never imports ``service``
