@@ -15,6 +15,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    StrictInt,
     StringConstraints,
     WithJsonSchema,
 )
@@ -33,6 +34,7 @@ from ..wallet.models import (
     User,
     UserStatus,
 )
+from ..wallet.recurring import plan_view
 from ..wallet.service import MAX_AMOUNT, TransactionDetail
 
 # The string form of an amount: 1 to MAX_AMOUNT in digits, no sign, no leading zero.
@@ -173,6 +175,47 @@ class UserList(BaseModel):
     next_cursor: str | None = None
 
 
+class RecurringPlanIn(BaseModel):
+    """A recurring top-up's schedule (the ranges are checked by the wallet: 400 invalid_recurring_plan)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    period_type: str = Field(description="D (day), M (month) or Y (year)", examples=["M"])
+    frequency: StrictInt = Field(description="charge every this many periods", examples=[1])
+    exec_times: StrictInt = Field(description="charges in all, the first included", examples=[12])
+
+
+class FailedChargeOut(BaseModel):
+    """A declined charge of a recurring plan."""
+
+    period: int
+    rtn_code: str
+    rtn_msg: str
+    at: datetime
+
+
+class RecurringPlanOut(BaseModel):
+    """A recurring deposit's plan: its state and charges (each later charge is a deposit of its own)."""
+
+    period_type: str
+    frequency: int
+    exec_times: int
+    state: Literal["active", "cancelled", "finished"]
+    charges_done: int
+    charges_planned: int
+    charge_transaction_ids: list[str] = Field(description="the deposits of charges #2..n, in order")
+    failed_charges: list[FailedChargeOut]
+    cancelled_at: datetime | None = None
+
+
+class RecurringAction(BaseModel):
+    """POST .../recurring: cancel the plan (its owner or an operator) or ask ECPay to ReAuth (operators)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    action: Literal["cancel", "reauth"]
+
+
 class TransactionCreate(BaseModel):
     """POST /users/{userId}/transactions (refunds have their own route)."""
 
@@ -183,6 +226,14 @@ class TransactionCreate(BaseModel):
     # The seed's front end sends status "pending"; the server decides every status.
     status: Literal[TransactionStatus.PENDING] | None = None
     payment_method: PaymentMethod | None = None
+    recurring: RecurringPlanIn | None = Field(
+        default=None,
+        description=(
+            "Deposits paid by card only: an ECPay periodic (定期定額) order charging `amount` every "
+            "`frequency` days (D), months (M) or years (Y), `exec_times` times in all. ECPay's limits: "
+            "D frequency 1-365, exec_times 2-999; M 1-12, 2-999; Y 1, 2-99 (else 400 invalid_recurring_plan)."
+        ),
+    )
 
 
 # ``action`` and the seed's ``status`` may both be given only when they mean the same thing.
@@ -277,6 +328,9 @@ class TransactionOut(BaseModel):
         description="Deposits: every ECPay checkout attempt, oldest first; any live one can still be paid.",
     )
     paid_at: datetime | None = None
+    recurring: RecurringPlanOut | None = Field(
+        default=None, description="A recurring deposit's plan (charges #2..n are deposits of their own)"
+    )
 
     @classmethod
     def of(cls, tx: Transaction) -> TransactionOut:
@@ -299,6 +353,7 @@ class TransactionOut(BaseModel):
             updated_at=tx.updated_at,
             attempts=[AttemptOut.of(a) for a in attempts_of(tx)],
             paid_at=tx.paid_at,
+            recurring=None if tx.plan is None else RecurringPlanOut.model_validate(plan_view(tx)),
         )
 
 
