@@ -53,6 +53,7 @@ class FakeEcpay:
     card_abandoned: bool = False  # N was accepted: the authorisation is released
     card_queries: list[dict[str, str]] = field(default_factory=list)
     card_query_error: Exception | None = None
+    period_actions: list[dict[str, str]] = field(default_factory=list)  # CreditCardPeriodAction calls
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def post_form(self, url: str, fields: Mapping[str, str], *, timeout: float) -> HttpResponse:
@@ -74,6 +75,19 @@ class FakeEcpay:
                 if self.answer_lost is not None:
                     raise self.answer_lost
                 return answer
+        if url.endswith("/CreditCardPeriodAction"):
+            with self._lock:
+                self.period_actions.append(dict(fields))
+                return _answer(
+                    urllib.parse.urlencode(
+                        {
+                            "MerchantID": CREDENTIALS.merchant_id,
+                            "MerchantTradeNo": mtn,
+                            "RtnCode": "1",
+                            "RtnMsg": "OK",
+                        }
+                    )
+                )
         if url.endswith("/CreditDetail/QueryTrade/V2"):
             with self._lock:
                 self.card_queries.append(dict(fields))
