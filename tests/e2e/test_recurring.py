@@ -10,15 +10,18 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from ecpay_lambda.ecpay.checkmac import verify_check_mac_value
 from ecpay_lambda.ecpay.credentials import MerchantCredentials
+from ecpay_lambda.ecpay.timezone import TAIPEI
 from ecpay_lambda.local.sandbox.client import SandboxError
 
 from .conftest import Http, Wallet
+from .test_ecpay_records import cli
 
 STAGE = MerchantCredentials.stage_test_merchant()
 MONTHLY = {"period_type": "M", "frequency": 1, "exec_times": 12}
@@ -172,3 +175,35 @@ def test_a_forged_period_notification_credits_nothing(local_stack, wallet: Walle
     notes = wallet.transaction(user_id, tid)["notifications"]
     outcomes = [n["outcome"] for n in notes if n["route"] == "periodReturn"]
     assert outcomes == ["rejected:check_mac_value", "ignored:simulate_paid"], outcomes
+
+
+def test_the_statement_run_finds_a_lost_charge(tmp_path: Path) -> None:
+    """The daily statement run (TradeNoAio): each charge is a line of the order; a lost one is credited."""
+    from tests.support.stack_plugin import start_local_stack, stop_local_stack  # noqa: PLC0415
+
+    stack = start_local_stack(tmp_path / "recurring-statement")
+    try:
+        wallet = Wallet(Http(stack.base_url))
+        user_id = wallet.create_user()
+        tid = _create_plan(wallet, user_id, 400, **MONTHLY)["transaction_id"]
+        mtn, _ = wallet.open_payment_page(user_id, tid)
+        stack.sandbox.pay(mtn)
+        stack.sandbox.charge_period(mtn)
+        stack.sandbox.settings(drop_callbacks=True)
+        try:
+            stack.sandbox.charge_period(mtn)  # charge #3: its notification never arrives
+        finally:
+            stack.sandbox.settings(drop_callbacks=False)
+        assert wallet.user(user_id)["balance"] == 800
+        day = stack.clock().astimezone(TAIPEI).date().isoformat()
+        status, out, err = cli(stack.env, "audit", "--external", day)
+        assert status == 1 and f"paid at ECPay but not credited: 1 charge(s) of {mtn}" in out, out + err
+        stack.sandbox.settings(clock_offset_seconds=stack.clock_offset + 61)  # one file a minute
+        status, out, err = cli(stack.env, "reconcile", "--statement", day)
+        assert status == 0 and "statement: clean" in out and "credited charge deposit" in out, out + err
+        assert wallet.user(user_id)["balance"] == 1200
+        stack.sandbox.settings(clock_offset_seconds=stack.clock_offset + 122)
+        status, out, err = cli(stack.env, "audit", "--external", day)
+        assert status == 0 and "audit: clean" in out, out + err
+    finally:
+        stop_local_stack(stack.process)
