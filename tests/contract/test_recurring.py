@@ -123,3 +123,26 @@ def test_cancel_stops_the_plan(service: WalletService, fake_ecpay: FakeEcpay) ->
     reply = service.callbacks().handle_period_return(period_body(mtn, 300, 2))
     assert reply.outcome == "flagged:paid_after_cancel"
     assert balance(service, user_id) == (600, 0)
+
+
+def test_reauth_asks_ecpay_and_a_key_reused_with_another_plan_is_refused(
+    service: WalletService, fake_ecpay: FakeEcpay
+) -> None:
+    user_id, tid, mtn = _paid_plan(service)
+    assert service.plans().reauth(user_id, tid) == {"rtn_code": "1", "rtn_msg": "OK"}
+    assert [(a["MerchantTradeNo"], a["Action"]) for a in fake_ecpay.period_actions] == [(mtn, "ReAuth")]
+    first, replayed = service.create_transaction(
+        user_id, TransactionType.DEPOSIT, 500, idempotency_key="k-plan-1", recurring=Plan("M", 1, 12)
+    )
+    again, replayed_again = service.create_transaction(
+        user_id, TransactionType.DEPOSIT, 500, idempotency_key="k-plan-1", recurring=Plan("M", 1, 12)
+    )
+    assert (replayed, replayed_again, again.transaction_id) == (False, True, first.transaction_id)
+    with pytest.raises(errors.IdempotencyMismatch):
+        service.create_transaction(
+            user_id, TransactionType.DEPOSIT, 500, idempotency_key="k-plan-1", recurring=Plan("M", 1, 6)
+        )
+    with pytest.raises(errors.InvalidState):  # a one-time deposit has no plan to act on
+        service.plans().cancel(
+            user_id, service.create_transaction(user_id, TransactionType.DEPOSIT, 100)[0].transaction_id
+        )

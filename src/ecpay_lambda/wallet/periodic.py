@@ -285,7 +285,9 @@ def decide_period(
         return Skip("ignored", "ignored:simulate_paid")
     if not charge.paid:
         failure = _failure_of(charge, now)
-        if failure in plan.failures:
+        # The same decline as reported by PeriodReturnURL or by a query (whose RtnMsg differs).
+        same = (failure.merchant_trade_no, failure.period, failure.at)
+        if any((f.merchant_trade_no, f.period, f.at) == same for f in plan.failures):
             return Skip("duplicate", "duplicate")
         kept = (*plan.failures, failure)[-MAX_FAILURES_KEPT:]
         new = txn._replace(version=txn.version + 1, updated_at=now, plan=plan._replace(failures=kept))

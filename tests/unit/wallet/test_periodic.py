@@ -180,3 +180,28 @@ def test_plan_requests_follow_ecpays_limits() -> None:
         assert refused.value.code == "invalid_recurring_plan" and refused.value.status == 400
     with pytest.raises(errors.InvalidRequest, match="card only"):
         plan_from_request({"period_type": "M", "frequency": 1, "exec_times": 2}, PaymentMethod.ATM)
+
+
+def test_query_executions_are_numbered_as_period_return_url_numbers_them() -> None:
+    from ecpay_lambda.ecpay.client import PeriodExecution, PeriodInfo  # noqa: PLC0415
+    from ecpay_lambda.wallet.recurring import charges_from_info  # noqa: PLC0415
+
+    def execution(code: str) -> PeriodExecution:
+        return PeriodExecution(code, 500, "1" if code == "1" else "", NOW, "", "T1", {})
+
+    codes = ["1", "1", "10200058", "1", "1"]  # charge 1, charge 2, declined, charge 3, charge 4
+    info = PeriodInfo(MTN, "T1", "1", "1", "M", 1, 12, 500, 4, 2000, tuple(map(execution, codes)), {})
+    charges = charges_from_info(_plan_deposit(), info, MERCHANT)
+    assert [(c.paid, c.period) for c in charges] == [(True, 2), (False, 2), (True, 3), (True, 4)]
+    assert all(c.merchant_trade_no == MTN and c.transaction_id == "abcdefghijkl" for c in charges)
+    failure = _decide(_plan_deposit(), charges[1])
+    assert isinstance(failure, Change) and failure.puts[0].new.plan is not None
+    assert failure.puts[0].new.plan.failures[0].period == 3  # the charge that was attempted
+
+
+def test_a_decline_reported_by_the_notification_and_by_a_query_is_one_failure() -> None:
+    notified = _charge(3, paid=False, rtn_code="10200058", rtn_msg="Authorization failed")
+    step = _decide(_plan_deposit(), notified)
+    assert isinstance(step, Change)
+    queried = notified._replace(rtn_msg="declined (QueryCreditCardPeriodInfo)")
+    assert _decide(step.puts[0].new, queried) == Skip("duplicate", "duplicate")
