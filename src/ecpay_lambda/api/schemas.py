@@ -15,7 +15,6 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
-    StrictInt,
     StringConstraints,
     WithJsonSchema,
 )
@@ -175,14 +174,40 @@ class UserList(BaseModel):
     next_cursor: str | None = None
 
 
+def _whole(value: object) -> object:
+    # JSON Schema counts 12.0 as an integer: a float with no fraction is one; booleans and strings are not.
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise ValueError("must be a whole number")
+    return value
+
+
+WholeNumber = Annotated[int, BeforeValidator(_whole)]
+
+
 class RecurringPlanIn(BaseModel):
     """A recurring top-up's schedule (the ranges are checked by the wallet: 400 invalid_recurring_plan)."""
 
     model_config = ConfigDict(extra="forbid")
 
-    period_type: str = Field(description="D (day), M (month) or Y (year)", examples=["M"])
-    frequency: StrictInt = Field(description="charge every this many periods", examples=[1])
-    exec_times: StrictInt = Field(description="charges in all, the first included", examples=[12])
+    # The bounds are documented here and checked by the wallet, so that every refusal is the same
+    # 400 invalid_recurring_plan (the limits depend on period_type: protocol page §13.3).
+    period_type: str = Field(
+        description="D (day), M (month) or Y (year)",
+        examples=["M"],
+        json_schema_extra={"enum": ["D", "M", "Y"]},
+    )
+    frequency: WholeNumber = Field(
+        description="charge every this many periods: D 1-365, M 1-12, Y 1",
+        examples=[1],
+        json_schema_extra={"minimum": 1, "maximum": 365},
+    )
+    exec_times: WholeNumber = Field(
+        description="charges in all, the first included: D and M 2-999, Y 2-99",
+        examples=[12],
+        json_schema_extra={"minimum": 2, "maximum": 999},
+    )
 
 
 class FailedChargeOut(BaseModel):
