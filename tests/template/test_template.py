@@ -48,12 +48,15 @@ MORE_ROUTES = [
     ("POST", "/users/{userId}/transactions/{transactionId}/clientReturn"),
     ("POST", "/users/{userId}/transactions/{transactionId}/refund"),
     ("POST", "/users/{userId}/transactions/{transactionId}/sync"),
+    # Recurring top-ups (issue 14): charges #2..n, and the plan's cancel / ReAuth.
+    ("POST", "/users/{userId}/transactions/{transactionId}/periodReturn"),
+    ("POST", "/users/{userId}/transactions/{transactionId}/recurring"),
     ("GET", "/openapi.json"),
     ("GET", "/docs"),
     ("GET", "/healthz"),
 ]
 PUBLIC = {"/openapi.json", "/docs", "/healthz"}
-CALLBACKS = {"return", "paymentInfo", "clientReturn"}
+CALLBACKS = {"return", "paymentInfo", "periodReturn", "clientReturn"}
 
 
 @cache
@@ -292,7 +295,8 @@ def test_functions_that_serve_ecpay_have_its_secret() -> None:
         env = props.get("Environment", {}).get("Variables", {})
         paths = [e["Properties"].get("Path", "") for e in props.get("Events", {}).values()]
         talks_to_ecpay = name == "ReconcileFunction" or any(
-            p.rsplit("/", 1)[-1] in {"return", "paymentInfo", "requestPayment", "refund", "sync"}
+            p.rsplit("/", 1)[-1]
+            in {"return", "paymentInfo", "periodReturn", "requestPayment", "refund", "sync", "recurring"}
             for p in paths
         )
         assert ("ECPAY_SECRET_ARN" in env) == talks_to_ecpay, name

@@ -1,4 +1,4 @@
-"""ECPay callback entry points: ReturnURL, PaymentInfoURL and the browser's clientReturn.
+"""ECPay callback entry points: ReturnURL, PaymentInfoURL, PeriodReturnURL and the browser's clientReturn.
 
 Lean (the cold-start rule, docs/performance.md): notifications go to the wallet's
 ``CallbackHandler`` without loading the wallet's other use cases (``wallet.service`` is imported by
@@ -32,7 +32,7 @@ logger = logs.get_logger("ecpay_lambda.api.ecpay_callbacks")
 # ECPay wants exactly the four characters 1|OK as plain text; no charset parameter to trip on.
 PLAIN = "text/plain"
 
-NOTIFICATION_ROUTES = frozenset({"return", "paymentInfo"})
+NOTIFICATION_ROUTES = frozenset({"return", "paymentInfo", "periodReturn"})
 
 
 # Every request that reaches a callback route is recorded (design §2), but an oversized one is
@@ -71,6 +71,10 @@ def _notification(event: Event, route: str) -> LambdaResponse:
         is_base64 = bool(event.get("isBase64Encoded")) and not oversized
         if route == "return":
             reply = callbacks.handle_return(body, is_base64=is_base64, route_transaction_id=transaction_id)
+        elif route == "periodReturn":
+            reply = callbacks.handle_period_return(
+                body, is_base64=is_base64, route_transaction_id=transaction_id
+            )
         else:
             reply = callbacks.handle_payment_info(
                 body, is_base64=is_base64, route_transaction_id=transaction_id

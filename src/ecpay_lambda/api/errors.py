@@ -31,6 +31,7 @@ STATUS_OF: dict[type[WalletError], int] = {
     errors.DepositPayable: 409,
     errors.RefundNotPossible: 409,
     errors.Conflict: 409,
+    errors.PeriodActionRefused: 409,
     errors.IdempotencyMismatch: 422,
     errors.PaymentGatewayError: 502,
 }

@@ -33,6 +33,7 @@ from ..wallet.models import (
     User,
     UserStatus,
 )
+from ..wallet.recurring import plan_view
 from ..wallet.service import MAX_AMOUNT, TransactionDetail
 
 # The string form of an amount: 1 to MAX_AMOUNT in digits, no sign, no leading zero.
@@ -180,6 +181,73 @@ class UserList(_Model):
     next_cursor: str | None = None
 
 
+def _whole(value: object) -> object:
+    # JSON Schema counts 12.0 as an integer: a float with no fraction is one; booleans and strings are not.
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise ValueError("must be a whole number")
+    return value
+
+
+WholeNumber = Annotated[int, BeforeValidator(_whole)]
+
+
+class RecurringPlanIn(_Model):
+    """A recurring top-up's schedule (the ranges are checked by the wallet: 400 invalid_recurring_plan)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    # The bounds are documented here and checked by the wallet, so that every refusal is the same
+    # 400 invalid_recurring_plan (the limits depend on period_type: protocol page §13.3).
+    period_type: str = Field(
+        description="D (day), M (month) or Y (year)",
+        examples=["M"],
+        json_schema_extra={"enum": ["D", "M", "Y"]},
+    )
+    frequency: WholeNumber = Field(
+        description="charge every this many periods: D 1-365, M 1-12, Y 1",
+        examples=[1],
+        json_schema_extra={"minimum": 1, "maximum": 365},
+    )
+    exec_times: WholeNumber = Field(
+        description="charges in all, the first included: D and M 2-999, Y 2-99",
+        examples=[12],
+        json_schema_extra={"minimum": 2, "maximum": 999},
+    )
+
+
+class FailedChargeOut(_Model):
+    """A declined charge of a recurring plan."""
+
+    period: int
+    rtn_code: str
+    rtn_msg: str
+    at: datetime
+
+
+class RecurringPlanOut(_Model):
+    """A recurring deposit's plan: its state and charges (each later charge is a deposit of its own)."""
+
+    period_type: str
+    frequency: int
+    exec_times: int
+    state: Literal["active", "cancelled", "finished"]
+    charges_done: int
+    charges_planned: int
+    charge_transaction_ids: list[str] = Field(description="the deposits of charges #2..n, in order")
+    failed_charges: list[FailedChargeOut]
+    cancelled_at: datetime | None = None
+
+
+class RecurringAction(_Model):
+    """POST .../recurring: cancel the plan (its owner or an operator) or ask ECPay to ReAuth (operators)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    action: Literal["cancel", "reauth"]
+
+
 class TransactionCreate(_Model):
     """POST /users/{userId}/transactions (refunds have their own route)."""
 
@@ -190,6 +258,14 @@ class TransactionCreate(_Model):
     # The seed's front end sends status "pending"; the server decides every status.
     status: Literal[TransactionStatus.PENDING] | None = None
     payment_method: PaymentMethod | None = None
+    recurring: RecurringPlanIn | None = Field(
+        default=None,
+        description=(
+            "Deposits paid by card only: an ECPay periodic (定期定額) order charging `amount` every "
+            "`frequency` days (D), months (M) or years (Y), `exec_times` times in all. ECPay's limits: "
+            "D frequency 1-365, exec_times 2-999; M 1-12, 2-999; Y 1, 2-99 (else 400 invalid_recurring_plan)."
+        ),
+    )
 
 
 # ``action`` and the seed's ``status`` may both be given only when they mean the same thing.
@@ -284,6 +360,9 @@ class TransactionOut(_Model):
         description="Deposits: every ECPay checkout attempt, oldest first; any live one can still be paid.",
     )
     paid_at: datetime | None = None
+    recurring: RecurringPlanOut | None = Field(
+        default=None, description="A recurring deposit's plan (charges #2..n are deposits of their own)"
+    )
 
     @classmethod
     def of(cls, tx: Transaction) -> TransactionOut:
@@ -306,6 +385,7 @@ class TransactionOut(_Model):
             updated_at=tx.updated_at,
             attempts=[AttemptOut.of(a) for a in attempts_of(tx)],
             paid_at=tx.paid_at,
+            recurring=None if tx.plan is None else RecurringPlanOut.model_validate(plan_view(tx)),
         )
 
 

@@ -93,6 +93,7 @@ class FakeEcpay:
     card_abandoned: bool = False  # N was accepted: the authorisation is released
     card_queries: list[dict[str, str]] = field(default_factory=list)
     card_query_error: Exception | None = None
+    period_actions: list[dict[str, str]] = field(default_factory=list)  # CreditCardPeriodAction calls
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def pay(self, merchant_trade_no: str, amount: int, payment_type: str = "Credit_CreditCard") -> Trade:
@@ -102,7 +103,8 @@ class FakeEcpay:
         return paid
 
     def post_form(self, url: str, fields: Mapping[str, str], *, timeout: float) -> HttpResponse:
-        """Answer like ECPay's QueryTradeInfo/V5, CreditDetail/DoAction and CreditDetail/QueryTrade/V2."""
+        """Answer like ECPay's QueryTradeInfo/V5, CreditDetail/DoAction, CreditDetail/QueryTrade/V2 and
+        CreditCardPeriodAction."""
         if not verify_check_mac_value(fields, self.credentials.hash_key, self.credentials.hash_iv):
             return form_answer("TradeStatus=10200073&RtnMsg=CheckMacValue verify fail")
         mtn = fields.get("MerchantTradeNo", "")
@@ -120,6 +122,16 @@ class FakeEcpay:
                 if self.answer_lost is not None:
                     raise self.answer_lost
                 return answer
+            if url.endswith("/CreditCardPeriodAction"):
+                self.period_actions.append(dict(fields))
+                return form_answer(
+                    {
+                        "MerchantID": self.credentials.merchant_id,
+                        "MerchantTradeNo": mtn,
+                        "RtnCode": "1",
+                        "RtnMsg": "OK",
+                    }
+                )
             if url.endswith("/CreditDetail/QueryTrade/V2"):
                 self.card_queries.append(dict(fields))
                 if self.card_query_error is not None:

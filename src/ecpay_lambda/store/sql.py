@@ -61,6 +61,7 @@ from ..wallet.models import (
     User,
     UserStatus,
 )
+from ..wallet.periodic import plan_from_json, plan_to_json
 from ..wallet.port import (
     AtomicWrite,
     Decide,
@@ -202,6 +203,7 @@ def _txn(row: RowMapping) -> Transaction:
         next_check_at=_opt_dt(row["next_check_us"]),
         check_count=int(row["check_count"] or 0),
         paid_at=_opt_dt(row["paid_us"]),
+        plan=plan_from_json(json.loads(row["plan"])) if row["plan"] else None,
     )
 
 
@@ -227,6 +229,7 @@ def _txn_values(t: Transaction) -> dict[str, Any]:
         "next_check_us": None if t.next_check_at is None else _us(t.next_check_at),
         "check_count": t.check_count,
         "paid_us": None if t.paid_at is None else _us(t.paid_at),
+        "plan": None if t.plan is None else json.dumps(plan_to_json(t.plan), sort_keys=True),
     }
 
 

@@ -85,6 +85,8 @@ transactions = Table(
     Column("next_check_us", BigInteger),
     Column("check_count", Integer, nullable=False, server_default="0"),
     Column("paid_us", BigInteger),
+    # v4: a deposit's recurring (periodic) plan, JSON (wallet.periodic's codec); NULL = no plan.
+    Column("plan", Text),
     Index("ix_wallet_transactions_user", "user_id", "created_us", "transaction_id"),
     Index("ix_wallet_transactions_status", "transaction_type", "status", "updated_us"),
     Index("ix_wallet_transactions_due", "transaction_type", "status", "next_check_us"),
@@ -174,6 +176,20 @@ def _v3(conn: Connection) -> None:
             index.create(conn)
 
 
+def _v4(conn: Connection) -> None:
+    # Recurring top-ups (issue 14): the plan of a periodic deposit.
+    present = {column["name"] for column in inspect(conn).get_columns(transactions.name)}
+    if "plan" not in present:
+        conn.execute(
+            text(f"ALTER TABLE {transactions.name} ADD COLUMN plan {Text().compile(dialect=conn.dialect)}")
+        )
+
+
 # (version, migration) in order; each runs once, inside the schema lock, then is recorded.
-MIGRATIONS: tuple[tuple[int, Callable[[Connection], None]], ...] = ((1, _v1), (2, _v2), (3, _v3))
+MIGRATIONS: tuple[tuple[int, Callable[[Connection], None]], ...] = (
+    (1, _v1),
+    (2, _v2),
+    (3, _v3),
+    (4, _v4),
+)
 LATEST_VERSION = MIGRATIONS[-1][0]

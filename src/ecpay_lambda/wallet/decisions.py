@@ -226,6 +226,8 @@ def decide_checkout(
     if txn.status not in CHECKOUT_FROM:
         raise errors.InvalidState(f"deposit {transaction_id} is {txn.status}")
     method = wanted or txn.payment_method or PaymentMethod.ALL
+    if txn.plan is not None and method is not PaymentMethod.CREDIT:
+        raise errors.InvalidRequest("a recurring deposit is paid by card (Credit) only")
     check_method_amount(limits, method, txn.amount)
     previous = attempts_of(txn)
     if len(previous) >= MAX_ATTEMPTS:

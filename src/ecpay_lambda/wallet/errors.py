@@ -105,3 +105,15 @@ class PaymentGatewayError(WalletError):
     """ECPay could not be reached or refused the request."""
 
     code = "payment_gateway_error"
+
+
+class InvalidPlan(InvalidRequest):
+    """A recurring plan ECPay would refuse (§13.3 limits), or on a method other than card."""
+
+    code = "invalid_recurring_plan"
+
+
+class PeriodActionRefused(WalletError):
+    """ECPay refused a CreditCardPeriodAction (e.g. ReAuth without a declined charge); see ``details``."""
+
+    code = "period_action_refused"

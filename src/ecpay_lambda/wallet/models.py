@@ -107,6 +107,37 @@ class Attempt(NamedTuple):
         return self.state in LIVE_ATTEMPT_STATES
 
 
+class PlanState(StrEnum):
+    """A recurring (periodic, 定期定額) plan's state: cancelled and finished are final."""
+
+    ACTIVE = "active"
+    CANCELLED = "cancelled"
+    FINISHED = "finished"
+
+
+class PeriodFailure(NamedTuple):
+    """One declined charge of a plan (PeriodReturnURL or QueryCreditCardPeriodInfo RtnCode != 1)."""
+
+    merchant_trade_no: str
+    period: int  # the charge number that was attempted (successful charges so far + 1)
+    rtn_code: str
+    rtn_msg: str
+    at: datetime  # ECPay's ProcessDate (UTC), else when it was received
+
+
+class Plan(NamedTuple):
+    """A deposit's recurring plan: ECPay charges the card every ``frequency`` ``period_type`` units,
+    ``exec_times`` times in all. Charge #1 is the deposit itself; each later charge is its own paid
+    deposit (see ``wallet.periodic``), recorded here as ``(MerchantTradeNo, period)`` once credited."""
+
+    period_type: str  # "D", "M" or "Y"
+    frequency: int
+    exec_times: int
+    cancelled_at: datetime | None = None  # the plan was cancelled (by us or by ECPay)
+    charged: tuple[tuple[str, int], ...] = ()  # later charges credited: (MerchantTradeNo, period >= 2)
+    failures: tuple[PeriodFailure, ...] = ()  # declined charges, oldest first (the latest few)
+
+
 class User(NamedTuple):
     """A wallet owner. ``balance`` is available money, ``held`` is reserved by open withdrawals."""
 
@@ -144,6 +175,7 @@ class Transaction(NamedTuple):
     next_check_at: datetime | None = None  # when reconciliation should ask ECPay next (awaiting / pending)
     check_count: int = 0  # reconciliation checks so far without a change (drives the backoff)
     paid_at: datetime | None = None  # deposits: when ECPay says it was paid (UTC)
+    plan: Plan | None = None  # deposits checked out as a recurring (periodic) card order
 
 
 class LedgerEntry(NamedTuple):

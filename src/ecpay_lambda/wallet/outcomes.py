@@ -402,6 +402,10 @@ def decide(
     return _decide_deposit(txn, oc, now, user_closed)
 
 
+# One notification's decision on the transaction it names: (transaction, snapshot, now, user_closed).
+DecideStep = Callable[[Transaction, Snapshot, datetime, bool], "Skip | Change"]
+
+
 def apply_outcome(
     store: WalletStore,
     oc: EcpayOutcome,
@@ -416,16 +420,48 @@ def apply_outcome(
 
     ``confirm`` (the cross-check with ECPay) runs outside the store transaction, before a credit.
     """
+
+    def step(txn: Transaction, snap: Snapshot, now: datetime, user_closed: bool) -> Skip | Change:
+        related = snap.transactions.get(txn.related_transaction_id or "") if oc.kind in REFUND_KINDS else None
+        return decide(txn, oc, now, merchant_id=merchant_id, related=related, user_closed=user_closed)
+
+    return apply_change(
+        store,
+        Reads((oc.transaction_id,), related=oc.kind in REFUND_KINDS),
+        step,
+        delivery,
+        transaction_id=oc.transaction_id,
+        merchant_trade_no=oc.merchant_trade_no or None,
+        dedupe_key=oc.dedupe_key,
+        confirm=None if confirm is None else (lambda txn: confirm(txn, oc)),
+        clock=clock,
+    )
+
+
+def apply_change(
+    store: WalletStore,
+    reads: Reads,
+    decide_step: DecideStep,
+    delivery: Delivery,
+    *,
+    transaction_id: str,
+    merchant_trade_no: str | None,
+    dedupe_key: str,
+    confirm: Callable[[Transaction], str | None] | None,
+    clock: Callable[[], datetime],
+) -> OutcomeResult:
+    """The one apply loop of every notification kind: read, ``decide_step``, write with the record.
+
+    A credit is confirmed with ``confirm`` (outside the store transaction) before it is decided again
+    and written; a closed owner is decided again as such (credited and flagged); a duplicate dedupe
+    key records the delivery alone.
+    """
     confirmed = False
     user_closed = False
-    reads = Reads((oc.transaction_id,), related=oc.kind in REFUND_KINDS)
 
-    def record(label: str, dedupe_key: str | None = None) -> NotificationRecord:
+    def record(label: str, key: str | None = None) -> NotificationRecord:
         return delivery.record(
-            label,
-            transaction_id=oc.transaction_id,
-            merchant_trade_no=oc.merchant_trade_no or None,
-            dedupe_key=dedupe_key,
+            label, transaction_id=transaction_id, merchant_trade_no=merchant_trade_no, dedupe_key=key
         )
 
     def record_only(status: ResultStatus, label: str, txn: Transaction | None) -> OutcomeResult:
@@ -434,13 +470,11 @@ def apply_outcome(
 
     def step(snap: Snapshot) -> Decision[OutcomeResult | Transaction]:
         # A Transaction result: confirm this credit with ECPay first, then decide again.
-        txn = snap.transactions.get(oc.transaction_id)
+        txn = snap.transactions.get(transaction_id)
         if txn is None:
             label = "ignored:unknown_transaction"
             return Decision(OutcomeResult("ignored", label), AtomicWrite(notification=record(label)))
-        related = snap.transactions.get(txn.related_transaction_id or "") if oc.kind in REFUND_KINDS else None
-        now = clock()
-        decided = decide(txn, oc, now, merchant_id=merchant_id, related=related, user_closed=user_closed)
+        decided = decide_step(txn, snap, clock(), user_closed)
         if isinstance(decided, Skip):
             result = OutcomeResult(decided.status, decided.label, txn)
             return Decision(result, AtomicWrite(notification=record(decided.label)))
@@ -450,7 +484,7 @@ def apply_outcome(
             transactions=decided.puts,
             user_delta=decided.user_delta,
             ledger=decided.ledger,
-            notification=record(decided.label, oc.dedupe_key),
+            notification=record(decided.label, dedupe_key),
         )
         return Decision(OutcomeResult(decided.status, decided.label, decided.puts[0].new), write)
 
@@ -465,7 +499,7 @@ def apply_outcome(
                 user_closed = True  # decide again: credit the closed user and flag it for an operator
                 return store.run(reads, step)
         except DuplicateNotification:
-            return record_only("duplicate", "duplicate", store.get_transaction(oc.transaction_id))
+            return record_only("duplicate", "duplicate", store.get_transaction(transaction_id))
 
     def contention() -> OutcomeResult:
         return record_only("retry", "retry:contention", None)
@@ -474,7 +508,7 @@ def apply_outcome(
     if isinstance(result, OutcomeResult):
         return result
     assert confirm is not None
-    refusal = confirm(result, oc)
+    refusal = confirm(result)
     if refusal is not None:
         return record_only("rejected", refusal, result)
     confirmed = True

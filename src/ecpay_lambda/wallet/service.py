@@ -48,6 +48,7 @@ from .models import (
     NotificationRecord,
     Page,
     PaymentMethod,
+    Plan,
     Transaction,
     TransactionStatus,
     TransactionType,
@@ -56,6 +57,7 @@ from .models import (
 )
 from .notifications import CallbackHandler, EcpayConfig
 from .outcomes import PAID_FAMILY, Delivery, EcpayOutcome, apply_outcome
+from .periodic import periodic_checkout_fields, periodic_fingerprint
 from .port import (
     Decision,
     IdempotencyKeyReused,
@@ -69,6 +71,7 @@ from .port import (
     WalletStore,
 )
 from .reconcile import outcome_from_query, run_reconcile
+from .recurring import RecurringPlans
 from .refunds import CardRefunds
 from .results import AuditReport, CallbackReply, ReconcileReport
 from .retry import retry_on_conflict
@@ -106,6 +109,7 @@ class CheckoutUrls:
     payment_info_url: str  # PaymentInfoURL (ATM/CVS/BARCODE codes)
     client_back_url: str  # browser "back to shop" link / redirect target (clientReturn route)
     order_result_url: str | None = None  # browser POST of the result (clientReturn route)
+    period_return_url: str | None = None  # PeriodReturnURL: charges #2..n of a recurring deposit
 
 
 @dataclass(frozen=True)
@@ -287,8 +291,12 @@ class WalletService:
         *,
         payment_method: PaymentMethod | None = None,
         idempotency_key: str | None = None,
+        recurring: Plan | None = None,
     ) -> tuple[Transaction, bool]:
-        """Create a deposit (pending) or withdraw (hold). Returns (transaction, replayed_from_key)."""
+        """Create a deposit (pending) or withdraw (hold). Returns (transaction, replayed_from_key).
+
+        ``recurring``: a deposit paid by card every period (``recurring.plan_from_request`` builds it).
+        """
         try:
             ttype = TransactionType(transaction_type)
             method = None if payment_method is None else PaymentMethod(payment_method)
@@ -298,7 +306,13 @@ class WalletService:
             raise errors.InvalidRequest("refunds are created through the refund action of a deposit")
         if ttype is TransactionType.WITHDRAW:
             method = None  # payouts happen outside ECPay
+        if recurring is not None:
+            if ttype is not TransactionType.DEPOSIT:
+                raise errors.InvalidRequest("only a deposit can be recurring")
+            method = PaymentMethod.CREDIT  # periodic orders are card only (§4.5)
         fp = fingerprint(ttype, amount, method)
+        if recurring is not None:
+            fp = periodic_fingerprint(fp, recurring)
         now = self.now()
         if idempotency_key is not None:
             validate_key(idempotency_key)
@@ -318,6 +332,7 @@ class WalletService:
             created_at=now,
             updated_at=now,
             payment_method=method,
+            plan=recurring,
         )
         idem = idempotency_record(user_id, idempotency_key, fp, txn.transaction_id, now)
         try:
@@ -383,7 +398,12 @@ class WalletService:
             )
 
         done = retry_on_conflict(step, self._kept_changing(transaction_id))
-        return self.cancel_deposit(user_id, transaction_id) if done is None else done
+        if done is not None:
+            return done
+        deposit = self._own_transaction(user_id, transaction_id)
+        if deposit.plan is not None and deposit.status in PAID_FAMILY:
+            return self.plans().cancel(user_id, transaction_id)  # the plan, not the paid deposit
+        return self.cancel_deposit(user_id, transaction_id)
 
     def cancel_deposit(self, user_id: str, transaction_id: str) -> Transaction:
         """Cancel an unpaid deposit, only when no checkout attempt can still be paid (``DepositPayable``)."""
@@ -481,6 +501,7 @@ class WalletService:
                 OrderResultURL=None if offline else urls.order_result_url,
                 PaymentInfoURL=urls.payment_info_url if method in CODE_METHODS else None,
                 ClientRedirectURL=urls.order_result_url if offline else None,
+                **periodic_checkout_fields(attempt, urls.period_return_url),
             )
             return build_checkout_form(
                 request, self.ecpay.credentials, self.ecpay.client.endpoints, amount_limits=self.amount_limits
@@ -601,9 +622,27 @@ class WalletService:
             return self.settle_refund(txn)
         if txn.transaction_type is not TransactionType.DEPOSIT:
             raise errors.InvalidState("only a deposit or a refund can be synchronised with ECPay")
+        if txn.plan is not None and txn.status in PAID_FAMILY:
+            return self.sync_plan(txn)
         if txn.status in PAID_FAMILY or not attempts_of(txn):
             return txn  # never checked out, or already final: nothing ECPay could change
         return self._sync_attempts(txn)
+
+    def plans(self) -> RecurringPlans:
+        """Recurring plans' use cases on this wallet (same store, ECPay client and clock)."""
+        return RecurringPlans(
+            self.store, self.ecpay.client, merchant_id=self.ecpay.credentials.merchant_id, clock=self.now
+        )
+
+    def sync_plan(self, txn: Transaction) -> Transaction:
+        """Ask ECPay (QueryCreditCardPeriodInfo) about a plan's later charges; credit each once."""
+        try:
+            self.plans().reconcile(txn)
+        except RateLimitedError:
+            raise errors.PaymentGatewayError("ECPay is rate-limiting queries; try again later") from None
+        except EcpayError as exc:
+            raise errors.PaymentGatewayError(f"ECPay query failed: {type(exc).__name__}") from None
+        return self.store.get_transaction(txn.transaction_id) or txn
 
     def _sync_attempts(self, txn: Transaction) -> Transaction:
         candidates = live_attempts(txn)

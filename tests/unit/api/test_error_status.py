@@ -35,6 +35,8 @@ def test_domain_errors_carry_no_http_status() -> None:
         (errors.DepositPayable("payable"), 409),
         (errors.RefundNotPossible("refund_pending", "wait"), 409),
         (errors.Conflict("taken"), 409),
+        (errors.InvalidPlan("exec_times"), 400),
+        (errors.PeriodActionRefused("no declined charge"), 409),
         (errors.IdempotencyMismatch("other body"), 422),
         (errors.PaymentGatewayError("down"), 502),
         (WalletError("generic"), 400),

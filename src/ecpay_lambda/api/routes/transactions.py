@@ -9,6 +9,7 @@ from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Body
 
 from ...wallet.models import TransactionStatus, TransactionType
+from ...wallet.recurring import plan_from_request
 from ...wallet.service import WithdrawAction
 from ..composition import get_service
 from ..schemas import (
@@ -41,7 +42,9 @@ router = Router()  # type: ignore[no-untyped-call]  # Powertools' __init__ is un
     summary="Create a deposit or a withdrawal",
     operation_id="createTransaction",
     description=(
-        "A deposit starts `pending` (pay it with requestPayment); a withdrawal moves the amount from "
+        "A deposit starts `pending` (pay it with requestPayment); with `recurring` it is a card top-up "
+        "charged every period (ECPay 定期定額), each later charge a deposit of its own. A withdrawal moves "
+        "the amount from "
         "balance to held. With `Idempotency-Key`, a repeat answers the first transaction (200, header "
         "`Idempotent-Replayed: true`); the same key with another body is refused (422)."
     ),
@@ -60,12 +63,16 @@ def create_transaction(
 ) -> Response[Any]:
     """POST /users/{userId}/transactions ``{transaction_type, amount}`` -> ``{transaction_id, ...}``."""
     own_wallet(router, user_id)
+    recurring = None
+    if body.recurring is not None:
+        recurring = plan_from_request(body.recurring.model_dump(), body.payment_method)
     transaction, replayed = get_service().create_transaction(
         user_id,
         TransactionType(body.transaction_type),
         body.amount,
         payment_method=body.payment_method,
         idempotency_key=idempotency_key,
+        recurring=recurring,
     )
     if replayed:
         return json_response(200, TransactionOut.of(transaction), **{"Idempotent-Replayed": "true"})
@@ -135,7 +142,8 @@ def _withdraw_action(update: WithdrawUpdate | None) -> WithdrawAction:
         '"cancelled"}`; both may be given only when they agree, else 422). A withdrawal is completed '
         "(the default) or cancelled. A deposit can only be cancelled, and only while no checkout attempt "
         "can still be paid (409 `deposit_payable` names the attempts that can); only ECPay marks a deposit "
-        "paid (completing one is 409)."
+        "paid (completing one is 409). Cancelling a paid recurring deposit cancels its plan at ECPay "
+        "(CreditCardPeriodAction Cancel): no later charge is made."
     ),
     responses=responses(200, TransactionOut, "The updated transaction", 404, 409, 415),
     security=SECURITY,
