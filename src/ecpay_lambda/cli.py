@@ -20,6 +20,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "checkmac": ("checkmac", "work out or check an ECPay CheckMacValue, step by step with --explain"),
     "audit": ("audit", "check that every user's balance matches its ledger (exit 1 when one does not)"),
     "reconcile": ("reconcile", "ask ECPay about deposits still waiting for payment and record the answers"),
+    "invoices": (
+        "invoices",
+        "issue the e-invoices of paid deposits now, and void or allow them after refunds",
+    ),
     "token": ("token", "print a JWT for serve with AUTH_MODE=jwt: --user USER_ID or --operator (1 h)"),
 }
 

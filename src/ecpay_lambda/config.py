@@ -31,6 +31,14 @@ Variables (the local server sets the same names):
   starting queries when less than this is left before its deadline
 - ``ECPAY_CROSS_CHECK_TIMEOUT``: seconds for the notification path's QueryTradeInfo cross-check (default 3:
   ECPay's notification must be answered within 5 s; a slower answer is refused so ECPay retries)
+- ``INVOICING``: issue a B2C e-invoice for each paid deposit (default off; ``serve`` turns it on in sandbox
+  mode). ``INVOICE_MERCHANT_ID`` / ``INVOICE_HASH_KEY`` / ``INVOICE_HASH_IV``, or ``INVOICE_SECRET_ARN``
+  (``{"MerchantID", "HashKey", "HashIV"}``): the e-invoice service's own merchant keys; ECPay's public
+  test merchant 2000132 is the default for sandbox and stage, production refuses to start without real
+  ones. ``INVOICE_BASE_URL``: the e-invoice host (default: ``ECPAY_BASE_URL`` in sandbox mode, where the
+  offline sandbox serves /B2CInvoice on the same port; ECPay's einvoice[-stage] host otherwise).
+  ``INVOICE_RELATE_PREFIX`` (default ``W``): starts every RelateNumber (prefix + transaction id), so
+  deployments sharing one invoice merchant never collide
 """
 
 from __future__ import annotations
@@ -66,6 +74,31 @@ class ConfigError(Exception):
     """The configuration is invalid or incomplete; the message names the variable, never a value."""
 
 
+INVOICE_HOSTS: Mapping[str, str] = {
+    "stage": "https://einvoice-stage.ecpay.com.tw",
+    "production": "https://einvoice.ecpay.com.tw",
+}
+# ECPay's public e-invoice test merchant (SDK_PHP examples; protocol page §13.6): public like 3002607.
+INVOICE_TEST_MERCHANT = ("2000132", "ejCk326UnaZWKisg", "q9jcZX8Ib9LM8wYk")
+MAX_RELATE_PREFIX = 18  # + the 12-character transaction id = ECPay's 30-character RelateNumber
+
+
+@dataclass(frozen=True)
+class InvoiceSettings:
+    """The e-invoice service: its host and its own merchant keys (the keys never appear in a repr)."""
+
+    base_url: str
+    merchant_id: str
+    hash_key: str = field(repr=False)
+    hash_iv: str = field(repr=False)
+    relate_prefix: str = "W"
+
+    @property
+    def is_public_test_merchant(self) -> bool:
+        """True for ECPay's published test merchant 2000132."""
+        return self.merchant_id == INVOICE_TEST_MERCHANT[0]
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything the handlers and commands need to know, parsed and checked once."""
@@ -92,6 +125,7 @@ class Settings:
     reconcile_deadline: float = DEFAULT_RECONCILE_DEADLINE  # seconds
     cross_check_timeout: float = DEFAULT_CROSS_CHECK_TIMEOUT  # seconds
     ecpay_timeout: float = DEFAULT_ECPAY_TIMEOUT  # seconds
+    invoicing: InvoiceSettings | None = None  # None: no e-invoices (issue 13)
 
     @property
     def ecpay_enabled(self) -> bool:
@@ -229,6 +263,65 @@ def _resolve_token(env: Mapping[str, str], read_secret: SecretReader) -> str | N
     return token
 
 
+def _invoice_keys(env: Mapping[str, str], read_secret: SecretReader) -> tuple[str, str, str] | None:
+    arn = _clean(env, "INVOICE_SECRET_ARN")
+    given = [_clean(env, name) for name in ("INVOICE_MERCHANT_ID", "INVOICE_HASH_KEY", "INVOICE_HASH_IV")]
+    if arn is not None:
+        try:
+            data = json.loads(read_secret(arn))
+        except json.JSONDecodeError:
+            data = None
+        if not isinstance(data, dict):
+            raise ConfigError("INVOICE_SECRET_ARN must hold JSON {MerchantID, HashKey, HashIV}")
+        values = [str(data.get(key) or "").strip() for key in ("MerchantID", "HashKey", "HashIV")]
+        if not any(values):
+            return None  # a freshly deployed stack's blank secret: like no keys at all
+        if not all(values):
+            raise ConfigError("INVOICE_SECRET_ARN must set all of MerchantID, HashKey and HashIV")
+        return values[0], values[1], values[2]
+    if any(given):
+        if not all(given):
+            raise ConfigError("set all of INVOICE_MERCHANT_ID, INVOICE_HASH_KEY and INVOICE_HASH_IV")
+        return cast(str, given[0]), cast(str, given[1]), cast(str, given[2])
+    return None
+
+
+def _parse_invoicing(
+    env: Mapping[str, str], ecpay_env: EcpayEnvironment, ecpay_base: str | None, read_secret: SecretReader
+) -> InvoiceSettings | None:
+    if not _parse_bool(env, "INVOICING", default=False):
+        return None
+    keys = _invoice_keys(env, read_secret)
+    if keys is None:
+        if ecpay_env == "production":
+            raise ConfigError(
+                "INVOICING=on with ECPAY_ENV=production needs the e-invoice merchant's keys "
+                "(INVOICE_SECRET_ARN, or INVOICE_MERCHANT_ID/INVOICE_HASH_KEY/INVOICE_HASH_IV)"
+            )
+        keys = INVOICE_TEST_MERCHANT
+    elif ecpay_env == "production" and keys[0] == INVOICE_TEST_MERCHANT[0]:
+        raise ConfigError("ECPAY_ENV=production refuses ECPay's public e-invoice test merchant 2000132")
+    for name, value in (("INVOICE_HASH_KEY", keys[1]), ("INVOICE_HASH_IV", keys[2])):
+        if len(value) != 16 or not value.isascii():
+            raise ConfigError(f"{name} must be the 16 ASCII characters ECPay gives (AES-128 key/IV)")
+    base = _parse_url(env, "INVOICE_BASE_URL")
+    if base is None:
+        base = ecpay_base if ecpay_env == "sandbox" else INVOICE_HOSTS[ecpay_env]
+    if base is None:
+        raise ConfigError("INVOICING=on in sandbox mode needs INVOICE_BASE_URL (or ECPAY_BASE_URL)")
+    prefix = _clean(env, "INVOICE_RELATE_PREFIX") or "W"
+    if (
+        len(prefix) > MAX_RELATE_PREFIX
+        or not prefix.isascii()
+        or not prefix.replace("-", "").replace("_", "").isalnum()
+    ):
+        raise ConfigError(
+            f"INVOICE_RELATE_PREFIX must be 1 to {MAX_RELATE_PREFIX} letters, digits, '-' or '_' "
+            "(with the 12-character transaction id it makes ECPay's RelateNumber of at most 30)"
+        )
+    return InvoiceSettings(base, keys[0], keys[1], keys[2], prefix)
+
+
 def parse_settings(env: Mapping[str, str], *, read_secret: SecretReader | None = None) -> Settings:
     """Build settings from a mapping of environment variables (raises ``ConfigError``)."""
     reader = read_secret or _read_secret_with_boto3
@@ -271,6 +364,7 @@ def parse_settings(env: Mapping[str, str], *, read_secret: SecretReader | None =
         cross_check_timeout=_parse_seconds(
             env, "ECPAY_CROSS_CHECK_TIMEOUT", DEFAULT_CROSS_CHECK_TIMEOUT, 0.5, 4.5
         ),
+        invoicing=_parse_invoicing(env, ecpay_env_t, base_url, reader),
     )
 
 

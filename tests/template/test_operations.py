@@ -150,9 +150,14 @@ def test_the_schedules_invoke_the_alias_too() -> None:
     out = transformed()["Resources"]
     rules = [r for r in out.values() if r["Type"] == "AWS::Events::Rule"]
     targets = [t for r in rules for t in r["Properties"]["Targets"]]
-    assert [t["Arn"] for t in targets] == [{"Ref": "ReconcileFunctionAliaslive"}] * 2
+    # Reconcile, the daily statement and the invoice job (issue 13).
+    assert [t["Arn"] for t in targets] == [{"Ref": "ReconcileFunctionAliaslive"}] * 3
     # The daily rule asks for the statement run (ECPay's trade file of the day before).
-    assert sorted(t.get("Input") or "" for t in targets) == ["", '{"action": "statement"}']
+    inputs = sorted(t.get("Input") or "" for t in targets)
+    assert inputs == ["", '{"action": "invoices"}', '{"action": "statement"}']
+    # The invoice rule runs only with Invoicing=on (a plain Enabled would be ENABLED whatever the If says).
+    states = {r["Properties"]["Targets"][0].get("Input"): r["Properties"].get("State") for r in rules}
+    assert states['{"action": "invoices"}'] == {"Fn::If": ["InvoicingOn", "ENABLED", "DISABLED"]}
 
 
 def test_old_layer_versions_are_kept_for_rollbacks() -> None:

@@ -42,6 +42,7 @@ SEED_ROUTES = [
 MORE_ROUTES = [
     ("GET", "/users/{userId}"),
     ("POST", "/users/{userId}/reopen"),
+    ("PUT", "/users/{userId}/invoice-settings"),
     ("GET", "/events"),
     ("GET", "/users/{userId}/transactions/{transactionId}"),
     ("POST", "/users/{userId}/transactions/{transactionId}/paymentInfo"),
@@ -285,6 +286,9 @@ def test_least_privilege(function: str) -> None:
         if "secretsmanager:GetSecretValue" in actions:
             secrets_read.add(_secret_ref(statement["Resource"]))
     wanted = {env[v]["Ref"] for v in ("ECPAY_SECRET_ARN", "API_TOKEN_SECRET_ARN") if v in env}
+    if "INVOICE_SECRET_ARN" in env:  # the e-invoice keys, named only while Invoicing=on (issue 13)
+        assert env["INVOICE_SECRET_ARN"] == {"Fn::If": ["InvoicingOn", {"Ref": "InvoiceSecret"}, ""]}
+        wanted.add("InvoiceSecret")
     assert secrets_read == wanted, function
     if env.get("ECPAY_CREDENTIALS") == "none":
         assert "EcpaySecret" not in secrets_read
@@ -307,9 +311,12 @@ def test_reconciliation_runs_on_a_schedule_with_a_dead_letter_path() -> None:
     props = functions()["ReconcileFunction"]
     assert props["Handler"] == "ecpay_lambda.api.scheduled.handler"
     events = props["Events"]
-    assert [e["Type"] for e in events.values()] == ["Schedule", "Schedule"]
+    assert [e["Type"] for e in events.values()] == ["Schedule", "Schedule", "Schedule"]
     assert all(e["Properties"]["DeadLetterConfig"] for e in events.values())
     assert events["Statement"]["Properties"]["Input"] == '{"action": "statement"}'
+    # The invoice job's own short schedule, enabled only with Invoicing=on (issue 13).
+    assert events["Invoices"]["Properties"]["Input"] == '{"action": "invoices"}'
+    assert events["Invoices"]["Properties"]["State"] == {"Fn::If": ["InvoicingOn", "ENABLED", "DISABLED"]}
     assert props["Environment"]["Variables"]["RECONCILE_DEADLINE_SECONDS"] == "240"
     assert props["DeadLetterQueue"]["Type"] == "SQS"
     importlib.import_module("ecpay_lambda.api.scheduled")

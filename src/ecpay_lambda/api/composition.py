@@ -100,6 +100,7 @@ def build_service(
         ecpay_config(settings, transport),
         clock=clock,
         amount_limits=settings.amount_limits,
+        invoicing=settings.invoicing is not None,
     )
 
 
@@ -137,7 +138,13 @@ def _wiring() -> tuple[WalletStore, EcpayConfig]:
 def _built_service() -> WalletService:
     from ..wallet.service import WalletService  # noqa: PLC0415 - deferred, see build_service
 
-    return WalletService(*_wiring(), clock=_clock, amount_limits=load_settings().amount_limits)
+    settings = load_settings()
+    return WalletService(
+        *_wiring(),
+        clock=_clock,
+        amount_limits=settings.amount_limits,
+        invoicing=settings.invoicing is not None,
+    )
 
 
 @functools.cache

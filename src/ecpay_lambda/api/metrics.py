@@ -21,6 +21,10 @@ the ``service`` dimension, the stack name on AWS; the ones that carry a reason a
 ``StoreErrors``                a request answered 5xx because of a fault (the store on this path)
 ``ConfigErrors``               a request refused 503 because the function is misconfigured
 ``Reconcile*`` and the rest    one line per reconciliation run, see :func:`reconcile_metrics`
+``Invoices*``                  one line per invoice job run (issue 13), see :func:`invoice_metrics`:
+                               ``InvoicesIssued``, ``InvoicesVoided``, ``InvoiceAllowances``,
+                               ``InvoiceRetries`` (transport failures, retried with backoff) and
+                               ``InvoiceFailures`` (ECPay refused: flagged on the deposit for an operator)
 =============================  =================================================================
 """
 
@@ -36,6 +40,7 @@ from typing import TYPE_CHECKING
 from .logs import SERVICE
 
 if TYPE_CHECKING:
+    from ..wallet.invoices import InvoiceRunReport
     from ..wallet.results import ReconcileReport
 
 NAMESPACE = "EcpayWallet"  # the default; POWERTOOLS_METRICS_NAMESPACE overrides it
@@ -69,6 +74,11 @@ RECONCILE_SKIPPED = "ReconcileSkipped"  # due deposits a run did not reach (dead
 RECONCILE_STOPPED_EARLY = "ReconcileStoppedEarly"
 STATEMENT_DISCREPANCIES = "StatementDiscrepancies"  # the daily trade-file run (TradeNoAio)
 CLOSED_USER_CREDITS = "ClosedUserCredits"  # money credited to a closed user
+INVOICES_ISSUED = "InvoicesIssued"
+INVOICES_VOIDED = "InvoicesVoided"
+INVOICE_ALLOWANCES = "InvoiceAllowances"
+INVOICE_RETRIES = "InvoiceRetries"
+INVOICE_FAILURES = "InvoiceFailures"
 
 # A reason is a dimension value: it must stay a small, known set (every distinct value is a billed
 # metric). Labels come from the wallet's code, never from a request, but are checked anyway.
@@ -179,6 +189,17 @@ def reconcile_metrics(report: ReconcileReport) -> dict[str, float]:
         RECONCILE_REFUNDS_REVERSED: report.refunds_reversed,
         RECONCILE_SKIPPED: report.skipped,
         RECONCILE_STOPPED_EARLY: int(report.stopped is not None),
+    }
+
+
+def invoice_metrics(report: InvoiceRunReport) -> dict[str, float]:
+    """The metrics of one invoice job run (every name, zeros included, so alarms see data)."""
+    return {
+        INVOICES_ISSUED: report.issued,
+        INVOICES_VOIDED: report.voided,
+        INVOICE_ALLOWANCES: report.allowances,
+        INVOICE_RETRIES: report.retry,
+        INVOICE_FAILURES: report.failed,
     }
 
 

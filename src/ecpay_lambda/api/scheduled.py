@@ -7,6 +7,10 @@ function's remaining time minus a margin, and never later than ``RECONCILE_DEADL
 
 The daily rule sends ``{"action": "statement"}``: the run then compares ECPay's trade file for the day
 before (Asia/Taipei) with the wallet, credits what ECPay confirms and reports the rest.
+
+E-invoices (issue 13): with ``INVOICING`` on, every reconciliation run ends with a run of the invoice
+job (issue pending invoices, void or allow after confirmed refunds), and the short invoice rule sends
+``{"action": "invoices"}`` for that job alone. The e-invoice library is imported only then.
 """
 
 from __future__ import annotations
@@ -61,6 +65,28 @@ def _statement(service: Any) -> dict[str, Any]:
     return summary
 
 
+def run_invoices(deadline: timedelta) -> dict[str, Any] | None:
+    """One run of the invoice job within ``deadline`` (None when invoicing is off)."""
+    if load_settings().invoicing is None:
+        return None
+    # Imported here: the e-invoice library (and cryptography) only when invoicing is on.
+    import time  # noqa: PLC0415
+
+    from .invoicing import get_invoice_service  # noqa: PLC0415
+
+    job = get_invoice_service()
+    if job is None:
+        return None
+    report = job.run(limit=_limit(), deadline=time.monotonic() + max(deadline.total_seconds(), 0.0))
+    metrics.emit(metrics.invoice_metrics(report))
+    summary = report.to_dict()
+    if report.failed:
+        logger.error("invoice job: ECPay refused some invoices", extra={"invoices": summary})
+    else:
+        logger.info("invoice job finished", extra={"invoices": summary})
+    return summary
+
+
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """Lambda entry point: one reconciliation run (or the daily statement run); returns its report."""
     logs.start_invocation(str(event.get("id") or "") or None, context)
@@ -68,8 +94,18 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         service = get_service()
         if event.get("action") == "statement":
             return _statement(service)
+        if event.get("action") == "invoices":
+            return {"invoices": run_invoices(budget(context))}
         report = service.reconcile(limit=_limit(), budget=budget(context))
         summary = asdict(report)
+        # Reconcile also retries the invoice work (it may have credited lost payments just now).
+        try:
+            invoices = run_invoices(budget(context) / 4)
+        except Exception:  # the reconciliation stands; the invoice rule's own run will retry
+            logger.exception("invoice job after reconciliation failed")
+            invoices = {"error": "failed"}
+        if invoices is not None:
+            summary["invoices"] = invoices
         metrics.emit(metrics.reconcile_metrics(report))
         if report.errors:
             logger.warning("reconciliation finished with errors", extra={"report": summary})

@@ -21,6 +21,7 @@ from pydantic import (
 from pydantic.config import JsonDict
 
 from ..wallet.attempts import attempts_of
+from ..wallet.invoice_state import public_invoice
 from ..wallet.models import (
     Attempt,
     AttemptState,
@@ -144,6 +145,74 @@ class UserCreate(_Model):
     email: Email
 
 
+_SETTING = Annotated[str | None, Field(max_length=200)]
+
+
+class InvoiceSettingsIn(_Model):
+    """A buyer's e-invoice settings (PUT /users/{userId}/invoice-settings, or a deposit's ``invoice``).
+
+    Each rule ECPay applies is checked by the wallet, which answers 400 with ``invoice_<rule>`` and a
+    message explaining it (tax ID checksum, carrier formats, donation vs tax ID, print...).
+    """
+
+    model_config = ConfigDict(extra="allow")  # unknown fields are refused by the wallet, by name
+
+    kind: _SETTING = Field(
+        default=None,
+        description="email (default: ECPay member carrier, e-mail notice) | mobile_barcode (手機條碼, "
+        "carrier_num '/' + 7 characters, checked with ECPay's CheckBarcode) | citizen_certificate "
+        "(自然人憑證, carrier_num 2 capital letters + 14 digits) | ecpay_member | donation (love_code, "
+        "checked with CheckLoveCode) | company (tax_id 統一編號 8 digits with its checksum, name, address; "
+        "printed)",
+    )
+    email: _SETTING = Field(default=None, description="where ECPay sends the notice (default: the user's)")
+    carrier_num: _SETTING = None
+    love_code: _SETTING = None
+    tax_id: _SETTING = None
+    name: _SETTING = None
+    address: _SETTING = None
+
+    def as_mapping(self) -> dict[str, object]:
+        """Every given field (extras too, so the wallet can name an unknown one)."""
+        return {k: v for k, v in self.model_dump().items() if v is not None}
+
+
+class InvoiceSettingsOut(_Model):
+    """The stored buyer settings (``kind`` always set)."""
+
+    kind: str
+    email: str | None = None
+    carrier_num: str | None = None
+    love_code: str | None = None
+    tax_id: str | None = None
+    name: str | None = None
+    address: str | None = None
+
+
+class InvoiceAllowanceOut(_Model):
+    """One allowance (折讓) against the invoice."""
+
+    allowance_no: str
+    amount: int
+    date: datetime | None
+
+
+class InvoiceOut(_Model):
+    """A deposit's B2C e-invoice."""
+
+    number: str | None = Field(description="ECPay's InvoiceNo: two letters and 8 digits, once issued")
+    date: datetime | None
+    random_number: str | None
+    status: Literal["requested", "pending", "issued", "voided", "allowance", "failed"] = Field(
+        description="requested (not paid yet), pending (to be issued by the invoice job), issued, voided "
+        "(a full refund in the filing period), allowance (refunds credited by allowances), failed "
+        "(ECPay refused: see error)"
+    )
+    allowances: list[InvoiceAllowanceOut] = Field(default_factory=list)
+    error: str | None = None
+    next_attempt_at: datetime | None = None
+
+
 class UserOut(_Model):
     """A user as the API shows it."""
 
@@ -154,6 +223,7 @@ class UserOut(_Model):
     held: int
     status: UserStatus
     created_at: datetime
+    invoice_settings: InvoiceSettingsOut | None = None
 
     @classmethod
     def of(cls, user: User) -> UserOut:
@@ -166,6 +236,7 @@ class UserOut(_Model):
             held=user.held,
             status=user.status,
             created_at=user.created_at,
+            invoice_settings=InvoiceSettingsOut(**user.invoice_settings) if user.invoice_settings else None,
         )
 
 
@@ -266,6 +337,9 @@ class TransactionCreate(_Model):
             "D frequency 1-365, exec_times 2-999; M 1-12, 2-999; Y 1, 2-99 (else 400 invalid_recurring_plan)."
         ),
     )
+    invoice: InvoiceSettingsIn | None = Field(
+        default=None, description="deposits: this deposit's e-invoice buyer settings over the user's"
+    )
 
 
 # ``action`` and the seed's ``status`` may both be given only when they mean the same thing.
@@ -363,6 +437,7 @@ class TransactionOut(_Model):
     recurring: RecurringPlanOut | None = Field(
         default=None, description="A recurring deposit's plan (charges #2..n are deposits of their own)"
     )
+    invoice: InvoiceOut | None = Field(default=None, description="deposits made while invoicing is on")
 
     @classmethod
     def of(cls, tx: Transaction) -> TransactionOut:
@@ -386,6 +461,7 @@ class TransactionOut(_Model):
             attempts=[AttemptOut.of(a) for a in attempts_of(tx)],
             paid_at=tx.paid_at,
             recurring=None if tx.plan is None else RecurringPlanOut.model_validate(plan_view(tx)),
+            invoice=None if tx.invoice is None else InvoiceOut.model_validate(public_invoice(tx.invoice)),
         )
 
 

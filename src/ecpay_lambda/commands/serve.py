@@ -6,6 +6,10 @@ import argparse
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    from ..local.invoice_worker import InvoiceWorker
 
 from ..local.running import run_until_stopped, setup_logging
 
@@ -93,10 +97,39 @@ def run(args: argparse.Namespace) -> int:
             "server (a tunnel), or run `ecpay-lambda reconcile` to ask ECPay about payments",
             file=sys.stderr,
         )
+    worker = _start_invoice_worker(url, sandbox=stack.sandbox is not None)
+    if worker is False:
+        stack.close()
+        return 2
     write_server_state(stack)
     print(f"Listening on {url}  (Ctrl+C to stop)", flush=True)
     try:
         run_until_stopped(stack)
     finally:
+        if worker is not None:
+            worker.stop()
         remove_server_state(stack)
     return 0
+
+
+def _start_invoice_worker(url: str, *, sandbox: bool) -> InvoiceWorker | Literal[False] | None:
+    """Start local mode's e-invoice worker (issue 13) and say so; False when its settings are bad."""
+    from ..config import ConfigError, load_settings  # noqa: PLC0415
+    from ..local.invoice_worker import start_invoice_worker  # noqa: PLC0415
+
+    try:
+        worker = start_invoice_worker()
+        invoicing = load_settings().invoicing
+    except (ConfigError, ValueError) as exc:
+        print(f"ecpay-lambda serve: {exc}", file=sys.stderr)
+        return False
+    if invoicing is not None:
+        how = (
+            f"every {worker.interval:g} s"
+            if worker is not None
+            else "worker off: run `ecpay-lambda invoices`"
+        )
+        print(f"  E-invoices     merchant {invoicing.merchant_id} at {invoicing.base_url} ({how})")
+        if sandbox:
+            print(f"                 offline e-invoice sandbox: {url}/sandbox/api/invoices")
+    return worker

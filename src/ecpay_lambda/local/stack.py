@@ -120,6 +120,10 @@ def local_environment(base_url: str, data_dir: Path, env: Mapping[str, str]) -> 
     ecpay_base = env.get("ECPAY_BASE_URL") or (base_url if name == "sandbox" else "")
     if ecpay_base:
         values["ECPAY_BASE_URL"] = ecpay_base
+    if name == "sandbox":
+        # E-invoices are on by default offline (issue 13): test merchant 2000132 on the sandbox's
+        # /B2CInvoice endpoints, this same port (config.py derives INVOICE_BASE_URL from ECPAY_BASE_URL).
+        values["INVOICING"] = env.get("INVOICING") or "on"
     return values
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import functools
 import os
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 from urllib.parse import parse_qs, urlsplit
@@ -23,6 +23,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 from botocore.loaders import Loader
 
+from ..wallet.invoice_state import invoice_due
 from ..wallet.models import (
     IdempotencyRecord,
     LedgerEntry,
@@ -58,6 +59,12 @@ from .dynamodb_errors import (
     TransactionTooLarge,
     client_response,
     error_code,
+)
+from .dynamodb_invoices import (
+    INVOICE_QUEUE_PK,
+    INVOICE_SETTINGS_ATTRIBUTE,
+    encode_invoice_settings,
+    marker_due,
 )
 from .dynamodb_items import (
     AWAITING_GSI_PARTITION,
@@ -635,6 +642,69 @@ class DynamoDBStore:
         )
 
     # --- active users ----------------------------------------------------------------------------
+
+    # --- e-invoices (issue 13) -------------------------------------------------------------------
+
+    def set_invoice_settings(self, user_id: str, settings: Mapping[str, str], now: datetime) -> User | None:
+        """Replace a user's e-invoice buyer settings in one conditional update; None when missing."""
+        text = encode_invoice_settings(dict(settings))
+        names = {"#pk": PK, "#settings": INVOICE_SETTINGS_ATTRIBUTE, "#updated_at": "updated_at"}
+        values: dict[str, Any] = {":now": s(iso(now))}
+        if text is None:
+            expression = "SET #updated_at = :now REMOVE #settings"
+        else:
+            expression = "SET #settings = :settings, #updated_at = :now"
+            values[":settings"] = s(text)
+        try:
+            response = self._client.update_item(
+                TableName=self._table,
+                Key=user_key(user_id),
+                UpdateExpression=expression,
+                ConditionExpression="attribute_exists(#pk)",
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
+                ReturnValues="ALL_NEW",
+            )
+        except ClientError as exc:
+            if error_code(exc) != "ConditionalCheckFailedException":
+                raise
+            return None
+        return decode_user(response["Attributes"])
+
+    def list_invoices_due(self, *, due_before: datetime, limit: int = 100) -> list[Transaction]:
+        """Deposits with e-invoice work due by ``due_before``, most overdue first (the queue partition).
+
+        The markers are read with a strongly consistent key query, then the deposits themselves; one
+        whose work moved on meanwhile is dropped (the deposit, not the marker, is the truth).
+        """
+        if limit <= 0:
+            return []
+        query: QueryInputTypeDef = {
+            "TableName": self._table,
+            "KeyConditionExpression": "#pk = :pk",
+            "ExpressionAttributeNames": {"#pk": PK},
+            "ExpressionAttributeValues": {":pk": s(INVOICE_QUEUE_PK)},
+            "ConsistentRead": True,
+        }
+        due: list[tuple[datetime, str]] = []
+        for items in self._reads.query_pages(query):
+            for item in items:
+                parsed = marker_due(item)
+                if parsed is not None and parsed[0] <= due_before:
+                    due.append(parsed)
+        due.sort()
+        keys = [transaction_key(tid) for _, tid in due[:limit]]
+        found = self._reads.batch_get(keys)
+        result: list[Transaction] = []
+        for item_key in keys:
+            stored = found.get(key_tuple(item_key))
+            if stored is None:
+                continue
+            txn = decode_transaction(stored)
+            moment = invoice_due(txn)
+            if moment is not None and moment <= due_before:
+                result.append(txn)
+        return result
 
     def list_active_users(
         self, *, page: int = 1, page_size: int = 20, cursor: str | None = None

@@ -28,6 +28,7 @@ from ..wallet.port import (
     VersionConflict,
 )
 from .dynamodb_errors import DynamoDBStoreError, TransactionTooLarge, client_response, error_code
+from .dynamodb_invoices import invoice_marker
 from .dynamodb_items import (
     PK,
     TRANSACTION_COUNT_ATTRIBUTE,
@@ -137,6 +138,7 @@ class TableWriter:
             # The listing copy follows the item it copies; the item's condition guards both.
             listing = encode_transaction_listing(txn)
             ops.append(self.put(listing, RANK_APPEND, unexpected("transaction listing")))
+            ops.extend(self._invoice_marker_ops(txn))
         ops.extend(self._user_ops(write))
         for entry in write.ledger:
             for item in encode_ledger_entries(entry):
@@ -145,6 +147,17 @@ class TableWriter:
             record = encode_notification(notification)
             ops.append(self.put(record, RANK_APPEND, unexpected("notification record"), only_new=True))
         return ops
+
+    def _invoice_marker_ops(self, txn: Transaction) -> list[Op]:
+        # The invoice job's queue marker moves with the deposit, in the same transaction (issue 13).
+        change = invoice_marker(txn)
+        if change is None:
+            return []
+        action, item = change
+        if action == "put":
+            return [self.put(item, RANK_APPEND, unexpected("invoice queue marker"))]
+        request: TransactWriteItemTypeDef = {"Delete": {"TableName": self._table, "Key": item}}
+        return [Op(request, RANK_APPEND, unexpected("invoice queue marker"), item_size(item))]
 
     def _idempotency_op(self, record: IdempotencyRecord) -> Op:
         item = encode_idempotency(record)

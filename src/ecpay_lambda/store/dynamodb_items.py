@@ -15,6 +15,7 @@ from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any, Final, TypeAlias
 
 from ..wallet.attempts import attempts_from_json, attempts_to_json
+from ..wallet.invoice_state import dumps_invoice, loads_invoice, settings_dumps, settings_loads
 from ..wallet.models import (
     AWAITING_STATUSES,
     Attempt,
@@ -214,6 +215,7 @@ def encode_user(user: User) -> Item:
         "updated_at": s(iso(user.updated_at)),
         GSI1PK: s(USERS_GSI_PARTITION),
         GSI1SK: s(f"{iso(user.created_at)}#{user.user_id}"),
+        **({"invoice_settings": s(text)} if (text := settings_dumps(user.invoice_settings)) else {}),
     }
 
 
@@ -229,6 +231,7 @@ def decode_user(item: StoredItem) -> User:
         open_transactions=get_int(item, "open_transactions"),
         created_at=parse_iso(get_s(item, "created_at")),
         updated_at=parse_iso(get_s(item, "updated_at")),
+        invoice_settings=settings_loads(get_opt_s(item, "invoice_settings")),
     )
 
 
@@ -334,6 +337,7 @@ def _transaction_attributes(txn: Transaction) -> Item:
     _put_opt(item, "paid_at", None if txn.paid_at is None else iso(txn.paid_at))
     if txn.plan is not None:  # a recurring deposit's plan, as JSON (wallet.periodic's codec)
         item["plan"] = s(json.dumps(plan_to_json(txn.plan), sort_keys=True))
+    _put_opt(item, "invoice", dumps_invoice(txn.invoice))  # JSON text, the SQL column's codec (issue 13)
     return item
 
 
@@ -385,6 +389,7 @@ def decode_transaction(item: StoredItem) -> Transaction:
         check_count=get_int(item, "check_count", 0),
         paid_at=None if paid is None else parse_iso(paid),
         plan=plan_from_json(json.loads(get_s(item, "plan"))) if "plan" in item else None,
+        invoice=loads_invoice(get_opt_s(item, "invoice")),
     )
 
 

@@ -17,7 +17,7 @@ import sqlite3
 import threading
 import time
 import zlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -48,6 +48,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
 from ..wallet.attempts import attempts_from_json, attempts_to_json
 from ..wallet.errors import InvalidRequest
+from ..wallet.invoice_state import dumps_invoice, invoice_due, loads_invoice, settings_dumps, settings_loads
 from ..wallet.models import (
     AWAITING_STATUSES,
     IdempotencyRecord,
@@ -107,6 +108,10 @@ def _us(moment: datetime) -> int:
 
 def _dt(micros: int) -> datetime:
     return _EPOCH + timedelta(microseconds=micros)
+
+
+def _opt_us(moment: datetime | None) -> int | None:
+    return None if moment is None else _us(moment)
 
 
 def _opt_dt(micros: int | None) -> datetime | None:
@@ -178,6 +183,7 @@ def _user(row: RowMapping) -> User:
         open_transactions=int(row["open_transactions"]),
         created_at=_dt(row["created_us"]),
         updated_at=_dt(row["updated_us"]),
+        invoice_settings=settings_loads(row["invoice_settings"]),
     )
 
 
@@ -204,6 +210,7 @@ def _txn(row: RowMapping) -> Transaction:
         check_count=int(row["check_count"] or 0),
         paid_at=_opt_dt(row["paid_us"]),
         plan=plan_from_json(json.loads(row["plan"])) if row["plan"] else None,
+        invoice=loads_invoice(row["invoice"]),
     )
 
 
@@ -230,6 +237,8 @@ def _txn_values(t: Transaction) -> dict[str, Any]:
         "check_count": t.check_count,
         "paid_us": None if t.paid_at is None else _us(t.paid_at),
         "plan": None if t.plan is None else json.dumps(plan_to_json(t.plan), sort_keys=True),
+        "invoice": dumps_invoice(t.invoice),
+        "invoice_due_us": _opt_us(invoice_due(t)),
     }
 
 
@@ -463,6 +472,7 @@ class SqlStore:
             "open_transactions": user.open_transactions,
             "created_us": _us(user.created_at),
             "updated_us": _us(user.updated_at),
+            "invoice_settings": settings_dumps(user.invoice_settings),
         }
 
         def run(conn: Connection) -> None:
@@ -958,6 +968,41 @@ class SqlStore:
         self._health_ready = True
 
     # -- active users -----------------------------------------------------------------------
+
+    # -- e-invoices (issue 13) ----------------------------------------------------------------
+
+    def set_invoice_settings(self, user_id: str, settings: Mapping[str, str], now: datetime) -> User | None:
+        """Replace a user's e-invoice buyer settings; the updated user, or None when missing."""
+        self._ensure()
+        c = s.users.c
+
+        def run(conn: Connection) -> User | None:
+            done = conn.execute(
+                update(s.users)
+                .where(c.user_id == user_id)
+                .values(invoice_settings=settings_dumps(settings), updated_us=_us(now))
+            )
+            if done.rowcount != 1:
+                return None
+            row = conn.execute(select(s.users).where(c.user_id == user_id)).mappings().first()
+            return None if row is None else _user(row)
+
+        result: User | None = self._write(run)
+        return result
+
+    @_reconnecting
+    def list_invoices_due(self, *, due_before: datetime, limit: int = 100) -> list[Transaction]:
+        """Deposits whose e-invoice has work due by ``due_before``, most overdue first."""
+        self._ensure()
+        c = s.transactions.c
+        query = (
+            select(s.transactions)
+            .where(c.invoice_due_us.is_not(None), c.invoice_due_us <= _us(due_before))
+            .order_by(c.invoice_due_us, c.transaction_id)
+            .limit(limit)
+        )
+        with self._tx(write=False) as conn:
+            return [_txn(r) for r in conn.execute(query).mappings().all()]
 
     @_reconnecting
     def list_active_users(

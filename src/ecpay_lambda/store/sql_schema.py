@@ -56,6 +56,8 @@ users = Table(
     Column("updated_us", BigInteger, nullable=False),
     # The end user's sign-in subject (AUTH_MODE=jwt): one wallet per identity; NULL for the others.
     Column("identity", String(255), nullable=True),
+    # v4: the buyer's e-invoice settings (JSON object of strings), NULL = none (issue 13).
+    Column("invoice_settings", Text, nullable=True),
     Index("ix_wallet_users_created", "created_us", "user_id"),
     Index("ux_wallet_users_identity", "identity", unique=True),
     **_MYSQL,
@@ -87,10 +89,14 @@ transactions = Table(
     Column("paid_us", BigInteger),
     # v4: a deposit's recurring (periodic) plan, JSON (wallet.periodic's codec); NULL = no plan.
     Column("plan", Text),
+    # v5: the deposit's e-invoice (JSON), and when the invoice job should look at it (NULL = nothing due).
+    Column("invoice", Text),
+    Column("invoice_due_us", BigInteger),
     Index("ix_wallet_transactions_user", "user_id", "created_us", "transaction_id"),
     Index("ix_wallet_transactions_status", "transaction_type", "status", "updated_us"),
     Index("ix_wallet_transactions_due", "transaction_type", "status", "next_check_us"),
     Index("ix_wallet_transactions_paid", "paid_us"),
+    Index("ix_wallet_transactions_invoice_due", "invoice_due_us"),
     **_MYSQL,
 )
 
@@ -185,11 +191,28 @@ def _v4(conn: Connection) -> None:
         )
 
 
+def _v5(conn: Connection) -> None:
+    # E-invoices (issue 13): the deposit's invoice and its due time, the user's buyer settings.
+    for table, name, spec in (
+        (transactions, "invoice", Text().compile(dialect=conn.dialect)),
+        (transactions, "invoice_due_us", BigInteger().compile(dialect=conn.dialect)),
+        (users, "invoice_settings", Text().compile(dialect=conn.dialect)),
+    ):
+        present = {column["name"] for column in inspect(conn).get_columns(table.name)}
+        if name not in present:
+            conn.execute(text(f"ALTER TABLE {table.name} ADD COLUMN {name} {spec}"))
+    indexes = {index["name"] for index in inspect(conn).get_indexes(transactions.name)}
+    for index in transactions.indexes:
+        if index.name not in indexes:
+            index.create(conn)
+
+
 # (version, migration) in order; each runs once, inside the schema lock, then is recorded.
 MIGRATIONS: tuple[tuple[int, Callable[[Connection], None]], ...] = (
     (1, _v1),
     (2, _v2),
     (3, _v3),
     (4, _v4),
+    (5, _v5),
 )
 LATEST_VERSION = MIGRATIONS[-1][0]

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 
+from .invoice_state import invoice_problems, overdue_invoice
 from .models import (
     OPEN_STATUSES,
     LedgerEntry,
@@ -63,6 +64,7 @@ def _check_deposit(txn: Transaction, entries: list[LedgerEntry], refunds: list[T
         )
     if refunds and txn.status not in PAID_FAMILY:
         problems.append(f"{where}: refunded although it is {txn.status}")
+    problems.extend(invoice_problems(txn))  # e-invoices (issue 13): refused, never queued, wrong amount
     return problems
 
 
@@ -159,6 +161,12 @@ def run_audit(store: WalletStore, *, now: datetime, grace: timedelta) -> AuditRe
         for t in store.list_pending_refunds(due_before=EVERYTHING, limit=STUCK_LIMIT)
         if t.updated_at <= cutoff
     ]
+    # E-invoices (issue 13): a paid deposit without an issued invoice, or a confirmed refund not voided
+    # or allowed, past the grace period.
+    for txn in store.list_invoices_due(due_before=EVERYTHING, limit=STUCK_LIMIT):
+        overdue = overdue_invoice(txn, cutoff)
+        if overdue is not None:
+            problems.append(overdue)
     return AuditReport(
         users_checked=users, mismatches=mismatches, stuck=stuck, flagged=flagged, problems=problems
     )

@@ -12,6 +12,8 @@ from enum import StrEnum
 from types import MappingProxyType
 from typing import Generic, NamedTuple, TypeVar
 
+from .invoice_state import NO_BUYER, InvoiceState
+
 
 class UserStatus(StrEnum):
     """A user is active until closed; closing keeps every record."""
@@ -150,6 +152,8 @@ class User(NamedTuple):
     open_transactions: int  # maintained by the store from each write's ``delta_open``
     created_at: datetime
     updated_at: datetime
+    # The buyer's e-invoice settings (issue 13): kind, email, carrier_num, love_code, tax_id, name.
+    invoice_settings: Mapping[str, str] = NO_BUYER
 
 
 class Transaction(NamedTuple):
@@ -176,6 +180,7 @@ class Transaction(NamedTuple):
     check_count: int = 0  # reconciliation checks so far without a change (drives the backoff)
     paid_at: datetime | None = None  # deposits: when ECPay says it was paid (UTC)
     plan: Plan | None = None  # deposits checked out as a recurring (periodic) card order
+    invoice: InvoiceState | None = None  # deposits: the B2C e-invoice (issue 13), None when not invoiced
 
 
 class LedgerEntry(NamedTuple):

@@ -19,6 +19,7 @@ from typing import Literal, NamedTuple
 
 from ..ecpay.notifications import ExtraPaidInfo
 from .attempts import attempts_of, find_attempt, replace_attempt, with_attempts
+from .invoice_state import on_paid as invoice_on_paid
 from .ledger import ledger_entry
 from .models import (
     OPEN_STATUSES,
@@ -253,7 +254,15 @@ def _decide_paid(
         replace_attempt(attempts, index, _paid_attempt(attempt, oc)),
     )
     paid = _next(
-        paid, now, paid_at=oc.paid_at or now, next_check_at=None, check_count=0, flags=frozenset(flags)
+        paid,
+        now,
+        paid_at=oc.paid_at or now,
+        next_check_at=None,
+        check_count=0,
+        flags=frozenset(flags),
+        # A requested e-invoice becomes pending in the credit's own write: a crash before it is issued
+        # leaves this marker for the invoice job (issue 13), never an invoice-less paid deposit.
+        invoice=invoice_on_paid(txn.invoice),
     )
     delta = UserDelta(
         txn.user_id,

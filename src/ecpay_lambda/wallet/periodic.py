@@ -24,6 +24,7 @@ from typing import Any, NamedTuple
 
 from .attempts import attempts_of, find_attempt
 from .ids import TRANSACTION_ID_LENGTH, new_entry_id
+from .invoice_state import for_charge as invoice_for_charge
 from .models import (
     Attempt,
     AttemptState,
@@ -242,6 +243,7 @@ def _charge_deposit(
         flags=flags,
         attempts=(attempt,),
         paid_at=paid_at,
+        invoice=invoice_for_charge(txn.invoice),
     )
 
 

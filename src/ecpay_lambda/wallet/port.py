@@ -298,3 +298,15 @@ class WalletStore(Protocol):
     ) -> Page[User]:
         """Like :meth:`list_users` without closed users (``total`` counts active users only)."""
         ...
+
+    # -- e-invoices (issue 13) ----------------------------------------------------------------
+
+    def set_invoice_settings(self, user_id: str, settings: Mapping[str, str], now: datetime) -> User | None:
+        """Replace a user's e-invoice buyer settings (empty mapping: none); the updated user, or None
+        when the user does not exist. Touches nothing else of the user (not a balance write)."""
+        ...
+
+    def list_invoices_due(self, *, due_before: datetime, limit: int = 100) -> list[Transaction]:
+        """Deposits whose e-invoice has work due by ``due_before`` (``invoice_state.invoice_due``), most
+        overdue first: an invoice to issue, or a confirmed refund to void or allow."""
+        ...

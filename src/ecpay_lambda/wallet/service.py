@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, NoReturn
@@ -41,6 +41,8 @@ from .decisions import (
 )
 from .idempotency import fingerprint, refund_fingerprint, validate_key
 from .ids import new_notification_id, new_transaction_id, new_user_id
+from .invoice_state import InvoiceState
+from .invoice_state import requested as requested_invoice
 from .models import (
     OPEN_STATUSES,
     IdempotencyRecord,
@@ -136,11 +138,13 @@ class WalletService:
         clock: Callable[[], datetime] | None = None,
         reconcile_grace: timedelta = timedelta(minutes=15),
         amount_limits: AmountLimits = DEFAULT_AMOUNT_LIMITS,
+        invoicing: bool = False,
     ) -> None:
         self.store = store
         self.ecpay = ecpay
         self.reconcile_grace = reconcile_grace
         self.amount_limits = amount_limits
+        self.invoicing = invoicing  # new deposits request a B2C e-invoice (issue 13, wallet.invoices)
         self._clock = clock
 
     # -- helpers ------------------------------------------------------------------------------
@@ -292,10 +296,12 @@ class WalletService:
         payment_method: PaymentMethod | None = None,
         idempotency_key: str | None = None,
         recurring: Plan | None = None,
+        invoice: Mapping[str, str] | None = None,
     ) -> tuple[Transaction, bool]:
         """Create a deposit (pending) or withdraw (hold). Returns (transaction, replayed_from_key).
 
         ``recurring``: a deposit paid by card every period (``recurring.plan_from_request`` builds it).
+        ``invoice``: this deposit's e-invoice buyer settings over the user's (validated by the caller).
         """
         try:
             ttype = TransactionType(transaction_type)
@@ -333,6 +339,7 @@ class WalletService:
             updated_at=now,
             payment_method=method,
             plan=recurring,
+            invoice=self._requested_invoice(ttype, invoice),
         )
         idem = idempotency_record(user_id, idempotency_key, fp, txn.transaction_id, now)
         try:
@@ -349,6 +356,18 @@ class WalletService:
                 raise errors.Conflict("idempotency key is being used concurrently; retry") from None
             return replay, True
         return txn, False
+
+    def _requested_invoice(
+        self, ttype: TransactionType, buyer: Mapping[str, str] | None
+    ) -> InvoiceState | None:
+        # A deposit made while invoicing is on gets one e-invoice once paid (wallet/invoices.py).
+        if ttype is not TransactionType.DEPOSIT:
+            return None
+        if not self.invoicing:
+            if buyer:
+                raise errors.InvalidRequest("invoicing is off: a deposit cannot carry invoice settings")
+            return None
+        return requested_invoice(buyer)
 
     def _replay(
         self,

@@ -30,6 +30,13 @@ SETTINGS_VARIABLES = (
     "CORS_ORIGINS",
     "AWS_LAMBDA_FUNCTION_NAME",
     "EVENTS_OUTBOX",
+    "INVOICING",
+    "INVOICE_BASE_URL",
+    "INVOICE_MERCHANT_ID",
+    "INVOICE_HASH_KEY",
+    "INVOICE_HASH_IV",
+    "INVOICE_SECRET_ARN",
+    "INVOICE_RELATE_PREFIX",
 )
 # The sandbox base URL is never contacted in these tests (cross-check is off in sandbox); the discard
 # port on loopback makes any accidental call fail at once without leaving the machine.

@@ -8,7 +8,7 @@ import pytest
 from tests.unit.api.apitest import Api
 from tests.unit.api.conftest import create_deposit
 
-USER_FIELDS = {"user_id", "username", "email", "balance", "held", "status", "created_at"}
+USER_FIELDS = {"user_id", "username", "email", "balance", "held", "status", "created_at", "invoice_settings"}
 TRANSACTION_FIELDS = {
     "transaction_id",
     "user_id",

@@ -124,6 +124,7 @@ def test_the_spec_documents_every_management_route() -> None:
         ("GET", "/users/{userId}"),
         ("DELETE", "/users/{userId}"),
         ("POST", "/users/{userId}/reopen"),
+        ("PUT", "/users/{userId}/invoice-settings"),
         ("POST", "/users/{userId}/transactions"),
         ("GET", "/users/{userId}/transactions"),
         ("GET", "/users/{userId}/transactions/{transactionId}"),

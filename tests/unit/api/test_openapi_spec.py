@@ -52,6 +52,7 @@ def test_operation_ids_are_readable_and_stable() -> None:
         ("GET", "/users/{userId}"): "getUser",
         ("DELETE", "/users/{userId}"): "closeUser",
         ("POST", "/users/{userId}/reopen"): "reopenUser",
+        ("PUT", "/users/{userId}/invoice-settings"): "putInvoiceSettings",
         ("POST", "/users/{userId}/transactions"): "createTransaction",
         ("GET", "/users/{userId}/transactions"): "listTransactions",
         ("GET", "/users/{userId}/transactions/{transactionId}"): "getTransaction",

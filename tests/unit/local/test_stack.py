@@ -37,7 +37,9 @@ def test_local_environment(tmp_path: Path) -> None:
         "FRONTEND_URL": "http://127.0.0.1:3456/",
         "STORE_URL": f"sqlite:///{tmp_path.resolve() / 'wallet.db'}",
         "EVENTS_OUTBOX": str(tmp_path.resolve() / "events.jsonl"),
+        "INVOICING": "on",  # offline e-invoices by default (issue 13)
     }
+    assert local_environment("http://127.0.0.1:1", tmp_path, {"INVOICING": "off"})["INVOICING"] == "off"
     kept = local_environment("http://127.0.0.1:1", tmp_path, {"STORE_URL": "postgresql+psycopg://u:p@h/db"})
     assert kept["STORE_URL"] == "postgresql+psycopg://u:p@h/db"
 

@@ -9,6 +9,7 @@ import pytest
 
 from ecpay_lambda.wallet import errors
 from ecpay_lambda.wallet.errors import InvalidPlan
+from ecpay_lambda.wallet.invoice_state import InvoiceState, InvoiceStatus
 from ecpay_lambda.wallet.models import (
     Attempt,
     AttemptState,
@@ -91,6 +92,18 @@ def test_a_charge_creates_its_own_paid_deposit_and_credits_it() -> None:
         500,
     )
     assert _charge(2).dedupe_key == f"{MTN}:paid:2"
+
+
+def test_each_charge_of_an_invoiced_plan_gets_an_invoice_of_its_own() -> None:
+    buyer = {"kind": "donation", "love_code": "168001"}
+    issued = InvoiceState(InvoiceStatus.ISSUED, buyer, number="AB12345678")
+    step = _decide(_plan_deposit(invoice=issued), _charge(2))
+    assert isinstance(step, Change)
+    child, plan = (put.new for put in step.puts)
+    assert child.invoice == InvoiceState(InvoiceStatus.PENDING, buyer)  # the job issues it after the credit
+    assert plan.invoice == issued  # the plan's own invoice is left as it is
+    uninvoiced = _decide(_plan_deposit(), _charge(2))
+    assert isinstance(uninvoiced, Change) and uninvoiced.puts[0].new.invoice is None
 
 
 def test_the_same_period_twice_is_a_duplicate() -> None:

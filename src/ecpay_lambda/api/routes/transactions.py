@@ -8,9 +8,10 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Body
 
+from ...wallet.errors import InvalidRequest
 from ...wallet.models import TransactionStatus, TransactionType
 from ...wallet.recurring import plan_from_request
-from ...wallet.service import WithdrawAction
+from ...wallet.service import WalletService, WithdrawAction
 from ..composition import get_service
 from ..schemas import (
     TransactionCreate,
@@ -66,13 +67,15 @@ def create_transaction(
     recurring = None
     if body.recurring is not None:
         recurring = plan_from_request(body.recurring.model_dump(), body.payment_method)
-    transaction, replayed = get_service().create_transaction(
+    service = get_service()
+    transaction, replayed = service.create_transaction(
         user_id,
         TransactionType(body.transaction_type),
         body.amount,
         payment_method=body.payment_method,
         idempotency_key=idempotency_key,
         recurring=recurring,
+        invoice=_invoice_override(service, user_id, body),
     )
     if replayed:
         return json_response(200, TransactionOut.of(transaction), **{"Idempotent-Replayed": "true"})
@@ -156,3 +159,18 @@ def update_transaction(
     operator_only(router)
     transaction = get_service().update_withdraw(user_id, transaction_id, _withdraw_action(body))
     return json_response(200, TransactionOut.of(transaction))
+
+
+def _invoice_override(service: WalletService, user_id: str, body: TransactionCreate) -> dict[str, str] | None:
+    """A deposit's own e-invoice buyer settings, validated as the user's are (None: use the user's)."""
+    if body.invoice is None:
+        return None
+    if body.transaction_type is not TransactionType.DEPOSIT:
+        raise InvalidRequest("only a deposit is invoiced: 'invoice' is for deposits")
+    if not service.invoicing:
+        raise InvalidRequest("invoicing is off: a deposit cannot carry invoice settings")
+    # Imported here: the e-invoice library loads only when a deposit carries its own settings.
+    from ...wallet.invoices import checked_settings  # noqa: PLC0415
+    from ..invoicing import get_invoice_client  # noqa: PLC0415
+
+    return checked_settings(service.store, user_id, body.invoice.as_mapping(), get_invoice_client())

@@ -11,7 +11,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 from ...wallet.errors import InvalidRequest
 from ...wallet.port import IdentityBound
 from ..composition import get_service
-from ..schemas import UserCreate, UserList, UserOut
+from ..schemas import InvoiceSettingsIn, UserCreate, UserList, UserOut
 from .common import (
     SECURITY,
     ApiError,
@@ -158,3 +158,31 @@ def reopen_user(user_id: UserId) -> Response[Any]:
     """POST /users/{userId}/reopen -> 200 with the active user; 409 when it is not closed; operators."""
     operator_only(router)
     return json_response(200, UserOut.of(get_service().reopen_user(user_id)))
+
+
+@router.put(
+    "/users/<userId>/invoice-settings",
+    summary="Set the user's e-invoice buyer settings",
+    operation_id="putInvoiceSettings",
+    description=(
+        "How this user's deposits are invoiced (B2C e-invoice, issue 13): e-mail, a carrier (mobile "
+        "barcode checked with ECPay's CheckBarcode, citizen certificate, ECPay member), a donation (love "
+        "code checked with CheckLoveCode) or a company tax ID (統一編號, printed). A broken rule answers "
+        "400 with the code `invoice_<rule>` and a message that explains it. An end user may set their own."
+    ),
+    responses=responses(200, UserOut, "The user with its settings", 404, 415),
+    security=SECURITY,
+    tags=["users"],
+)
+def put_invoice_settings(user_id: UserId, body: Annotated[InvoiceSettingsIn, Body()]) -> Response[Any]:
+    """PUT /users/{userId}/invoice-settings -> 200 with the user (an end user: only their own)."""
+    # Imported here: the e-invoice library loads only for the invoice routes' first request.
+    from ...wallet.invoices import update_invoice_settings  # noqa: PLC0415
+    from ..invoicing import get_invoice_client  # noqa: PLC0415
+
+    own_wallet(router, user_id)
+    service = get_service()
+    user = update_invoice_settings(
+        service.store, user_id, body.as_mapping(), client=get_invoice_client(), now=service.now()
+    )
+    return json_response(200, UserOut.of(user))

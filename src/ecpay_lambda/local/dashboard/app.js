@@ -690,7 +690,8 @@ function needsPolling() {
   return (
     state.tx.items.some((tx) => AWAITING.has(tx.status)) ||
     (state.detail !== null && AWAITING.has(state.detail.status)) ||
-    (state.returnInfo !== null && !state.returnInfo.settled && Boolean(state.returnInfo.userId))
+    (state.returnInfo !== null && !state.returnInfo.settled && Boolean(state.returnInfo.userId)) ||
+    invoicesPending()
   );
 }
 
@@ -802,6 +803,7 @@ function renderUserDetail() {
   $('[data-testid="closed-notice"]').hidden = !closed;
   $('[data-testid="money-actions"]').hidden = closed;
   $('[data-testid="close-user"]').closest(".danger-zone").hidden = closed || loading;
+  renderInvoiceSettings();
 }
 
 function completeButton(tx, small) {
@@ -873,7 +875,7 @@ function txRow(tx, highlight) {
     h("td", { "data-label": t("tx.type") }, typeLabel(tx.transaction_type)),
     h("td", { class: "num", testid: "tx-amount", "data-label": t("tx.amount") }, formatMoney(tx.amount)),
     h("td", { "data-label": t("tx.method") }, methodLabel(tx.payment_method)),
-    h("td", { "data-label": t("tx.status") }, statusBadge(tx.status)),
+    h("td", { "data-label": t("tx.status") }, statusBadge(tx.status), invoiceBadge(tx)),
     h("td", { class: "actions-col" }, h("div", { class: "row-actions" }, txRowActions(tx))),
   );
 }
@@ -987,6 +989,7 @@ function drawerParts(tx) {
   if (tx.attempts.length > 0) {
     parts.push({ key: "attempts", sig: sig(tx.attempts), render: () => attemptsSection(tx.attempts) });
   }
+  parts.push(...invoiceParts(tx));
 
   const actions = drawerActionKinds(tx);
   if (actions.length > 0) {
@@ -1618,6 +1621,141 @@ function start() {
       document.body.dataset.ready = "true";
     });
   setInterval(poll, POLL_MS);
+}
+
+// ---------------------------------------------------------------------------------------------
+// E-invoices (issue 13): the invoice of each paid deposit, and the buyer's invoice settings
+// ---------------------------------------------------------------------------------------------
+
+const INVOICE_KINDS = ["email", "mobile_barcode", "citizen_certificate", "ecpay_member", "donation", "company"];
+// Which fields each kind uses (the API checks the rules and explains a refusal).
+const INVOICE_KIND_FIELDS = {
+  email: ["email"],
+  mobile_barcode: ["carrier_num", "email"],
+  citizen_certificate: ["carrier_num", "email"],
+  ecpay_member: ["email"],
+  donation: ["love_code", "email"],
+  company: ["tax_id", "name", "address", "email"],
+};
+const INVOICE_FIELDS = ["carrier_num", "love_code", "tax_id", "name", "address", "email"];
+
+// A paid deposit whose invoice the background job has not issued yet: keep refreshing until it has.
+function invoicesPending() {
+  return state.tx.items.some((tx) => tx.invoice && tx.invoice.status === "pending" && !tx.invoice.error);
+}
+
+function invoiceStatusLabel(status) {
+  return has(`invoice.status.${status}`) ? t(`invoice.status.${status}`) : String(status);
+}
+
+// A small badge under a deposit's status: its invoice number (or state while there is none).
+function invoiceBadge(tx) {
+  const inv = tx.invoice;
+  if (!inv || tx.transaction_type !== "deposit" || inv.status === "requested") return null;
+  const warn = inv.status === "failed" || inv.status === "pending";
+  return h(
+    "span",
+    {
+      class: `invoice-badge ${warn ? "invoice-warn" : ""}`,
+      testid: "tx-invoice",
+      "data-invoice-status": inv.status,
+      "data-invoice-number": inv.number || "",
+      title: t("invoice.title"),
+    },
+    inv.number ? `${inv.number} · ${invoiceStatusLabel(inv.status)}` : invoiceStatusLabel(inv.status),
+  );
+}
+
+function invoiceParts(tx) {
+  const inv = tx.invoice;
+  if (!inv) return [];
+  return [
+    {
+      key: "invoice",
+      sig: sig(inv),
+      render: () => {
+        const rows = [
+          ...detailRow(t("invoice.state"), invoiceStatusLabel(inv.status), "invoice-state"),
+        ];
+        if (inv.number) rows.push(...detailRow(t("invoice.number"), h("code", {}, inv.number), "invoice-number"));
+        if (inv.date) rows.push(...detailRow(t("invoice.date"), formatDate(inv.date)));
+        if (inv.random_number) rows.push(...detailRow(t("invoice.random"), h("code", {}, inv.random_number)));
+        for (const allowance of inv.allowances || []) {
+          rows.push(...detailRow(t("invoice.allowance"), `${formatMoney(allowance.amount)} ${allowance.allowance_no || ""}`, "invoice-allowance"));
+        }
+        if (inv.error) rows.push(...detailRow(t("invoice.error"), h("code", {}, inv.error), "invoice-error"));
+        return h(
+          "section",
+          { class: "invoice", testid: "invoice" },
+          h("h4", {}, t("invoice.title")),
+          inv.status === "requested" ? h("p", { class: "hint" }, t("invoice.requestedHint")) : null,
+          h("dl", { class: "kv" }, rows),
+        );
+      },
+    },
+  ];
+}
+
+// The buyer's settings form in the user's panel; rebuilt only when the user or the language changes,
+// so a half-typed form survives the live refresh.
+function renderInvoiceSettings() {
+  const host = $("#invoice-settings");
+  if (!host) return;
+  const user = state.user;
+  if (!user) {
+    host.hidden = true;
+    return;
+  }
+  host.hidden = false;
+  const key = sig(user.user_id, user.invoice_settings);
+  if (host.dataset.sig === key || host.contains(document.activeElement)) return;
+  host.dataset.sig = key;
+  const saved = user.invoice_settings || {};
+  const kind = h(
+    "select",
+    { name: "kind", testid: "invoice-kind" },
+    INVOICE_KINDS.map((value) => h("option", { value, selected: (saved.kind || "email") === value }, t(`invoice.kind.${value}`))),
+  );
+  const inputs = Object.fromEntries(
+    INVOICE_FIELDS.map((name) => [name, h("input", { name, testid: `invoice-${name}`, value: saved[name] || "", autocomplete: "off" })]),
+  );
+  const fieldRows = INVOICE_FIELDS.map((name) =>
+    h("label", { class: "field", "data-invoice-field": name }, h("span", {}, t(`invoice.field.${name}`)), inputs[name]),
+  );
+  const showFields = () => {
+    const used = INVOICE_KIND_FIELDS[kind.value] || [];
+    for (const row of fieldRows) row.hidden = !used.includes(row.dataset.invoiceField);
+  };
+  kind.addEventListener("change", showFields);
+  showFields();
+  const save = h("button", { type: "submit", class: "btn btn-primary", testid: "invoice-save" }, t("invoice.save"));
+  const form = h(
+    "form",
+    {
+      class: "invoice-form",
+      testid: "invoice-form",
+      onsubmit: (event) => {
+        event.preventDefault();
+        const body = { kind: kind.value };
+        for (const name of INVOICE_KIND_FIELDS[kind.value] || []) {
+          const value = inputs[name].value.trim();
+          if (value) body[name] = value;
+        }
+        withBusy(save, async () => {
+          const updated = await api("PUT", `${userPath(user.user_id)}/invoice-settings`, { body });
+          state.user = updated;
+          host.dataset.sig = "";
+          showNotice(t("invoice.saved"));
+          renderUserDetail();
+        });
+      },
+    },
+    h("label", { class: "field" }, h("span", {}, t("invoice.kindLabel")), kind),
+    fieldRows,
+    h("p", { class: "hint" }, t("invoice.hint")),
+    save,
+  );
+  host.replaceChildren(h("h3", {}, t("invoice.settingsTitle")), form);
 }
 
 start();
