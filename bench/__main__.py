@@ -3,10 +3,11 @@
     python -m bench                       # full sizes (about 10 minutes on 2 cores)
     python -m bench --quick               # CI sizes (about 2 minutes)
     python -m bench --only cold_start,package
+    python -m bench --only seed           # against the seed's handlers on MariaDB (TEST_MYSQL_URL)
     python -m bench --stores sqlite,dynamodb,mysql,postgres   # mysql/postgres need TEST_*_URL
     python -m bench --write-docs          # also rewrite the measured section of docs/performance.md
 
-Sections: cold_start, round_trips, latency, server, package, cost. Nothing is written to the
+Sections: cold_start, round_trips, latency, seed, server, package, cost. Nothing is written to the
 repository unless ``--write-docs`` is given; ``--json FILE`` saves the raw figures.
 """
 
@@ -26,15 +27,15 @@ from . import common
 from .common import Table
 
 DYNAMODB_LATENCY_SAMPLES = 100
-SECTIONS = ("cold_start", "round_trips", "latency", "server", "package", "cost")
+SECTIONS = ("cold_start", "round_trips", "latency", "seed", "server", "package", "cost")
 DOCS = common.ROOT / "docs" / "performance.md"
 BEGIN, END = "<!-- bench:begin -->", "<!-- bench:end -->"
 
 
 def _sizes(quick: bool) -> dict[str, int]:
     if quick:
-        return {"rounds": 3, "repeats": 3, "iterations": 30, "duplicates": 300, "first": 100}
-    return {"rounds": 9, "repeats": 10, "iterations": 300, "duplicates": 4000, "first": 1000}
+        return {"rounds": 3, "repeats": 3, "iterations": 30, "duplicates": 300, "first": 100, "seed": 40}
+    return {"rounds": 9, "repeats": 10, "iterations": 300, "duplicates": 4000, "first": 1000, "seed": 160}
 
 
 def _cold_start(rounds: int) -> tuple[Table, dict[str, Any]]:
@@ -137,12 +138,32 @@ def main(argv: list[str] | None = None) -> int:
             kind: {name: {"p50": t.p(name, 50), "p99": t.p(name, 99)} for name in t.samples}
             for kind, t in timings.items()
         }
+    if "seed" in only and not os.environ.get("TEST_MYSQL_URL"):
+        notes.append(
+            "seed: left out: no MariaDB (TEST_MYSQL_URL is not set; scripts/test-databases.sh start)"
+        )
+    elif "seed" in only:
+        from . import seed_baseline  # noqa: PLC0415
+
+        try:
+            with common.temp_dir() as scratch, common.bench_store("mysql", Path(scratch)) as store:
+                comparison = seed_baseline.measure(store, sizes["seed"])
+        except Exception as exc:  # e.g. the server is not reachable
+            notes.append(f"seed: left out: {type(exc).__name__}: {str(exc)[:300]}")
+        else:
+            raw["seed_ms"] = {
+                side: {
+                    op: {"p50": comparison.p(side, op, 50), "p99": comparison.p(side, op, 99)} for op in ops
+                }
+                for side, ops in comparison.samples.items()
+            }
+            emit(seed_baseline.table(comparison))
     if "server" in only:
         from . import server_throughput  # noqa: PLC0415
 
         with common.temp_dir() as scratch:
             loads = server_throughput.measure(Path(scratch), sizes["duplicates"], sizes["first"])
-        raw["server"] = {load.name: load.rate for load in loads}
+        raw["server"] = {load.name: load.rate for pair in loads for load in pair}
         emit(server_throughput.table(loads))
     if "cost" in only and ("sqlite" not in timings or "dynamodb" not in trips):
         notes.append("cost: left out (it needs the SQLite latency and the DynamoDB round trips)")

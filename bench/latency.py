@@ -2,7 +2,7 @@
 
 Three things are timed in one interleaved loop, so that machine noise hits them alike:
 
-- ``notification``: the callbacks handler (``ecpay_lambda.api.callbacks.handler``) with the API
+- ``notification``: the callbacks handler (``ecpay_lambda.api.ecpay_callbacks.handler``) with the API
   Gateway event of a signed paid ReturnURL for a deposit awaiting payment (a first delivery: it
   verifies, records and credits);
 - ``create transaction``: the management handler (``ecpay_lambda.api.handlers.handler``) with the

@@ -8,6 +8,9 @@
   its parameters taken at ``before-parameter-build``), one per HTTP request actually sent
   (``before-send``: retries included), and an estimate of the capacity units each call consumes,
   from the items it writes or reads (rules in :func:`capacity`).
+- On the wire (MariaDB, PostgreSQL, moto's server): a loopback proxy in front of the server counts
+  the request/response turns the process waits for (:mod:`bench.wire`): pings, pool resets and a
+  driver's own statements included, which the events above cannot see.
 
 Operations: create a deposit, checkout (a new ECPay attempt), apply a paid notification (first
 delivery), a duplicate of it (ECPay's re-delivery), create a withdrawal, and read one transaction
@@ -17,15 +20,18 @@ Each is repeated and averaged; the counts are deterministic except where a retry
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
 from .common import BenchStore, Table
 from .wallet_ops import Wallet, paid_body
+from .wire import WireCounter, proxied
 
 OPERATIONS = (
     "create deposit",
@@ -44,6 +50,7 @@ class Tally:
     calls: dict[str, float] = field(default_factory=dict)
     http: int = 0
     http_mean: float = 0.0  # set on averaged tallies
+    wire: float = 0.0  # request/response turns on the wire (servers only)
     wru: float = 0.0
     rru: float = 0.0
     stored_bytes: float = 0.0  # DynamoDB: size of the items put (+100 bytes of overhead each)
@@ -99,7 +106,11 @@ def _attach_sql(store: Any, recorder: Recorder) -> None:
     event.listen(engine, "before_cursor_execute", statement)
     event.listen(engine, "commit", lambda conn: recorder.count("COMMIT"))
     event.listen(engine, "rollback", lambda conn: recorder.count("ROLLBACK"))
-    event.listen(engine.pool, "reset", lambda dbapi_conn, record, *rest: recorder.count("reset (ROLLBACK)"))
+    # The pool's "reset" event fires on every check-in; a ROLLBACK is sent only when the pool resets.
+    if str(getattr(engine.pool, "_reset_on_return", "")) != "ResetStyle.reset_none":
+        event.listen(
+            engine.pool, "reset", lambda dbapi_conn, record, *rest: recorder.count("reset (ROLLBACK)")
+        )
 
 
 def _size(item: Any) -> int:
@@ -175,9 +186,31 @@ def _attach_dynamodb(store: Any, recorder: Recorder) -> None:
     events.register("before-send.dynamodb", lambda **kwargs: recorder.http())
 
 
+@contextlib.contextmanager
+def _on_the_wire(store: BenchStore) -> Iterator[tuple[str, WireCounter | None]]:
+    """The store's URL through a wire counter (a server's), or as it is (SQLite: no wire)."""
+    if store.kind == "sqlite":
+        yield store.url, None
+        return
+    if store.kind == "dynamodb":
+        parts = urlsplit(store.url)
+        options = parse_qs(parts.query)
+        with proxied(options["endpoint_url"][-1]) as (endpoint, counter):
+            options["endpoint_url"] = [endpoint]
+            yield urlunsplit(parts._replace(query=urlencode(options, doseq=True))), counter
+        return
+    with proxied(store.url) as (url, counter):
+        yield url, counter
+
+
 def measure(store: BenchStore, repeats: int) -> dict[str, Tally]:
     """The average tally of each operation on ``store`` (``repeats`` times each)."""
-    wallet = Wallet.open(store.url)
+    with _on_the_wire(store) as (url, wire):
+        return _measure(store, url, wire, repeats)
+
+
+def _measure(store: BenchStore, url: str, wire: WireCounter | None, repeats: int) -> dict[str, Tally]:
+    wallet = Wallet.open(url)
     recorder = Recorder()
     if store.kind == "dynamodb":
         _attach_dynamodb(wallet.service.store, recorder)
@@ -187,9 +220,14 @@ def measure(store: BenchStore, repeats: int) -> dict[str, Tally]:
     totals: dict[str, list[Tally]] = {name: [] for name in OPERATIONS}
 
     def timed(name: str, action: Callable[[], Any]) -> Any:
+        if wire is not None:
+            wire.reset()
         recorder.start()
         result = action()
-        totals[name].append(recorder.stop())
+        tally = recorder.stop()
+        if wire is not None:
+            tally.wire = wire.reset()
+        totals[name].append(tally)
         return result
 
     user_id = wallet.user()
@@ -216,12 +254,14 @@ def _average(tallies: list[Tally]) -> Tally:
         out.wru += tally.wru
         out.rru += tally.rru
         out.stored_bytes += tally.stored_bytes
+        out.wire += tally.wire
     n = len(tallies)
     out.calls = {k: v / n for k, v in out.calls.items()}
     out.http_mean = http / n
     out.wru /= n
     out.rru /= n
     out.stored_bytes /= n
+    out.wire /= n
     return out
 
 
@@ -230,6 +270,17 @@ def tables(results: dict[str, dict[str, Tally]]) -> list[Table]:
     kinds = list(results)
     totals = [[name, *(results[k][name].round_trips for k in kinds)] for name in OPERATIONS]
     out = [Table("Storage round trips per operation (mean of the repeats)", ["operation", *kinds], totals)]
+    served = [k for k in kinds if k != "sqlite"]
+    if served:
+        out.append(
+            Table(
+                "Round trips on the wire per operation (request/response turns through a proxy)",
+                ["operation", *served],
+                [[name, *(results[k][name].wire for k in served)] for name in OPERATIONS],
+                note="Everything the process waits for: statements, COMMIT, pings, pool resets (SQL); "
+                "HTTP requests (DynamoDB on moto's server). bench/wire.py.",
+            )
+        )
     detail = [
         [name, kind, ", ".join(f"{call} {n:g}" for call, n in sorted(results[kind][name].calls.items()))]
         for kind in kinds

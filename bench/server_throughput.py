@@ -8,7 +8,11 @@ Two loads on the local server (``ecpay-lambda serve --quiet``, SQLite store):
 - duplicates: re-deliveries of paid deposits (verified, recorded, answered ``1|OK``: one commit each);
 - first deliveries: one notification per deposit awaiting payment (verified, credited, recorded).
 
-Client and servers share the machine's cores, so read the ratio, not the absolute rate.
+Interleaved: both servers stay up, and each load is sent in ``ROUNDS`` slices, each slice of the local
+server's load followed (or, every other round, preceded) by a slice of the bare server's, so that what
+else runs on the machine slows both alike. Each ratio is the local server's rate over the bare
+server's rate in the same rounds. Client and servers share the machine's cores, so read the ratio,
+not the absolute rate.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from .wallet_ops import paid_body
 
 CLIENTS = 32
 CLIENT_PROCESSES = 4
+ROUNDS = 6
 _LISTENING = re.compile(r"Listening on http://127\.0\.0\.1:(\d+)")
 
 
@@ -176,13 +181,44 @@ def _prepare(port: int, user_id: str, count: int) -> list[tuple[str, str]]:
         return list(pool.map(one, range(count)))
 
 
-def measure(workdir: Path, duplicates: int, first: int) -> list[Load]:
-    """Baseline, duplicates and first deliveries, in that order, on fresh servers."""
-    loads: list[Load] = []
+def _combined(name: str, parts: Sequence[Load]) -> Load:
+    return Load(
+        name,
+        sum(p.requests for p in parts),
+        sum(p.seconds for p in parts),
+        [v for p in parts for v in p.latencies],
+        sum(p.errors for p in parts),
+    )
+
+
+def _interleaved(
+    base_port: int,
+    port: int,
+    requests: Sequence[tuple[str, bytes]],
+    baseline: Sequence[tuple[str, bytes]],
+    name: str,
+) -> tuple[Load, Load]:
+    """(bare server, local server) on ``ROUNDS`` alternating slices of the same size."""
+    ours: list[Load] = []
+    bare: list[Load] = []
+    size = max(1, -(-len(requests) // ROUNDS))
+    for index in range(0, len(requests), size):
+        chunk = requests[index : index + size]
+        steps = [(bare, base_port, baseline[: len(chunk)]), (ours, port, chunk)]
+        if (index // size) % 2:
+            steps.reverse()
+        for into, target, load in steps:
+            into.append(drive(target, load, name))
+    return _combined(f"bare stdlib server, same rounds as {name}", bare), _combined(name, ours)
+
+
+def measure(workdir: Path, duplicates: int, first: int) -> list[tuple[Load, Load]]:
+    """(bare server, local server) for duplicates, then for first deliveries, interleaved."""
     serve = [sys.executable, "-m", "ecpay_lambda.cli", "serve", "--port", "0", "--quiet"]
     serve += ["--data-dir", str(workdir / "data"), "--template", str(TEMPLATE)]
     env = {"STORE_URL": f"sqlite:///{workdir / 'data' / 'wallet.db'}", "API_TOKEN": ""}
-    with process(serve, workdir, env) as port:
+    baseline_argv = [sys.executable, str(ROOT / "bench" / "baseline_server.py")]
+    with process(serve, workdir, env) as port, process(baseline_argv, workdir) as base_port:
         user = _json(port, "POST", "/users", {"username": f"bench{os.getpid()}", "email": "b@example.com"})
         user_id = user["user_id"]
         fresh = _prepare(port, user_id, first + 10)
@@ -197,33 +233,36 @@ def measure(workdir: Path, duplicates: int, first: int) -> list[Load]:
         first_requests = [
             (f"/users/{user_id}/transactions/{tid}/return", paid_body(mtn, 100)) for tid, mtn in fresh[:first]
         ]
-        baseline_argv = [sys.executable, str(ROOT / "bench" / "baseline_server.py")]
-        with process(baseline_argv, workdir) as base_port:
-            drive(base_port, dup_requests[: min(200, duplicates)], "warm-up")
-            loads.append(drive(base_port, dup_requests, "bare stdlib server (1|OK)"))
+        drive(base_port, dup_requests[: min(200, duplicates)], "warm-up")
         drive(port, dup_requests[: min(100, duplicates)], "warm-up")
-        loads.append(drive(port, dup_requests, "local server: duplicate notifications"))
-        loads.append(drive(port, first_requests, "local server: first deliveries (credit)"))
-    return loads
-
-
-def table(loads: list[Load]) -> Table:
-    """Rate, latency and the ratio to the bare server."""
-    base = loads[0].rate or 1.0
-    rows = [
-        [
-            load.name,
-            load.requests,
-            load.rate,
-            percentile(load.latencies, 50) * 1000,
-            percentile(load.latencies, 99) * 1000,
-            load.rate / base,
-            load.errors,
+        return [
+            _interleaved(
+                base_port, port, dup_requests, dup_requests, "local server: duplicate notifications"
+            ),
+            _interleaved(
+                base_port, port, first_requests, dup_requests, "local server: first deliveries (credit)"
+            ),
         ]
-        for load in loads
-    ]
+
+
+def table(pairs: list[tuple[Load, Load]]) -> Table:
+    """Rate, latency and the ratio to the bare server measured in the same rounds."""
+    rows = []
+    for bare, load in pairs:
+        for row, ratio in ((bare, 1.0), (load, load.rate / (bare.rate or 1.0))):
+            rows.append(
+                [
+                    row.name,
+                    row.requests,
+                    row.rate,
+                    percentile(row.latencies, 50) * 1000,
+                    percentile(row.latencies, 99) * 1000,
+                    ratio,
+                    row.errors,
+                ]
+            )
     return Table(
-        f"Local server, {CLIENTS} concurrent clients (keep-alive), one run",
+        f"Local server, {CLIENTS} concurrent clients (keep-alive), interleaved ({ROUNDS} rounds)",
         ["load", "requests", "req/s", "p50 ms", "p99 ms", "ratio to bare", "errors"],
         rows,
     )

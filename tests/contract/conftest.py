@@ -13,11 +13,12 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from ecpay_lambda.ecpay.testing import FakeEcpay
 from ecpay_lambda.store import open_store
 from ecpay_lambda.wallet.port import WalletStore
 from ecpay_lambda.wallet.service import CheckoutUrls, EcpayConfig, WalletService
 
-from .fake_ecpay import CREDENTIALS, FakeEcpay, make_client
+from .notices import CREDENTIALS, make_client
 
 STORE_KINDS = [
     pytest.param("sqlite", id="sqlite"),

@@ -6,7 +6,7 @@ from ecpay_lambda.wallet.models import PaymentMethod, Transaction, TransactionTy
 from ecpay_lambda.wallet.service import WalletService
 
 from .conftest import URLS
-from .fake_ecpay import return_body
+from .notices import return_body
 
 
 def new_user(service: WalletService, name: str = "alice") -> User:

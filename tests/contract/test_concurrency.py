@@ -19,8 +19,8 @@ from ecpay_lambda.wallet import errors
 from ecpay_lambda.wallet.models import TransactionType
 from ecpay_lambda.wallet.service import WalletService
 
-from .fake_ecpay import return_body
 from .helpers import balance, fund, new_user, start_deposit
+from .notices import return_body
 
 T = TypeVar("T")
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import timedelta
 from types import MappingProxyType
 
+from ecpay_lambda.ecpay.testing import FakeEcpay
 from ecpay_lambda.wallet.invoice_state import (
     InvoiceAllowance,
     InvoiceState,
@@ -15,7 +16,6 @@ from ecpay_lambda.wallet.invoice_state import (
 from ecpay_lambda.wallet.models import TransactionStatus
 from ecpay_lambda.wallet.port import AtomicWrite, TransactionPut, WalletStore
 from tests.contract.conftest import Clock, make_service
-from tests.contract.fake_ecpay import FakeEcpay
 from tests.contract.helpers import fund, new_user
 from tests.contract.test_port import T0, _txn, _user
 

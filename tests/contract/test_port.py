@@ -6,7 +6,6 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from ecpay_lambda.wallet.errors import InvalidRequest
 from ecpay_lambda.wallet.ids import new_entry_id, new_notification_id, new_transaction_id, new_user_id
 from ecpay_lambda.wallet.models import (
     IdempotencyRecord,
@@ -24,6 +23,7 @@ from ecpay_lambda.wallet.port import (
     DuplicateNotification,
     IdempotencyKeyReused,
     InsufficientFunds,
+    InvalidCursor,
     TransactionPut,
     UserDelta,
     UserExists,
@@ -135,8 +135,8 @@ def test_list_users_by_page_and_by_cursor(store: WalletStore) -> None:
 
 
 def test_bad_cursor_is_refused(store: WalletStore) -> None:
-    # Adapters raise ValueError or the domain's InvalidRequest; the service answers InvalidRequest.
-    with pytest.raises((ValueError, InvalidRequest)):
+    # Every adapter raises the port's InvalidCursor (an InvalidRequest: the API answers 400).
+    with pytest.raises(InvalidCursor):
         store.list_users(cursor="not-a-cursor")
 
 

@@ -7,22 +7,21 @@ import base64
 import pytest
 
 from ecpay_lambda.ecpay.errors import TransportError
+from ecpay_lambda.ecpay.testing import FakeEcpay, Trade
 from ecpay_lambda.wallet import errors
 from ecpay_lambda.wallet.models import PaymentMethod, Transaction, TransactionStatus, TransactionType
 from ecpay_lambda.wallet.port import AtomicWrite, TransactionPut, WalletStore
 from ecpay_lambda.wallet.service import WalletService
 
 from .conftest import URLS, Clock, make_service
-from .fake_ecpay import (
+from .helpers import balance, fund, new_user, start_deposit
+from .notices import (
     OTHER_MERCHANT,
-    FakeEcpay,
-    Trade,
     atm_info_body,
     return_body,
     return_fields,
     signed_body,
 )
-from .helpers import balance, fund, new_user, start_deposit
 
 
 def _outcomes(service: WalletService, user_id: str, tid: str) -> list[str]:

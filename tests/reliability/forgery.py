@@ -19,7 +19,7 @@ from urllib.parse import quote_plus, urlencode
 from ecpay_lambda.ecpay.checkmac import MD5
 from ecpay_lambda.ecpay.credentials import MerchantCredentials
 
-from .harness import STAGE, paid_fields, sign
+from .harness import STAGE, paid_fields, period_fields, sign
 
 FORM = "application/x-www-form-urlencoded"
 REQUIRED = ("MerchantID", "MerchantTradeNo", "RtnCode", "RtnMsg", "TradeNo", "TradeAmt")
@@ -257,3 +257,44 @@ class Forger:
             ["ecpay20230312153023", target.merchant_trade_no[:-1], "A" * 21, "", target.transaction_id]
         )
         return f"MerchantTradeNo {mtn!r}", _encode(sign(self._fields(target, MerchantTradeNo=mtn))), FORM
+
+
+# PeriodReturnURL's names for the ReturnURL fields the categories above forge.
+_PERIOD_NAMES = {"TradeAmt": "Amount", "TradeNo": "Gwsr", "PaymentDate": "ProcessDate"}
+PERIOD_REQUIRED = ("MerchantID", "MerchantTradeNo", "RtnCode", "RtnMsg", "Amount", "TotalSuccessTimes")
+
+
+class PeriodForger(Forger):
+    """Forgeries of PeriodReturnURL bodies (charge #2 of paid recurring deposits), same categories.
+
+    Every forgery is made from a notification that would be credited if it were not forged.
+    """
+
+    def _fields(self, target: Target, **changes: str) -> dict[str, str]:
+        fields = period_fields(
+            target.merchant_trade_no,
+            target.amount,
+            2,
+            rtn_msg=self.rng.choice(["交易成功", "paid", "Succeeded"]),
+        )
+        fields.update({_PERIOD_NAMES.get(name, name): value for name, value in changes.items()})
+        return fields
+
+    def missing_field(self, target: Target) -> tuple[str, bytes, str]:
+        """A required PeriodReturnURL field (or the MAC) left out; the rest correctly signed."""
+        name = self.rng.choice([*PERIOD_REQUIRED, "CheckMacValue"])
+        fields = self._fields(target)
+        fields.pop(name, None)
+        signed = sign(fields)
+        if name == "CheckMacValue":
+            del signed["CheckMacValue"]
+        return f"{name} missing", _encode(signed), FORM
+
+    def duplicated_field(self, target: Target) -> tuple[str, bytes, str]:
+        """A field sent twice (the same value, or a second one after the signed one)."""
+        signed = sign(self._fields(target))
+        name = self.rng.choice(["Amount", "RtnCode", "TotalSuccessTimes", "CheckMacValue", "MerchantID"])
+        pairs = list(signed.items())
+        second = signed[name] if self.rng.random() < 0.5 else self.rng.choice(["1", "999999", "x"])
+        pairs.insert(self.rng.randrange(len(pairs) + 1), (name, second))
+        return f"{name} twice", _encode(pairs), FORM

@@ -98,6 +98,9 @@ def check_resigned(body: bytes, info: bool) -> None:
         fields = parse_form_body(body)
     except NotificationError:
         return
+    # The two names set here replace any case twin (a "MercHantID" next to "MerchantID" is a duplicate
+    # field: no CheckMacValue is agreed for such a set, and the parser refuses it).
+    fields = {k: v for k, v in fields.items() if k.lower() not in ("merchantid", "checkmacvalue")}
     fields["MerchantID"] = CREDENTIALS.merchant_id
     fields["CheckMacValue"] = check_mac_value(fields, CREDENTIALS.hash_key, CREDENTIALS.hash_iv)
     if fields["CheckMacValue"] != reference_mac(fields, CREDENTIALS.hash_key, CREDENTIALS.hash_iv):

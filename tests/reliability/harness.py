@@ -257,6 +257,17 @@ class Api:
         assert reply.status == 200, reply.text
         return dict(reply.json())
 
+    def create_plan(self, user_id: str, amount: int, exec_times: int = 12) -> str:
+        """A new pending recurring (monthly, card) deposit's id."""
+        plan = {"period_type": "M", "frequency": 1, "exec_times": exec_times}
+        reply = self.create_transaction(user_id, "deposit", amount, payment_method="Credit", recurring=plan)
+        assert reply.status == 201, reply.text
+        return str(reply.json()["transaction_id"])
+
+    def notify_period(self, user_id: str, transaction_id: str, fields: Mapping[str, str] | bytes) -> Reply:
+        """POST a PeriodReturnURL body to the callback route, as ECPay's servers do."""
+        return self.form(f"/users/{user_id}/transactions/{transaction_id}/periodReturn", fields)
+
     def notify(self, user_id: str, transaction_id: str, fields: Mapping[str, str] | bytes) -> Reply:
         """POST a ReturnURL body to the callback route, as ECPay's servers do."""
         return self.form(f"/users/{user_id}/transactions/{transaction_id}/return", fields)
@@ -324,6 +335,43 @@ def sign(
     signed = {k: v for k, v in fields.items() if k != "CheckMacValue"}
     signed["CheckMacValue"] = check_mac_value(signed, credentials.hash_key, credentials.hash_iv, encrypt_type)
     return signed
+
+
+def period_fields(
+    merchant_trade_no: str,
+    amount: int,
+    successes: int,
+    *,
+    rtn_code: str = "1",
+    rtn_msg: str = "交易成功",
+    merchant_id: str = STAGE.merchant_id,
+) -> dict[str, str]:
+    """The unsigned fields of a PeriodReturnURL notification (§5.5): charge ``successes`` of a plan."""
+    return {
+        "MerchantID": merchant_id,
+        "MerchantTradeNo": merchant_trade_no,
+        "StoreID": "",
+        "RtnCode": rtn_code,
+        "RtnMsg": rtn_msg,
+        "PeriodType": "M",
+        "Frequency": "1",
+        "ExecTimes": "12",
+        "Amount": str(amount),
+        "Gwsr": str(10_000_000 + successes) if rtn_code == "1" else "",
+        "ProcessDate": ecpay_time(),
+        "AuthCode": "777777" if rtn_code == "1" else "",
+        "FirstAuthAmount": str(amount),
+        "TotalSuccessTimes": str(successes),
+        "CustomField1": "",
+        "CustomField2": "",
+        "CustomField3": "",
+        "CustomField4": "",
+    }
+
+
+def period_notification(merchant_trade_no: str, amount: int, successes: int, **kwargs: Any) -> dict[str, str]:
+    """A signed PeriodReturnURL notification."""
+    return sign(period_fields(merchant_trade_no, amount, successes, **kwargs))
 
 
 def paid_notification(merchant_trade_no: str, amount: int, **kwargs: Any) -> dict[str, str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -32,3 +33,18 @@ def test_bench_rejects_an_unknown_section() -> None:
         check=False,
     )
     assert done.returncode == 2 and "unknown sections" in done.stderr
+
+
+def test_bench_seed_without_mariadb_says_why_it_left_the_comparison_out() -> None:
+    env = {name: value for name, value in os.environ.items() if name != "TEST_MYSQL_URL"}
+    done = subprocess.run(
+        [sys.executable, "-m", "bench", "--quick", "--only", "seed"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=REPO,
+        env=env,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "seed: left out: no MariaDB (TEST_MYSQL_URL is not set" in done.stdout

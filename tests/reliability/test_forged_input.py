@@ -18,7 +18,7 @@ from sqlalchemy import create_engine, func, select
 from ecpay_lambda.store import sql_schema
 
 from .conftest import ServerFactory, audit
-from .forgery import Forger, Forgery, Target
+from .forgery import Forger, Forgery, PeriodForger, Target
 from .harness import OK, Api, paid_notification, run_parallel, size
 
 CLIENTS = 32
@@ -119,3 +119,43 @@ def test_forged_notifications_change_nothing(sqlite_store_url: str, server_facto
             "(design §2: every request that reaches a callback route is recorded); "
             f"answers by category: {sorted(by_answer.items())}"
         )
+
+
+def test_forged_period_notifications_change_nothing(
+    sqlite_store_url: str, server_factory: ServerFactory
+) -> None:
+    """The same categories against PeriodReturnURL: charge #2 of paid recurring deposits."""
+    count = size(260, 2_600)
+    seed = random.randrange(1 << 30)
+    server = server_factory(sqlite_store_url, quiet=True)
+    api = server.api(server.env["API_TOKEN"])
+    user_id = api.create_user()
+    targets = []
+    for amount in (300, 1_200):
+        transaction_id = api.create_plan(user_id, amount)
+        mtn = api.checkout(user_id, transaction_id)["MerchantTradeNo"]
+        assert api.notify(user_id, transaction_id, paid_notification(mtn, amount)).body == OK
+        targets.append(Target(user_id, transaction_id, mtn, amount))
+    watched = [t.transaction_id for t in targets]
+    before = _snapshot(api, user_id, watched)
+    first_new_seq = _max_seq(sqlite_store_url)
+
+    forgeries = PeriodForger(targets, seed).make(count)
+
+    def send(forgery: Forgery) -> tuple[int, bytes]:
+        path = f"/users/{forgery.user_id}/transactions/{forgery.transaction_id}/periodReturn"
+        reply = api.form(path, forgery.body, forgery.content_type)
+        return reply.status, reply.body
+
+    answers = run_parallel([functools.partial(send, f) for f in forgeries], workers=CLIENTS, deadline_s=900)
+    accepted = [(f.category, f.detail, a) for f, a in zip(forgeries, answers, strict=True) if a[1] == OK]
+    assert not accepted, f"seed {seed}: forgeries answered 1|OK: {accepted[:10]}"
+    assert all(a[1].startswith(b"0|") and a[0] < 500 for a in answers), f"seed {seed}"
+    after = _snapshot(api, user_id, watched)
+    assert after == before, f"seed {seed}: state changed"
+    assert all(api.transaction(user_id, t)["recurring"]["charges_done"] == 1 for t in watched)
+    report = audit(sqlite_store_url)
+    assert report.clean, report.mismatches
+    rows = _notification_rows(sqlite_store_url, first_new_seq)
+    outcomes = Counter(outcome.split(":", 1)[0] for _, outcome, _ in rows)
+    assert outcomes == Counter({"rejected": len(forgeries)}), f"seed {seed}: {outcomes}"

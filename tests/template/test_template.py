@@ -49,12 +49,15 @@ MORE_ROUTES = [
     ("POST", "/users/{userId}/transactions/{transactionId}/clientReturn"),
     ("POST", "/users/{userId}/transactions/{transactionId}/refund"),
     ("POST", "/users/{userId}/transactions/{transactionId}/sync"),
+    # Recurring top-ups (issue 14): charges #2..n, and the plan's cancel / ReAuth.
+    ("POST", "/users/{userId}/transactions/{transactionId}/periodReturn"),
+    ("POST", "/users/{userId}/transactions/{transactionId}/recurring"),
     ("GET", "/openapi.json"),
     ("GET", "/docs"),
     ("GET", "/healthz"),
 ]
 PUBLIC = {"/openapi.json", "/docs", "/healthz"}
-CALLBACKS = {"return", "paymentInfo", "clientReturn"}
+CALLBACKS = {"return", "paymentInfo", "periodReturn", "clientReturn"}
 
 
 @cache
@@ -143,7 +146,7 @@ def test_callbacks_go_to_the_lean_function_and_management_to_the_resolver() -> N
         for operation in ops.values():
             handler = transformed()["Resources"][integrated_function(operation)]["Properties"]["Handler"]
             if path.rsplit("/", 1)[-1] in CALLBACKS:
-                assert handler == "ecpay_lambda.api.callbacks.handler", path
+                assert handler == "ecpay_lambda.api.ecpay_callbacks.handler", path
             else:
                 assert handler == "ecpay_lambda.api.handlers.handler", path
 
@@ -216,7 +219,7 @@ def test_the_package_ships_what_the_handlers_import() -> None:
     assert {"aws-lambda-powertools", "pydantic"} <= requirements
     code = (
         "import json, sys, importlib.metadata as md\n"
-        "import ecpay_lambda.api.handlers, ecpay_lambda.api.callbacks, ecpay_lambda.api.scheduled\n"
+        "import ecpay_lambda.api.handlers, ecpay_lambda.api.ecpay_callbacks, ecpay_lambda.api.scheduled\n"
         "import ecpay_lambda.store.dynamodb\n"
         "dists = md.packages_distributions()\n"
         "top = {m.split('.')[0] for m in sys.modules}\n"
@@ -296,7 +299,8 @@ def test_functions_that_serve_ecpay_have_its_secret() -> None:
         env = props.get("Environment", {}).get("Variables", {})
         paths = [e["Properties"].get("Path", "") for e in props.get("Events", {}).values()]
         talks_to_ecpay = name == "ReconcileFunction" or any(
-            p.rsplit("/", 1)[-1] in {"return", "paymentInfo", "requestPayment", "refund", "sync"}
+            p.rsplit("/", 1)[-1]
+            in {"return", "paymentInfo", "periodReturn", "requestPayment", "refund", "sync", "recurring"}
             for p in paths
         )
         assert ("ECPAY_SECRET_ARN" in env) == talks_to_ecpay, name

@@ -1,13 +1,15 @@
 """The management API's Powertools resolver: routes, validation, OpenAPI (/openapi.json, /docs), errors.
 
 Every error leaves as ``{"error": {"code", "message"}}`` with its status, mapped here once.
+Powertools' OpenAPI models are imported only when /openapi.json or /docs is served (see api/handlers.py).
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, CORSConfig, Response, content_types
@@ -16,7 +18,6 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import (
     RequestUnsupportedContentType,
     RequestValidationError,
 )
-from aws_lambda_powertools.event_handler.openapi.models import HTTPBearer, SecurityScheme, Server
 
 from .. import __version__
 from ..config import load_settings
@@ -28,6 +29,9 @@ from .events import error_body, stage_prefix
 from .logs import SERVICE
 from .routes import events, meta, payments, transactions, users
 from .routes.common import ApiError
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.event_handler.openapi.models import SecurityScheme, Server
 
 logger = Logger(service=SERVICE, child=True)
 
@@ -45,13 +49,6 @@ _AUTH_SENTENCE: dict[AuthScheme, str] = {
     "token": "its management routes require the API token (`bearerAuth`).",
     "jwt": "its management routes require a JWT from the configured issuer (`bearerAuth`).",
     "none": "a local server without `API_TOKEN`, so no route requires credentials.",
-}
-SECURITY_SCHEMES: dict[AuthScheme, dict[str, SecurityScheme]] = {
-    "token": {
-        "bearerAuth": HTTPBearer(description="the API token (Secrets Manager on AWS, API_TOKEN locally)")
-    },
-    "jwt": {"bearerAuth": HTTPBearer(bearerFormat="JWT", description="a JWT from the configured issuer")},
-    "none": {},
 }
 PUBLIC_PATHS = frozenset({"/openapi.json", "/docs", "/healthz"})
 
@@ -84,13 +81,21 @@ def _details(errors: Sequence[Any]) -> list[dict[str, Any]]:
     return out
 
 
-def _openapi_kwargs(servers: list[Server] | None = None, auth: AuthScheme = "token") -> dict[str, Any]:
+def _security_schemes(auth: AuthScheme) -> dict[str, SecurityScheme]:
+    from aws_lambda_powertools.event_handler.openapi.models import HTTPBearer  # noqa: PLC0415
+
     # Routes declare bearerAuth; the scheme must exist even where the document then drops it ("none").
+    if auth == "jwt":
+        return {"bearerAuth": HTTPBearer(bearerFormat="JWT", description="a JWT from the configured issuer")}
+    return {"bearerAuth": HTTPBearer(description="the API token (Secrets Manager on AWS, API_TOKEN locally)")}
+
+
+def _openapi_kwargs(servers: list[Server], auth: AuthScheme) -> dict[str, Any]:
     return {
         "title": TITLE,
         "version": __version__,
         "description": DESCRIPTION + _AUTH_SENTENCE[auth],
-        "security_schemes": SECURITY_SCHEMES[auth] or SECURITY_SCHEMES["token"],
+        "security_schemes": _security_schemes(auth),
         "servers": servers,
     }
 
@@ -101,6 +106,8 @@ def openapi_document(app: APIGatewayHttpResolver, server_url: str = "/", auth: A
     With ``auth="none"`` (local mode without a token) no operation lists a security requirement, so
     clients and fuzzers do not send, or expect to need, an ``Authorization`` header.
     """
+    from aws_lambda_powertools.event_handler.openapi.models import Server  # noqa: PLC0415
+
     document = app.get_openapi_json_schema(**_openapi_kwargs([Server(url=server_url)], auth))
     if auth != "none":
         return document
@@ -127,18 +134,22 @@ def create_app(cors_origins: Sequence[str] = ()) -> APIGatewayHttpResolver:
     app = APIGatewayHttpResolver(enable_validation=True, cors=cors)
     for module in (users, transactions, payments, events, meta):
         app.include_router(module.router)
-    app.enable_swagger(path="/docs", **_openapi_kwargs())
+
+    def served_document() -> str:
+        # Servers: this stage's base path; security: the auth mode in force.
+        return openapi_document(
+            app, stage_prefix(app.current_event.raw_event) or "/", auth_scheme(load_settings())
+        )
 
     @app.get("/openapi.json", include_in_schema=False)
     def openapi_json() -> Response[Any]:
-        """The OpenAPI 3 document (servers: this stage's base path)."""
-        return Response(
-            status_code=200,
-            content_type=content_types.APPLICATION_JSON,
-            body=openapi_document(
-                app, stage_prefix(app.current_event.raw_event) or "/", auth_scheme(load_settings())
-            ),
-        )
+        """The OpenAPI 3 document."""
+        return Response(status_code=200, content_type=content_types.APPLICATION_JSON, body=served_document())
+
+    @app.get("/docs", include_in_schema=False)
+    def docs() -> Response[Any]:
+        """Swagger UI on the same document, its script and style inline (Powertools' copies)."""
+        return Response(status_code=200, content_type="text/html", body=swagger_page(served_document()))
 
     # Registered without decorator syntax: Powertools' decorators are unannotated (mypy --strict).
     app.exception_handler(RequestUnsupportedContentType)(_unsupported_content_type)
@@ -148,6 +159,22 @@ def create_app(cors_origins: Sequence[str] = ()) -> APIGatewayHttpResolver:
     app.exception_handler(Exception)(_fault)
     app.not_found(_route_not_found)
     return app
+
+
+def swagger_page(document: str) -> str:
+    """A Swagger UI page showing ``document`` (OpenAPI JSON), with no request to any other host.
+
+    Built here rather than by ``enable_swagger()``, which imports the OpenAPI models when the resolver
+    is built: only a request for /docs pays for them.
+    """
+    from aws_lambda_powertools.event_handler.openapi import swagger_ui  # noqa: PLC0415
+    from aws_lambda_powertools.event_handler.openapi.swagger_ui import generate_swagger_html  # noqa: PLC0415
+
+    assets = Path(swagger_ui.__file__).parent
+    script = (assets / "swagger-ui-bundle.min.js").read_text(encoding="utf-8")
+    style = (assets / "swagger-ui.min.css").read_text(encoding="utf-8")
+    # "</" escaped: the document sits inside a <script> element.
+    return generate_swagger_html(document.replace("</", "<\\/"), script, style, "", None)
 
 
 def _unsupported_content_type(exc: RequestUnsupportedContentType) -> Response[Any]:

@@ -1,11 +1,9 @@
 """Composition root: settings -> store adapter -> ECPay client -> wallet, once per cold start.
 
-Lean on purpose (no pydantic, no Powertools event handler, no SQLAlchemy at import): the ECPay
-notification function builds its :class:`CallbackHandler` here too. That function's cold start is
-budgeted, so this module does not import ``wallet.service`` (the use cases, with checkout,
-reconciliation, audit and idempotency) until a WalletService is asked for, and ``open_store`` imports
-only the adapter the URL names. The callback handler and the service share one store and one ECPay
-client.
+Lean (the cold-start rule, docs/performance.md): the ECPay notification function builds its
+:class:`CallbackHandler` here too, so this module does not import ``wallet.service`` (the use cases)
+until a WalletService is asked for, and ``open_store`` imports only the adapter the URL names. The
+callback handler and the service share one store and one ECPay client.
 """
 
 from __future__ import annotations
@@ -22,7 +20,7 @@ from ..ecpay.credentials import MerchantCredentials
 from ..ecpay.environments import Endpoints
 from ..ecpay.errors import TransportError
 from ..ecpay.transport import HttpResponse, Transport, UrllibTransport
-from ..wallet.callbacks import CallbackHandler, EcpayConfig
+from ..wallet.notifications import CallbackHandler, EcpayConfig
 from ..wallet.port import WalletStore
 
 if TYPE_CHECKING:
@@ -94,7 +92,7 @@ def build_service(
     clock: Callable[[], datetime] | None = None,
 ) -> WalletService:
     """Wire a WalletService from ``settings`` (``transport``, ``store`` and ``clock``: tests, the sandbox)."""
-    # Deferred: the notification function never needs the use cases (cold start budget).
+    # Deferred: the notification function never needs the use cases.
     from ..wallet.service import WalletService  # noqa: PLC0415
 
     return WalletService(

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..config import ConfigError
+from ..wallet import errors
 from ..wallet.errors import WalletError
 
 
@@ -15,6 +16,30 @@ class HttpError:
     status: int
     code: str
     message: str
+
+
+# The HTTP status of each domain error, found along the error's class hierarchy: a subclass without
+# an entry answers as its parent (AmountOutOfRange as InvalidRequest), and WalletError's is the default.
+STATUS_OF: dict[type[WalletError], int] = {
+    WalletError: 400,
+    errors.InvalidRequest: 400,
+    errors.NotFound: 404,
+    errors.UserClosed: 409,
+    errors.InsufficientBalance: 409,
+    errors.InvalidState: 409,
+    errors.UserNotEmpty: 409,
+    errors.DepositPayable: 409,
+    errors.RefundNotPossible: 409,
+    errors.Conflict: 409,
+    errors.PeriodActionRefused: 409,
+    errors.IdempotencyMismatch: 422,
+    errors.PaymentGatewayError: 502,
+}
+
+
+def wallet_status(exc: WalletError) -> int:
+    """The HTTP status a domain error is answered with."""
+    return next(STATUS_OF[cls] for cls in type(exc).__mro__ if cls in STATUS_OF)
 
 
 INTERNAL = HttpError(500, "internal_error", "internal error")
@@ -97,8 +122,7 @@ def is_store_outage(exc: BaseException) -> bool:
 def to_http_error(exc: BaseException) -> HttpError:
     """Map a domain error to its 4xx (or 502); a store outage to 503; anything else is a fault."""
     if isinstance(exc, WalletError):
-        status = exc.status if 400 <= exc.status <= 599 else 400
-        return HttpError(status, exc.code, exc.message)
+        return HttpError(wallet_status(exc), exc.code, exc.message)
     if isinstance(exc, ConfigError):
         return MISCONFIGURED
     if is_store_outage(exc):

@@ -1,7 +1,7 @@
 """A small structured JSON logger for the lean entry points (ECPay callbacks, the schedule).
 
-The management API uses Powertools' Logger; importing it costs the notification function about a
-quarter of a bare ``import boto3``, over its cold-start budget, so the lean functions write the
+The management API uses Powertools' Logger; importing it costs about a quarter of a bare ``import
+boto3`` (the cold-start rule, docs/performance.md), so the lean functions write the
 same shape of line (``level``, ``message``, ``service``, ``correlation_id``, ``cold_start``...) with the
 standard library.
 """

@@ -3,9 +3,8 @@
 Lambda sends stdout to CloudWatch Logs, which turns each EMF line into metric data points: no API
 call, no extra permission, no latency on the ``1|OK`` path. The lines are exactly what Powertools'
 ``Metrics`` prints (``tests/unit/api/test_metrics.py`` compares the two), but importing Powertools
-Metrics would cost the notification function about 0.28x of a bare ``import boto3`` (measured with
-bench/cold_start.py's probes, interleaved: first notification 1.14x without it, 1.42x with it; this
-module's own import is under 1 ms) against a budget of 1.15x, so every entry point uses this module.
+Metrics would cost the notification function about 0.28x of a bare ``import boto3`` (the cold-start
+rule, docs/performance.md), so every entry point uses this module.
 
 Metric names (namespace ``POWERTOOLS_METRICS_NAMESPACE``, default ``EcpayWallet``; every metric has
 the ``service`` dimension, the stack name on AWS; the ones that carry a reason are published under

@@ -34,6 +34,7 @@ from ..wallet.models import (
     User,
     UserStatus,
 )
+from ..wallet.recurring import plan_view
 from ..wallet.service import MAX_AMOUNT, TransactionDetail
 
 # The string form of an amount: 1 to MAX_AMOUNT in digits, no sign, no leading zero.
@@ -110,7 +111,14 @@ Email = Annotated[
 ]
 
 
-class ErrorDetail(BaseModel):
+class _Model(BaseModel):
+    """Every body's base: its validator and serializer are built when first used, not at import (a
+    function builds only the models of the routes it serves; the cold-start rule, docs/performance.md)."""
+
+    model_config = ConfigDict(defer_build=True)
+
+
+class ErrorDetail(_Model):
     """The inside of every error answer."""
 
     code: str = Field(examples=["insufficient_balance"])
@@ -122,13 +130,13 @@ class ErrorDetail(BaseModel):
     )
 
 
-class ErrorResponse(BaseModel):
+class ErrorResponse(_Model):
     """Every 4xx/5xx answer of the management API."""
 
     error: ErrorDetail
 
 
-class UserCreate(BaseModel):
+class UserCreate(_Model):
     """POST /users."""
 
     model_config = ConfigDict(extra="ignore")
@@ -140,7 +148,7 @@ class UserCreate(BaseModel):
 _SETTING = Annotated[str | None, Field(max_length=200)]
 
 
-class InvoiceSettingsIn(BaseModel):
+class InvoiceSettingsIn(_Model):
     """A buyer's e-invoice settings (PUT /users/{userId}/invoice-settings, or a deposit's ``invoice``).
 
     Each rule ECPay applies is checked by the wallet, which answers 400 with ``invoice_<rule>`` and a
@@ -169,7 +177,7 @@ class InvoiceSettingsIn(BaseModel):
         return {k: v for k, v in self.model_dump().items() if v is not None}
 
 
-class InvoiceSettingsOut(BaseModel):
+class InvoiceSettingsOut(_Model):
     """The stored buyer settings (``kind`` always set)."""
 
     kind: str
@@ -181,7 +189,7 @@ class InvoiceSettingsOut(BaseModel):
     address: str | None = None
 
 
-class InvoiceAllowanceOut(BaseModel):
+class InvoiceAllowanceOut(_Model):
     """One allowance (折讓) against the invoice."""
 
     allowance_no: str
@@ -189,7 +197,7 @@ class InvoiceAllowanceOut(BaseModel):
     date: datetime | None
 
 
-class InvoiceOut(BaseModel):
+class InvoiceOut(_Model):
     """A deposit's B2C e-invoice."""
 
     number: str | None = Field(description="ECPay's InvoiceNo: two letters and 8 digits, once issued")
@@ -205,7 +213,7 @@ class InvoiceOut(BaseModel):
     next_attempt_at: datetime | None = None
 
 
-class UserOut(BaseModel):
+class UserOut(_Model):
     """A user as the API shows it."""
 
     user_id: str
@@ -232,7 +240,7 @@ class UserOut(BaseModel):
         )
 
 
-class UserList(BaseModel):
+class UserList(_Model):
     """GET /users: one page, the seed's ``{users, total}`` plus paging details."""
 
     model_config = ConfigDict(populate_by_name=True)
@@ -244,7 +252,74 @@ class UserList(BaseModel):
     next_cursor: str | None = None
 
 
-class TransactionCreate(BaseModel):
+def _whole(value: object) -> object:
+    # JSON Schema counts 12.0 as an integer: a float with no fraction is one; booleans and strings are not.
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise ValueError("must be a whole number")
+    return value
+
+
+WholeNumber = Annotated[int, BeforeValidator(_whole)]
+
+
+class RecurringPlanIn(_Model):
+    """A recurring top-up's schedule (the ranges are checked by the wallet: 400 invalid_recurring_plan)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    # The bounds are documented here and checked by the wallet, so that every refusal is the same
+    # 400 invalid_recurring_plan (the limits depend on period_type: protocol page §13.3).
+    period_type: str = Field(
+        description="D (day), M (month) or Y (year)",
+        examples=["M"],
+        json_schema_extra={"enum": ["D", "M", "Y"]},
+    )
+    frequency: WholeNumber = Field(
+        description="charge every this many periods: D 1-365, M 1-12, Y 1",
+        examples=[1],
+        json_schema_extra={"minimum": 1, "maximum": 365},
+    )
+    exec_times: WholeNumber = Field(
+        description="charges in all, the first included: D and M 2-999, Y 2-99",
+        examples=[12],
+        json_schema_extra={"minimum": 2, "maximum": 999},
+    )
+
+
+class FailedChargeOut(_Model):
+    """A declined charge of a recurring plan."""
+
+    period: int
+    rtn_code: str
+    rtn_msg: str
+    at: datetime
+
+
+class RecurringPlanOut(_Model):
+    """A recurring deposit's plan: its state and charges (each later charge is a deposit of its own)."""
+
+    period_type: str
+    frequency: int
+    exec_times: int
+    state: Literal["active", "cancelled", "finished"]
+    charges_done: int
+    charges_planned: int
+    charge_transaction_ids: list[str] = Field(description="the deposits of charges #2..n, in order")
+    failed_charges: list[FailedChargeOut]
+    cancelled_at: datetime | None = None
+
+
+class RecurringAction(_Model):
+    """POST .../recurring: cancel the plan (its owner or an operator) or ask ECPay to ReAuth (operators)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    action: Literal["cancel", "reauth"]
+
+
+class TransactionCreate(_Model):
     """POST /users/{userId}/transactions (refunds have their own route)."""
 
     model_config = ConfigDict(extra="ignore")
@@ -254,6 +329,14 @@ class TransactionCreate(BaseModel):
     # The seed's front end sends status "pending"; the server decides every status.
     status: Literal[TransactionStatus.PENDING] | None = None
     payment_method: PaymentMethod | None = None
+    recurring: RecurringPlanIn | None = Field(
+        default=None,
+        description=(
+            "Deposits paid by card only: an ECPay periodic (定期定額) order charging `amount` every "
+            "`frequency` days (D), months (M) or years (Y), `exec_times` times in all. ECPay's limits: "
+            "D frequency 1-365, exec_times 2-999; M 1-12, 2-999; Y 1, 2-99 (else 400 invalid_recurring_plan)."
+        ),
+    )
     invoice: InvoiceSettingsIn | None = Field(
         default=None, description="deposits: this deposit's e-invoice buyer settings over the user's"
     )
@@ -271,7 +354,7 @@ _DISAGREEING_UPDATE: JsonDict = {
 }
 
 
-class WithdrawUpdate(BaseModel):
+class WithdrawUpdate(_Model):
     """PATCH /users/{userId}/transactions/{transactionId}: complete (default, as the seed) or cancel."""
 
     model_config = ConfigDict(extra="ignore", json_schema_extra={"not": _DISAGREEING_UPDATE})
@@ -280,7 +363,7 @@ class WithdrawUpdate(BaseModel):
     status: Literal[TransactionStatus.COMPLETED, TransactionStatus.CANCELLED] | None = None
 
 
-class RefundRequest(BaseModel):
+class RefundRequest(_Model):
     """POST .../refund: the whole remaining amount unless ``amount`` is given."""
 
     model_config = ConfigDict(extra="ignore")
@@ -288,7 +371,7 @@ class RefundRequest(BaseModel):
     amount: Amount | None = None
 
 
-class CheckoutRequest(BaseModel):
+class CheckoutRequest(_Model):
     """Optional JSON/form body of POST .../requestPayment."""
 
     model_config = ConfigDict(extra="ignore")
@@ -296,14 +379,14 @@ class CheckoutRequest(BaseModel):
     payment_method: PaymentMethod | None = None
 
 
-class CheckoutFormOut(BaseModel):
+class CheckoutFormOut(_Model):
     """requestPayment when the client asks for JSON: the form to POST to ECPay."""
 
     action: str
     fields: dict[str, str]
 
 
-class AttemptOut(BaseModel):
+class AttemptOut(_Model):
     """One ECPay checkout attempt of a deposit (every MerchantTradeNo it ever had)."""
 
     merchant_trade_no: str
@@ -328,7 +411,7 @@ class AttemptOut(BaseModel):
         )
 
 
-class TransactionOut(BaseModel):
+class TransactionOut(_Model):
     """A transaction as the API shows it."""
 
     transaction_id: str
@@ -351,6 +434,9 @@ class TransactionOut(BaseModel):
         description="Deposits: every ECPay checkout attempt, oldest first; any live one can still be paid.",
     )
     paid_at: datetime | None = None
+    recurring: RecurringPlanOut | None = Field(
+        default=None, description="A recurring deposit's plan (charges #2..n are deposits of their own)"
+    )
     invoice: InvoiceOut | None = Field(default=None, description="deposits made while invoicing is on")
 
     @classmethod
@@ -374,11 +460,12 @@ class TransactionOut(BaseModel):
             updated_at=tx.updated_at,
             attempts=[AttemptOut.of(a) for a in attempts_of(tx)],
             paid_at=tx.paid_at,
+            recurring=None if tx.plan is None else RecurringPlanOut.model_validate(plan_view(tx)),
             invoice=None if tx.invoice is None else InvoiceOut.model_validate(public_invoice(tx.invoice)),
         )
 
 
-class TransactionList(BaseModel):
+class TransactionList(_Model):
     """GET /users/{userId}/transactions: the seed's ``{transactions, total}`` plus paging details."""
 
     model_config = ConfigDict(populate_by_name=True)
@@ -390,7 +477,7 @@ class TransactionList(BaseModel):
     next_cursor: str | None = None
 
 
-class LedgerEntryOut(BaseModel):
+class LedgerEntryOut(_Model):
     """One ledger entry."""
 
     entry_id: str
@@ -411,7 +498,7 @@ class LedgerEntryOut(BaseModel):
         )
 
 
-class NotificationOut(BaseModel):
+class NotificationOut(_Model):
     """One recorded ECPay notification (its raw body stays in the store)."""
 
     notification_id: str
@@ -448,7 +535,7 @@ class TransactionDetailOut(TransactionOut):
         )
 
 
-class WalletEventOut(BaseModel):
+class WalletEventOut(_Model):
     """One wallet event (docs/events.md; the JSON Schema docs/wallet-event.schema.json)."""
 
     name: str = Field(description="e.g. deposit.paid, withdrawal.requested, refund.completed")
@@ -464,14 +551,14 @@ class WalletEventOut(BaseModel):
     occurred_at: str
 
 
-class EventList(BaseModel):
+class EventList(_Model):
     """GET /events: local mode's outbox, oldest first (the last ``limit``)."""
 
     events: list[WalletEventOut]
     total: int
 
 
-class Health(BaseModel):
+class Health(_Model):
     """GET /healthz."""
 
     status: Literal["ok", "degraded"]

@@ -232,6 +232,7 @@ def _diagnose(
 def run(args: argparse.Namespace) -> int:
     """Compute (or with ``--verify`` check) a CheckMacValue; 0 ok, 1 mismatch, 2 usage error."""
     from ecpay_lambda.ecpay.checkmac import MD5, SHA256, explain_check_mac_value  # noqa: PLC0415
+    from ecpay_lambda.ecpay.errors import EcpayValidationError  # noqa: PLC0415
 
     out, err = sys.stdout, sys.stderr
     try:
@@ -243,7 +244,11 @@ def run(args: argparse.Namespace) -> int:
     encrypt_type = MD5 if args.md5 else SHA256
     algorithm = "MD5" if args.md5 else "SHA256"
     signed = {k: v for k, v in params.items() if k != "CheckMacValue"}
-    steps = explain_check_mac_value(signed, hash_key, hash_iv, encrypt_type)
+    try:
+        steps = explain_check_mac_value(signed, hash_key, hash_iv, encrypt_type)
+    except EcpayValidationError as error:  # two names differing only by case
+        err.write(f"checkmac: {error}\n")
+        return EXIT_USAGE
     if args.explain:
         if is_default:
             out.write("using ECPay's public stage test merchant keys (3002607)\n")

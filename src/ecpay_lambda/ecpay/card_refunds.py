@@ -8,8 +8,7 @@ Redeem (bonus point) trades are refunded in full only. CreditDetail/QueryTrade/V
 ``EcpayClient.query_credit_trade``) tells the state; everything here is pure.
 """
 
-# Annotations are evaluated, not postponed (no ``from __future__ import annotations``): typing.NamedTuple
-# would otherwise compile each field's string annotation at import (cold start, see ``records``).
+# Annotations evaluated, not postponed: the cold-start rule (docs/performance.md).
 
 import re
 from collections.abc import Mapping

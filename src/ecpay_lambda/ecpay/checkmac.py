@@ -1,12 +1,14 @@
 """ECPay CheckMacValue: sign and verify parameter sets exactly as ECPay's servers do."""
 
-# Annotations are evaluated, not postponed (no ``from __future__ import annotations``): typing.NamedTuple
-# would otherwise compile each field's string annotation at import (cold start, see ``records``).
+# Annotations evaluated, not postponed: the cold-start rule (docs/performance.md).
 
 import hashlib
 import hmac
 from collections.abc import Mapping
+from itertools import pairwise
 from typing import NamedTuple
+
+from .errors import EcpayValidationError
 
 # The .NET HttpUtility.UrlEncode safe set, which is what ECPay's servers use; note that "~" is NOT
 # safe (Python's quote_plus leaves it alone, which is the official Python SDK's bug).
@@ -25,11 +27,7 @@ def ecpay_urlencode(text: str) -> str:
 
 
 class CheckMacSteps(NamedTuple):
-    """The intermediate strings of one CheckMacValue computation (for the ``checkmac --explain`` tool).
-
-    A NamedTuple, not a dataclass: this module is on the notification Lambda's import path (see
-    ``records``).
-    """
+    """The intermediate strings of one CheckMacValue computation (for the ``checkmac --explain`` tool)."""
 
     sorted_pairs: str
     wrapped: str
@@ -40,12 +38,24 @@ class CheckMacSteps(NamedTuple):
 def explain_check_mac_value(
     params: Mapping[str, object], hash_key: str, hash_iv: str, encrypt_type: int = SHA256
 ) -> CheckMacSteps:
-    """Compute a CheckMacValue and return every intermediate step."""
+    """Compute a CheckMacValue and return every intermediate step.
+
+    Raises :class:`EcpayValidationError` when two names differ only by case (``E`` and ``e``): ECPay
+    sorts names case-insensitively, and its SDKs then disagree about such a pair (PHP and Python keep
+    the insertion order, .NET puts lower case first, Java's TreeSet drops one), so no CheckMacValue of
+    that set is agreed. No ECPay field name collides so; refusing keeps the value a function of the
+    set alone, whatever the order it was built in.
+    """
     if encrypt_type not in (SHA256, MD5):
         raise ValueError("encrypt_type must be 1 (SHA256) or 0 (MD5)")
     items = [(k, "" if v is None else str(v)) for k, v in params.items() if k != "CheckMacValue"]
-    # Stable sort on the ASCII-lower-cased name: PHP strcasecmp / Python SDK order.
+    # Sort on the lower-cased name: PHP strcasecmp / Python SDK order (protocol notes §3.3).
     items.sort(key=lambda kv: kv[0].lower())
+    for (before, _), (after, _) in pairwise(items):
+        if before.lower() == after.lower():
+            raise EcpayValidationError(
+                after, f"differs from field {before!r} only by case: ECPay's order of the two is undefined"
+            )
     joined = "&".join(f"{k}={v}" for k, v in items)
     wrapped = f"HashKey={hash_key}&{joined}&HashIV={hash_iv}"
     encoded = ecpay_urlencode(wrapped)
@@ -67,10 +77,14 @@ def verify_check_mac_value(
     """True when ``params['CheckMacValue']`` matches, compared in constant time.
 
     The algorithm is the caller's choice, never the message's: a 32-character (MD5-length) value
-    never makes an SHA256 verification fall back to MD5.
+    never makes an SHA256 verification fall back to MD5. A set with two names differing only by case
+    has no agreed value (see :func:`explain_check_mac_value`) and never verifies.
     """
     received = params.get("CheckMacValue")
     if not isinstance(received, str) or not received:
         return False
-    expected = check_mac_value(params, hash_key, hash_iv, encrypt_type)
+    try:
+        expected = check_mac_value(params, hash_key, hash_iv, encrypt_type)
+    except EcpayValidationError:
+        return False
     return hmac.compare_digest(received.encode("utf-8"), expected.encode("ascii"))

@@ -1,7 +1,6 @@
 """Server-to-server ECPay client: QueryTradeInfo, QueryPaymentInfo, DoAction and friends."""
 
-# Annotations are evaluated, not postponed (no ``from __future__ import annotations``): typing.NamedTuple
-# would otherwise compile each field's string annotation at import (cold start, see ``records``).
+# Annotations evaluated, not postponed: the cold-start rule (docs/performance.md).
 
 import json
 import re
@@ -35,8 +34,7 @@ from .timezone import parse_ecpay_datetime
 from .transport import Transport, UrllibTransport
 
 if TYPE_CHECKING:
-    # Only for annotations: the trade file parser (csv) is imported when a file is downloaded, never
-    # on the notification Lambda's cold start.
+    # Only for annotations: the trade file parser (csv) is imported when a file is downloaded.
     from .statement import StatementFile
 
 _TRADE_NO = re.compile(r"[A-Za-z0-9_]{1,20}")

@@ -11,8 +11,8 @@ STAGE_TEST_HASH_IV = "EkRm7iFT261dpevs"  # public stage test default, not a secr
 class MerchantCredentials:
     """A merchant's MerchantID, HashKey and HashIV; the key and IV never appear in ``repr``.
 
-    Immutable, compared and hashed by value. A plain class rather than a dataclass (cold start, see
-    :mod:`.records`) and rather than a NamedTuple: a tuple would hand the secrets to anything that
+    Immutable, compared and hashed by value. A plain class rather than a dataclass (the cold-start
+    rule, docs/performance.md) and rather than a NamedTuple: a tuple would hand the secrets to anything that
     iterates or JSON-encodes it.
     """
 

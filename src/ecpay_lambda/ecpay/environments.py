@@ -1,7 +1,6 @@
 """ECPay environments (stage, production, or a given base URL such as the offline sandbox)."""
 
-# Annotations are evaluated, not postponed (no ``from __future__ import annotations``): typing.NamedTuple
-# would otherwise compile each field's string annotation at import (cold start, see ``records``).
+# Annotations evaluated, not postponed: the cold-start rule (docs/performance.md).
 
 from typing import NamedTuple
 

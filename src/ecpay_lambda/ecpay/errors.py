@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
+
 
 class EcpayError(Exception):
     """Base class of every error raised by ``ecpay_lambda.ecpay``. Messages never contain secrets."""
@@ -16,13 +18,24 @@ class EcpayValidationError(EcpayError, ValueError):
         self.reason = message
 
 
+class NotificationCheck(StrEnum):
+    """Which check a notification body failed (a ``str``: stored and logged as its value)."""
+
+    TOO_LARGE = "too_large"
+    ENCODING = "encoding"
+    MALFORMED = "malformed"
+    DUPLICATE_FIELD = "duplicate_field"
+    MISSING_FIELD = "missing_field"
+    CHECK_MAC_VALUE = "check_mac_value"
+    MERCHANT_ID = "merchant_id"
+    INVALID_FIELD = "invalid_field"
+
+
 class NotificationError(EcpayError):
     """A notification body failed a check; ``check`` says which (never echoing secrets)."""
 
-    def __init__(self, check: str, message: str) -> None:
-        super().__init__(f"{check}: {message}")
-        # One of: "too_large", "encoding", "malformed", "duplicate_field", "missing_field",
-        # "check_mac_value", "merchant_id", "invalid_field".
+    def __init__(self, check: NotificationCheck, message: str) -> None:
+        super().__init__(f"{check.value}: {message}")
         self.check = check
         self.reason = message
 
@@ -31,7 +44,7 @@ class CheckMacValueError(NotificationError):
     """A received CheckMacValue does not match."""
 
     def __init__(self, message: str = "CheckMacValue does not match") -> None:
-        super().__init__("check_mac_value", message)
+        super().__init__(NotificationCheck.CHECK_MAC_VALUE, message)
 
 
 class TransportError(EcpayError):

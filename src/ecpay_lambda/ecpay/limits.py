@@ -5,8 +5,7 @@ Pure data and checks, free of pydantic: the config layer parses an amount-limits
 the same tables so it refuses what ECPay refuses.
 """
 
-# Annotations are evaluated, not postponed (no ``from __future__ import annotations``): typing.NamedTuple
-# would otherwise compile each field's string annotation at import (cold start, see ``records``).
+# Annotations evaluated, not postponed: the cold-start rule (docs/performance.md).
 
 import re
 from collections.abc import Iterable, Mapping

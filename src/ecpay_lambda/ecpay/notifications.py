@@ -3,8 +3,7 @@
 Must stay free of pydantic and any heavy import: the notification Lambda imports this module.
 """
 
-# Annotations are evaluated, not postponed (no ``from __future__ import annotations``): typing.NamedTuple
-# would otherwise compile each field's string annotation at import (cold start, see ``records``).
+# Annotations evaluated, not postponed: the cold-start rule (docs/performance.md).
 
 import base64
 import binascii
@@ -18,7 +17,7 @@ from typing import NamedTuple
 
 from .checkmac import MD5, SHA256, verify_check_mac_value
 from .credentials import MerchantCredentials
-from .errors import CheckMacValueError, NotificationError
+from .errors import CheckMacValueError, NotificationCheck, NotificationError
 from .records import repr_without
 from .timezone import ECPAY_DATE_FORMAT, TAIPEI, parse_ecpay_datetime, parse_naive
 
@@ -227,21 +226,23 @@ def _body_bytes(body: bytes | str, is_base64: bool) -> bytes:
             data = body.encode("ascii" if is_base64 else "utf-8")
         except UnicodeEncodeError:
             what = "base64 body has non-ASCII characters" if is_base64 else "body is not valid Unicode"
-            raise NotificationError("encoding", what) from None
+            raise NotificationError(NotificationCheck.ENCODING, what) from None
     else:
         data = bytes(body)
     if not is_base64:
         if len(data) > MAX_BODY_BYTES:
-            raise NotificationError("too_large", f"body is larger than {MAX_BODY_BYTES} bytes")
+            raise NotificationError(
+                NotificationCheck.TOO_LARGE, f"body is larger than {MAX_BODY_BYTES} bytes"
+            )
         return data
     if len(data) > _MAX_BASE64_BYTES:
-        raise NotificationError("too_large", f"body is larger than {MAX_BODY_BYTES} bytes")
+        raise NotificationError(NotificationCheck.TOO_LARGE, f"body is larger than {MAX_BODY_BYTES} bytes")
     try:
         decoded = base64.b64decode(data, validate=True)
     except (binascii.Error, ValueError):
-        raise NotificationError("malformed", "body is not valid base64") from None
+        raise NotificationError(NotificationCheck.MALFORMED, "body is not valid base64") from None
     if len(decoded) > MAX_BODY_BYTES:
-        raise NotificationError("too_large", f"body is larger than {MAX_BODY_BYTES} bytes")
+        raise NotificationError(NotificationCheck.TOO_LARGE, f"body is larger than {MAX_BODY_BYTES} bytes")
     return decoded
 
 
@@ -249,37 +250,44 @@ def _form_unquote(text: str) -> str:
     try:
         return urllib.parse.unquote_plus(text, encoding="utf-8", errors="strict")
     except UnicodeDecodeError:
-        raise NotificationError("encoding", "a percent-encoded value is not valid UTF-8") from None
+        raise NotificationError(
+            NotificationCheck.ENCODING, "a percent-encoded value is not valid UTF-8"
+        ) from None
 
 
 def parse_form_body(body: bytes | str, *, is_base64: bool = False) -> dict[str, str]:
     """Decode an x-www-form-urlencoded body (optionally base64) to fields, keeping blank values.
 
-    Raises ``NotificationError("too_large" | "malformed" | "duplicate_field" | "encoding", ...)``.
+    Raises ``NotificationError`` (``TOO_LARGE``, ``MALFORMED``, ``DUPLICATE_FIELD`` or ``ENCODING``).
     """
     data = _body_bytes(body, is_base64)
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
-        raise NotificationError("encoding", "body is not valid UTF-8") from None
+        raise NotificationError(NotificationCheck.ENCODING, "body is not valid UTF-8") from None
     fields: dict[str, str] = {}
+    folded: set[str] = set()
     for piece in text.split("&"):
         if not piece:
             continue  # "a=1&&b=2" or a trailing "&": no field there, as in every form parser
         if "=" not in piece:
-            raise NotificationError("malformed", f"a field has no '=': {_short(piece)}")
+            raise NotificationError(NotificationCheck.MALFORMED, f"a field has no '=': {_short(piece)}")
         raw_name, raw_value = piece.split("=", 1)
         name = _form_unquote(raw_name)
         if not name:
-            raise NotificationError("malformed", "a field has an empty name")
-        if name in fields:
-            # Two values for one name make the signed set ambiguous: refuse rather than pick one.
-            raise NotificationError("duplicate_field", f"field {_short(name)} appears more than once")
+            raise NotificationError(NotificationCheck.MALFORMED, "a field has an empty name")
+        if name.lower() in folded:
+            # Two values for one name make the signed set ambiguous: refuse rather than pick one. So do
+            # two names differing only by case, which CheckMacValue orders by the lower-cased name.
+            raise NotificationError(
+                NotificationCheck.DUPLICATE_FIELD, f"field {_short(name)} appears more than once"
+            )
+        folded.add(name.lower())
         fields[name] = _form_unquote(raw_value)
         if len(fields) > MAX_FIELDS:
-            raise NotificationError("malformed", f"more than {MAX_FIELDS} fields")
+            raise NotificationError(NotificationCheck.MALFORMED, f"more than {MAX_FIELDS} fields")
     if not fields:
-        raise NotificationError("malformed", "body has no fields")
+        raise NotificationError(NotificationCheck.MALFORMED, "body has no fields")
     return fields
 
 
@@ -304,9 +312,11 @@ def verify_fields(
         raise CheckMacValueError("CheckMacValue does not match" + detail)
     merchant_id = fields.get("MerchantID")
     if merchant_id is None:
-        raise NotificationError("missing_field", "MerchantID is missing")
+        raise NotificationError(NotificationCheck.MISSING_FIELD, "MerchantID is missing")
     if merchant_id != credentials.merchant_id:
-        raise NotificationError("merchant_id", f"MerchantID {_short(merchant_id)} is not this merchant's")
+        raise NotificationError(
+            NotificationCheck.MERCHANT_ID, f"MerchantID {_short(merchant_id)} is not this merchant's"
+        )
 
 
 # --- typed views --------------------------------------------------------------------------------
@@ -315,13 +325,15 @@ def verify_fields(
 def _require(fields: Mapping[str, str], names: tuple[str, ...]) -> None:
     for name in names:
         if name not in fields:
-            raise NotificationError("missing_field", f"{name} is missing")
+            raise NotificationError(NotificationCheck.MISSING_FIELD, f"{name} is missing")
 
 
 def _int(fields: Mapping[str, str], name: str) -> int:
     value = fields.get(name, "")
     if not _INTEGER.fullmatch(value):
-        raise NotificationError("invalid_field", f"{name} is not a non-negative integer: {_short(value)}")
+        raise NotificationError(
+            NotificationCheck.INVALID_FIELD, f"{name} is not a non-negative integer: {_short(value)}"
+        )
     return int(value)
 
 
@@ -336,7 +348,9 @@ def _datetime(fields: Mapping[str, str], name: str) -> datetime | None:
     try:
         return parse_ecpay_datetime(value)
     except ValueError:
-        raise NotificationError("invalid_field", f"{name} is not a date: {_short(value)}") from None
+        raise NotificationError(
+            NotificationCheck.INVALID_FIELD, f"{name} is not a date: {_short(value)}"
+        ) from None
 
 
 def _expiry(fields: Mapping[str, str]) -> datetime | None:
@@ -350,7 +364,9 @@ def _expiry(fields: Mapping[str, str]) -> datetime | None:
         day = parse_naive(value, ECPAY_DATE_FORMAT)
         return day.replace(hour=23, minute=59, second=59, tzinfo=TAIPEI).astimezone(UTC)
     except ValueError:
-        raise NotificationError("invalid_field", f"ExpireDate is not a date: {_short(value)}") from None
+        raise NotificationError(
+            NotificationCheck.INVALID_FIELD, f"ExpireDate is not a date: {_short(value)}"
+        ) from None
 
 
 def _custom_fields(fields: Mapping[str, str]) -> tuple[str, str, str, str]:

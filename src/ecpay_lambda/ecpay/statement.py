@@ -24,8 +24,7 @@ The exact layout of ECPay's real file is NOT in the stored sources (the ECPay AP
 the main fields). Check it against a real file; the alias tables below are the place to adjust.
 """
 
-# Annotations are evaluated, not postponed (no ``from __future__ import annotations``): typing.NamedTuple
-# would otherwise compile each field's string annotation at import (cold start, see ``records``).
+# Annotations evaluated, not postponed: the cold-start rule (docs/performance.md).
 
 import csv
 import io

@@ -13,8 +13,7 @@ ECPAY_DATE_FORMAT = "%Y/%m/%d"
 
 # The exact shapes ECPay sends (zero-padded ASCII digits). These are read directly; anything else
 # goes to datetime.strptime, whose rules decide as before. Why: the first strptime call imports
-# _strptime (locale tables) and compiles the format's regex, about 1 ms of the notification
-# Lambda's cold start, for dates that never need it.
+# _strptime (locale tables) and compiles the format's regex, about 1 ms, for dates that never need it.
 _DATETIME_SHAPE = re.compile(r"([0-9]{4})/([0-9]{2})/([0-9]{2}) ([0-9]{2}):([0-9]{2}):([0-9]{2})")
 _DATE_SHAPE = re.compile(r"([0-9]{4})/([0-9]{2})/([0-9]{2})")
 

@@ -1,7 +1,6 @@
 """Injectable HTTP transport for ECPay's server-to-server APIs (the httpx transport idea)."""
 
-# Annotations are evaluated, not postponed (no ``from __future__ import annotations``): typing.NamedTuple
-# would otherwise compile each field's string annotation at import (cold start, see ``records``).
+# Annotations evaluated, not postponed: the cold-start rule (docs/performance.md).
 
 import urllib.error
 import urllib.parse
@@ -16,7 +15,7 @@ MAX_RESPONSE_BYTES = 1024 * 1024
 
 
 class HttpResponse(NamedTuple):
-    """What a transport returns: status and raw body bytes (a NamedTuple: cold start, see ``records``)."""
+    """What a transport returns: status and raw body bytes."""
 
     status: int
     body: bytes
@@ -73,7 +72,7 @@ def _read_limited(stream: object, limit: int) -> bytes:
 
 
 class UrllibTransport:
-    """The default transport: stdlib urllib over HTTPS, no extra dependency (cold start)."""
+    """The default transport: stdlib urllib over HTTPS, no extra dependency."""
 
     def __init__(self, *, max_response_bytes: int = MAX_RESPONSE_BYTES) -> None:
         self._opener = urllib.request.build_opener(_NoRedirect())

@@ -14,7 +14,7 @@ import os
 import re
 from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 from urllib.parse import parse_qs, urlsplit
 
 import boto3
@@ -33,7 +33,17 @@ from ..wallet.models import (
     User,
     UserStatus,
 )
-from ..wallet.port import AtomicWrite, IdentityBound, UserExists, UserHasFunds, UserNotActive
+from ..wallet.port import (
+    AtomicWrite,
+    Decide,
+    IdentityBound,
+    Reads,
+    Snapshot,
+    TransactionRecords,
+    UserExists,
+    UserHasFunds,
+    UserNotActive,
+)
 from .dynamodb_commit import (
     RANK_APPEND,
     RANK_USER,
@@ -143,6 +153,8 @@ TABLE_DEFINITION: Final[dict[str, Any]] = {
     ],
     "BillingMode": "PAY_PER_REQUEST",
 }
+
+T = TypeVar("T")
 
 DEFAULT_REGION: Final = "ap-northeast-1"
 _PAID_PAGE: Final = BATCH_GET_LIMIT  # index keys per page of iter_paid_deposits: one BatchGetItem each
@@ -424,12 +436,61 @@ class DynamoDBStore:
         if ops:
             self._writes.transact(ops)
 
+    def run(self, reads: Reads, decide: Decide[T]) -> T:
+        """Consistent reads, ``decide``, then one conditional ``TransactWriteItems`` (see the port).
+
+        The write's conditions carry what the decision assumed (each transaction's version, the
+        user's funds and status), so a stale read ends in ``VersionConflict`` and nothing written.
+        """
+        found: dict[str, Transaction] = {}
+        for transaction_id in dict.fromkeys(reads.transaction_ids):
+            txn = self.get_transaction(transaction_id)
+            if txn is not None:
+                found[transaction_id] = txn
+        if reads.related:
+            for related in {
+                t.related_transaction_id for t in list(found.values()) if t.related_transaction_id
+            }:
+                if related not in found:
+                    txn = self.get_transaction(related)
+                    if txn is not None:
+                        found[related] = txn
+        user = None if reads.user_id is None else self.get_user(reads.user_id)
+        decision = decide(Snapshot(found, user))
+        write = decision.write
+        if write is not None:
+            if write == AtomicWrite(notification=write.notification):
+                if write.notification is not None:
+                    self.record_notification(write.notification)  # one PutItem when it has no dedupe key
+            else:
+                self.commit(write)
+        return decision.result
+
     # --- transactions ----------------------------------------------------------------------------
 
     def get_transaction(self, transaction_id: str) -> Transaction | None:
         """One transaction, or None (strongly consistent)."""
         item = self._reads.get(transaction_key(transaction_id))
         return None if item is None else decode_transaction(item)
+
+    def get_transaction_records(self, transaction_id: str) -> TransactionRecords | None:
+        """The transaction's whole partition in one consistent ``Query``: the transaction item, its
+        ledger entries and its notification records share the partition key ``TXN#<id>``."""
+        query = self._reads.partition_query(transaction_pk(transaction_id), "")
+        txn_sort = get_s(transaction_key(transaction_id), SK)
+        txn: Transaction | None = None
+        ledger: list[LedgerEntry] = []
+        notifications: list[NotificationRecord] = []
+        for items in self._reads.query_pages(query):
+            for item in items:
+                sort = get_s(item, SK)
+                if sort.startswith(LEDGER_PREFIX):
+                    ledger.append(decode_ledger_entry(item))
+                elif sort.startswith(NOTIFICATION_PREFIX):
+                    notifications.append(decode_notification(item))
+                elif sort == txn_sort:
+                    txn = decode_transaction(item)
+        return None if txn is None else TransactionRecords(txn, ledger, notifications)
 
     def list_transactions(
         self, user_id: str, *, page: int = 1, page_size: int = 20, cursor: str | None = None

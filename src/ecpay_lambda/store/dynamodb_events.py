@@ -55,14 +55,28 @@ PIPE_FILTERS: tuple[dict[str, Any], ...] = (
     # paid deposit, which moves it to partially_refunded/refunded and back, does not).
     _changed(["deposit"], ["paid"], ["paid", "partially_refunded", "refunded"]),
     _changed(["deposit", "refund"], ["failed"], ["failed"]),
-    _changed(["deposit", "withdraw"], ["cancelled", "expired"], ["cancelled", "expired"]),
-    _changed(["withdraw", "refund"], ["completed"], ["completed"]),
-    # A withdrawal is requested when it is written: money moves from balance to held.
+    # Cancelled, expired, completed: one pattern for the three (no deposit completes, no withdrawal
+    # expires, no refund is cancelled or expires, and none leaves one of these for another), so the
+    # five patterns also fit a recurring top-up's charge below.
+    _changed(
+        ["deposit", "withdraw", "refund"],
+        ["cancelled", "expired", "completed"],
+        ["cancelled", "expired", "completed"],
+    ),
+    # Written in this change: a withdrawal is requested (money moves from balance to held), and a
+    # recurring top-up's later charge is a deposit created already paid (wallet.periodic).
     {
         "eventName": ["INSERT"],
         "dynamodb": {
             **_TXN,
             "NewImage": {"transaction_type": {"S": ["withdraw"]}, "status": {"S": ["pending"]}},
+        },
+    },
+    {
+        "eventName": ["INSERT"],
+        "dynamodb": {
+            **_TXN,
+            "NewImage": {"transaction_type": {"S": ["deposit"]}, "status": {"S": ["paid"]}},
         },
     },
 )

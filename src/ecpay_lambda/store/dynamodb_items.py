@@ -29,6 +29,7 @@ from ..wallet.models import (
     User,
     UserStatus,
 )
+from ..wallet.periodic import plan_from_json, plan_to_json
 from . import PAID_DEPOSIT_STATUSES
 
 if TYPE_CHECKING:
@@ -334,6 +335,8 @@ def _transaction_attributes(txn: Transaction) -> Item:
     _put_opt(item, "next_check_at", None if txn.next_check_at is None else iso(txn.next_check_at))
     item["check_count"] = n(txn.check_count)
     _put_opt(item, "paid_at", None if txn.paid_at is None else iso(txn.paid_at))
+    if txn.plan is not None:  # a recurring deposit's plan, as JSON (wallet.periodic's codec)
+        item["plan"] = s(json.dumps(plan_to_json(txn.plan), sort_keys=True))
     _put_opt(item, "invoice", dumps_invoice(txn.invoice))  # JSON text, the SQL column's codec (issue 13)
     return item
 
@@ -385,6 +388,7 @@ def decode_transaction(item: StoredItem) -> Transaction:
         next_check_at=None if next_check is None else parse_iso(next_check),
         check_count=get_int(item, "check_count", 0),
         paid_at=None if paid is None else parse_iso(paid),
+        plan=plan_from_json(json.loads(get_s(item, "plan"))) if "plan" in item else None,
         invoice=loads_invoice(get_opt_s(item, "invoice")),
     )
 

@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Final
 
 from ..wallet.errors import InvalidRequest
+from ..wallet.port import InvalidCursor
 from .dynamodb_errors import DynamoDBStoreError
 from .dynamodb_items import (
     GSI1,
@@ -63,7 +64,17 @@ class TableReader:
         }
 
     def partition_query(self, pk: str, prefix: str, *, newest_first: bool = False) -> QueryInputTypeDef:
-        """A consistent query of the items of partition ``pk`` whose sort key starts with ``prefix``."""
+        """A consistent query of the items of partition ``pk`` whose sort key starts with ``prefix``
+        (the whole partition when ``prefix`` is empty)."""
+        if not prefix:
+            return {
+                "TableName": self._table,
+                "KeyConditionExpression": "#pk = :pk",
+                "ExpressionAttributeNames": {"#pk": PK},
+                "ExpressionAttributeValues": {":pk": s(pk)},
+                "ConsistentRead": True,
+                "ScanIndexForward": not newest_first,
+            }
         return {
             "TableName": self._table,
             "KeyConditionExpression": "#pk = :pk AND begins_with(#sk, :prefix)",
@@ -107,7 +118,7 @@ class TableReader:
         if cursor is not None:
             start = decode_cursor(cursor, key_attributes)
             if start is None or not belongs(start):
-                raise InvalidRequest("invalid cursor")
+                raise InvalidCursor
         elif page > 1:
             skipped = self._skip(query, key_attributes, (page - 1) * page_size)
             if skipped is None:

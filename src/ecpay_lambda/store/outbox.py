@@ -2,7 +2,8 @@
 
 On AWS the table's stream and an EventBridge Pipe publish wallet events (``dynamodb_events``). SQL
 stores have no stream, so with ``EVENTS_OUTBOX`` set (``serve`` sets ``.data/events.jsonl``) the
-composition root wraps the store in :class:`OutboxStore`: each successful ``commit`` is turned into
+composition root wraps the store in :class:`OutboxStore`: each successful ``commit`` (or ``run``'s
+write) is turned into
 the stream records DynamoDB would have written for it (old and new transaction images encoded as the
 DynamoDB adapter encodes them), passed through the Pipe's own filter (:func:`dynamodb_events.event_of`),
 and every event is appended to the file, one JSON object a line. So local mode shows exactly the
@@ -18,12 +19,14 @@ from __future__ import annotations
 import json
 import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from ..wallet.models import Transaction
-from ..wallet.port import AtomicWrite, WalletStore
+from ..wallet.port import AtomicWrite, Decide, Decision, Reads, Snapshot, WalletStore
 from .dynamodb_events import event_of
 from .dynamodb_items import encode_transaction, transaction_key
+
+T = TypeVar("T")
 
 
 def stream_record(old: Transaction | None, new: Transaction) -> dict[str, Any]:
@@ -46,7 +49,7 @@ class OutboxStore:
         self._lock = threading.Lock()
 
     def __getattr__(self, name: str) -> Any:
-        # Everything but commit is the wrapped store's own.
+        # Everything but the writes (commit, run) is the wrapped store's own.
         return getattr(self._inner, name)
 
     def commit(self, write: AtomicWrite) -> None:
@@ -58,16 +61,36 @@ class OutboxStore:
                 if put.expected_version > 0
             }
             self._inner.commit(write)
-            found = [
-                e.detail()
-                for put in write.transactions
-                if (e := event_of(stream_record(olds.get(put.new.transaction_id), put.new))) is not None
-            ]
-            if found:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-                with self.path.open("a", encoding="utf-8") as out:
-                    for detail in found:
-                        out.write(json.dumps(detail, ensure_ascii=False) + "\n")
+            self._append(write, olds)
+
+    def run(self, reads: Reads, decide: Decide[T]) -> T:
+        """Run the use case, then append the events of the write it made (images from its reads)."""
+        with self._lock:
+            seen: list[tuple[Snapshot, Decision[T]]] = []
+
+            def watched(snapshot: Snapshot) -> Decision[T]:
+                decision = decide(snapshot)
+                seen[:] = [(snapshot, decision)]  # the last call is the one written
+                return decision
+
+            result = self._inner.run(reads, watched)
+            if seen and seen[0][1].write is not None:
+                snapshot, decision = seen[0]
+                assert decision.write is not None
+                self._append(decision.write, dict(snapshot.transactions))
+            return result
+
+    def _append(self, write: AtomicWrite, olds: dict[str, Transaction | None]) -> None:
+        found = [
+            e.detail()
+            for put in write.transactions
+            if (e := event_of(stream_record(olds.get(put.new.transaction_id), put.new))) is not None
+        ]
+        if found:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with self.path.open("a", encoding="utf-8") as out:
+                for detail in found:
+                    out.write(json.dumps(detail, ensure_ascii=False) + "\n")
 
 
 def read_outbox(path: Path) -> list[dict[str, Any]]:

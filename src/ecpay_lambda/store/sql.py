@@ -11,16 +11,17 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import json
 import sqlite3
 import threading
 import time
 import zlib
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 from sqlalchemy import (
     BigInteger,
@@ -46,6 +47,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
 from ..wallet.attempts import attempts_from_json, attempts_to_json
+from ..wallet.errors import InvalidRequest
 from ..wallet.invoice_state import dumps_invoice, invoice_due, loads_invoice, settings_dumps, settings_loads
 from ..wallet.models import (
     AWAITING_STATUSES,
@@ -60,14 +62,20 @@ from ..wallet.models import (
     User,
     UserStatus,
 )
+from ..wallet.periodic import plan_from_json, plan_to_json
 from ..wallet.port import (
     AtomicWrite,
+    Decide,
     DuplicateNotification,
     IdempotencyKeyReused,
     IdentityBound,
     InsufficientFunds,
+    InvalidCursor,
+    Reads,
+    Snapshot,
     StoreConflict,
     TransactionPut,
+    TransactionRecords,
     UserDelta,
     UserExists,
     UserHasFunds,
@@ -76,6 +84,10 @@ from ..wallet.port import (
 )
 from . import PAID_DEPOSIT_STATUSES
 from . import sql_schema as s
+
+T = TypeVar("T")
+R = TypeVar("R")
+P = ParamSpec("P")
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICRO = timedelta(microseconds=1)
@@ -112,15 +124,52 @@ def _encode_cursor(tag: str, micros: int, key: str) -> str:
 
 
 def _decode_cursor(tag: str, cursor: str) -> tuple[int, str]:
-    """Raise ValueError for anything but a cursor this adapter made for this listing."""
+    """Raise ``InvalidCursor`` for anything but a cursor this adapter made for this listing."""
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         got_tag, micros, key = json.loads(raw)
-    except (binascii.Error, ValueError, TypeError) as exc:
-        raise ValueError("invalid cursor") from exc
+    except (binascii.Error, ValueError, TypeError):
+        raise InvalidCursor from None
     if got_tag != tag or type(micros) is not int or not isinstance(key, str):
-        raise ValueError("invalid cursor")
+        raise InvalidCursor
     return micros, key
+
+
+def _dropped(exc: DBAPIError) -> bool:
+    """The connection was lost (server restart, idle timeout, a killed session): SQLAlchemy has
+    invalidated it and the pool replaces it, so the whole read or use case can simply run again."""
+    return bool(exc.connection_invalidated)
+
+
+def _reconnecting(read: Callable[P, R]) -> Callable[P, R]:
+    """Run a read again, once, on a fresh connection when its pooled one turned out to be dead.
+
+    This replaces ``pool_pre_ping`` (a ping round trip before every checkout): a stale connection
+    costs one failed statement when it happens, instead of a ping on every request.
+    """
+
+    @functools.wraps(read)
+    def again(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return read(*args, **kwargs)
+        except DBAPIError as exc:
+            if not _dropped(exc):
+                raise
+        return read(*args, **kwargs)
+
+    return again
+
+
+def _check_versions(write: AtomicWrite) -> None:
+    for put in write.transactions:
+        if put.new.version != put.expected_version + 1:
+            raise ValueError("TransactionPut.new.version must be expected_version + 1")
+
+
+def _check_page(page: int, page_size: int) -> None:
+    # The DynamoDB adapter's rule too (tests/contract): a listing never sees an offset below 0.
+    if page < 1 or page_size < 1:
+        raise InvalidRequest("page and page_size must be positive")
 
 
 def _user(row: RowMapping) -> User:
@@ -160,6 +209,7 @@ def _txn(row: RowMapping) -> Transaction:
         next_check_at=_opt_dt(row["next_check_us"]),
         check_count=int(row["check_count"] or 0),
         paid_at=_opt_dt(row["paid_us"]),
+        plan=plan_from_json(json.loads(row["plan"])) if row["plan"] else None,
         invoice=loads_invoice(row["invoice"]),
     )
 
@@ -186,6 +236,7 @@ def _txn_values(t: Transaction) -> dict[str, Any]:
         "next_check_us": None if t.next_check_at is None else _us(t.next_check_at),
         "check_count": t.check_count,
         "paid_us": None if t.paid_at is None else _us(t.paid_at),
+        "plan": None if t.plan is None else json.dumps(plan_to_json(t.plan), sort_keys=True),
         "invoice": dumps_invoice(t.invoice),
         "invoice_due_us": _opt_us(invoice_due(t)),
     }
@@ -279,8 +330,14 @@ class SqlStore:
         if backend == "sqlite":
             return cls(_sqlite_engine(parsed.database))
         kwargs: dict[str, Any] = {
-            "pool_pre_ping": True,
+            # No pool_pre_ping: a ping round trip before every request. A connection the server
+            # dropped fails its first statement instead, and the read or use case runs again
+            # (``_reconnecting``, ``_write``).
             "pool_recycle": 300,
+            # No reset (a ROLLBACK round trip) when a connection goes back to the pool: every use
+            # ends its transaction explicitly (``with conn.begin()``), and a Connection closed with
+            # one still open rolls it back itself.
+            "pool_reset_on_return": None,
             "pool_size": 10,
             "max_overflow": 20,
             # Conditional UPDATEs re-check their WHERE on the newest committed row; READ COMMITTED
@@ -315,7 +372,7 @@ class SqlStore:
         args: tuple[Any, ...] = tuple(getattr(orig, "args", ()))
         return len(args) > 0 and args[0] in _MYSQL_RETRY
 
-    def _write(self, fn: Any) -> Any:
+    def _write(self, fn: Callable[[Connection], R]) -> R:
         """Run ``fn(conn)`` in a write transaction, retrying deadlocks; map ``_Abort`` to its conflict."""
         self._ensure()
         for attempt in range(_RETRIES):
@@ -325,7 +382,9 @@ class SqlStore:
             except _Abort as abort:
                 raise abort.conflict from None
             except DBAPIError as exc:
-                if attempt + 1 < _RETRIES and self._retryable(exc):
+                # A dropped connection runs the use case again on a fresh one (no pre-ping): if the
+                # lost attempt did commit, its compare-and-set makes the repeat a conflict or a no-op.
+                if attempt + 1 < _RETRIES and (self._retryable(exc) or _dropped(exc)):
                     time.sleep(0.01 * (attempt + 1))  # back off a little; the other writer finishes
                     continue
                 raise
@@ -377,6 +436,7 @@ class SqlStore:
                     insert(s.schema_version).values(version=version, applied_us=_us(datetime.now(UTC)))
                 )
 
+    @_reconnecting
     def schema_version(self) -> int:
         """The applied schema version (0 before first use)."""
         self._ensure()
@@ -429,6 +489,7 @@ class SqlStore:
                 raise IdentityBound("the identity already has a user") from None
             raise
 
+    @_reconnecting
     def get_user_by_identity(self, identity: str) -> User | None:
         """The user bound to ``identity``, or None."""
         self._ensure()
@@ -436,6 +497,7 @@ class SqlStore:
             row = conn.execute(select(s.users).where(s.users.c.identity == identity)).mappings().first()
         return None if row is None else _user(row)
 
+    @_reconnecting
     def get_user(self, user_id: str) -> User | None:
         """One user, or None."""
         self._ensure()
@@ -443,8 +505,10 @@ class SqlStore:
             row = conn.execute(select(s.users).where(s.users.c.user_id == user_id)).mappings().first()
         return None if row is None else _user(row)
 
+    @_reconnecting
     def list_users(self, *, page: int = 1, page_size: int = 20, cursor: str | None = None) -> Page[User]:
         """Users by creation order; ``cursor`` takes precedence over ``page``."""
+        _check_page(page, page_size)
         self._ensure()
         c = s.users.c
         query = select(s.users).order_by(c.created_us, c.user_id).limit(page_size + 1)
@@ -519,11 +583,45 @@ class SqlStore:
 
     def commit(self, write: AtomicWrite) -> None:
         """Apply ``write`` in one database transaction or raise exactly one ``StoreConflict``."""
-        for put in write.transactions:
-            if put.new.version != put.expected_version + 1:
-                raise ValueError("TransactionPut.new.version must be expected_version + 1")
+        _check_versions(write)
+
+        def body(conn: Connection) -> AtomicWrite:
+            self._apply(conn, write)
+            return write
+
+        self._write_decided(body)
+
+    def run(self, reads: Reads, decide: Decide[T]) -> T:
+        """Read, decide and write in one database transaction (see ``WalletStore.run``).
+
+        The reads lock their rows (``SELECT ... FOR UPDATE`` on MariaDB/PostgreSQL; SQLite's writer
+        holds the database from ``BEGIN IMMEDIATE``), so the decision's compare-and-set cannot lose
+        to another writer; a deadlock or a dropped connection runs the whole use case again.
+        """
+        decided: list[T] = []
+
+        def body(conn: Connection) -> AtomicWrite | None:
+            decided.clear()
+            decision = decide(self._snapshot(conn, reads))
+            decided.append(decision.result)
+            if decision.write is not None:
+                _check_versions(decision.write)
+                self._apply(conn, decision.write)
+            return decision.write
+
+        self._write_decided(body)
+        return decided[0]
+
+    def _write_decided(self, body: Callable[[Connection], AtomicWrite | None]) -> None:
+        """``_write(body)``, with the conflicts a caller decides again on completed by a read."""
+        written: list[AtomicWrite | None] = []
+
+        def run(conn: Connection) -> None:
+            written.clear()
+            written.append(body(conn))
+
         try:
-            self._write(lambda conn: self._apply(conn, write))
+            self._write(run)
         except VersionConflict as conflict:
             # Read the winner after the rollback so the caller can decide again without a read.
             raise VersionConflict(
@@ -531,9 +629,35 @@ class SqlStore:
             ) from None
         except IdempotencyKeyReused as conflict:
             existing = None
-            if write.idempotency is not None:
-                existing = self.get_idempotency(write.idempotency.user_id, write.idempotency.key)
+            idempotency = written[0].idempotency if written and written[0] is not None else None
+            if idempotency is not None:
+                existing = self.get_idempotency(idempotency.user_id, idempotency.key)
             raise IdempotencyKeyReused(conflict.key, existing) from None
+
+    def _snapshot(self, conn: Connection, reads: Reads) -> Snapshot:
+        """The rows ``reads`` names, locked until the transaction ends."""
+        found: dict[str, Transaction] = {}
+        wanted = sorted(set(reads.transaction_ids))
+        if wanted:
+            # Locked in id order, like every write: concurrent use cases queue instead of deadlocking.
+            found = self._locked_transactions(conn, wanted)
+        if reads.related:
+            named = {t.related_transaction_id for t in found.values() if t.related_transaction_id}
+            related = sorted(named - set(found))
+            if related:
+                found.update(self._locked_transactions(conn, related))
+        user = None
+        if reads.user_id is not None:
+            query = select(s.users).where(s.users.c.user_id == reads.user_id).with_for_update()
+            row = conn.execute(query).mappings().first()
+            user = None if row is None else _user(row)
+        return Snapshot(found, user)
+
+    def _locked_transactions(self, conn: Connection, ids: Sequence[str]) -> dict[str, Transaction]:
+        c = s.transactions.c
+        query = select(s.transactions).where(c.transaction_id.in_(ids)).order_by(c.transaction_id)
+        rows = conn.execute(query.with_for_update()).mappings()
+        return {txn.transaction_id: txn for txn in map(_txn, rows)}
 
     def _apply(self, conn: Connection, write: AtomicWrite) -> None:
         # Statement order is the lock order (notification, idempotency, transactions by id, user):
@@ -644,6 +768,7 @@ class SqlStore:
 
     # -- transactions -----------------------------------------------------------------------
 
+    @_reconnecting
     def get_transaction(self, transaction_id: str) -> Transaction | None:
         """One transaction, or None."""
         self._ensure()
@@ -655,10 +780,36 @@ class SqlStore:
             )
         return None if row is None else _txn(row)
 
+    @_reconnecting
+    def get_transaction_records(self, transaction_id: str) -> TransactionRecords | None:
+        """A transaction, its ledger and its notifications in one read transaction."""
+        self._ensure()
+        with self._tx(write=False) as conn:
+            row = (
+                conn.execute(select(s.transactions).where(s.transactions.c.transaction_id == transaction_id))
+                .mappings()
+                .first()
+            )
+            if row is None:
+                return None
+            ledger = s.ledger.c
+            entries = conn.execute(
+                select(s.ledger).where(ledger.transaction_id == transaction_id).order_by(ledger.seq)
+            ).mappings()
+            notes = s.notifications.c
+            records = conn.execute(
+                select(s.notifications).where(notes.transaction_id == transaction_id).order_by(notes.seq)
+            ).mappings()
+            return TransactionRecords(
+                _txn(row), [_entry(r) for r in entries], [_notification(r) for r in records]
+            )
+
+    @_reconnecting
     def list_transactions(
         self, user_id: str, *, page: int = 1, page_size: int = 20, cursor: str | None = None
     ) -> Page[Transaction]:
-        """A user's transactions, newest first."""
+        """A user's transactions, newest first (a cursor continues only this user's listing)."""
+        _check_page(page, page_size)
         self._ensure()
         c = s.transactions.c
         query = (
@@ -668,7 +819,7 @@ class SqlStore:
             .limit(page_size + 1)
         )
         if cursor is not None:
-            micros, key = _decode_cursor("t", cursor)
+            micros, key = _decode_cursor(f"t:{user_id}", cursor)
             query = query.where(
                 or_(c.created_us < micros, and_(c.created_us == micros, c.transaction_id < key))
             )
@@ -681,10 +832,13 @@ class SqlStore:
         items = [_txn(r) for r in rows[:page_size]]
         more = len(rows) > page_size
         next_cursor = (
-            _encode_cursor("t", _us(items[-1].created_at), items[-1].transaction_id) if more else None
+            _encode_cursor(f"t:{user_id}", _us(items[-1].created_at), items[-1].transaction_id)
+            if more
+            else None
         )
         return Page(items=items, total=total, next_cursor=next_cursor)
 
+    @_reconnecting
     def _list_due(
         self, ttype: TransactionType, statuses: Sequence[str], due_before: datetime, limit: int
     ) -> list[Transaction]:
@@ -744,6 +898,7 @@ class SqlStore:
             assert last.paid_at is not None
             after = (_us(last.paid_at), last.transaction_id)
 
+    @_reconnecting
     def get_idempotency(self, user_id: str, key: str) -> IdempotencyRecord | None:
         """The stored idempotency record (possibly expired)."""
         self._ensure()
@@ -758,23 +913,26 @@ class SqlStore:
 
     # -- ledger and notifications -----------------------------------------------------------
 
+    @_reconnecting
     def list_ledger(
         self, *, transaction_id: str | None = None, user_id: str | None = None
     ) -> list[LedgerEntry]:
-        """Ledger entries of one transaction or one user, oldest first."""
-        if (transaction_id is None) == (user_id is None):
-            raise ValueError("pass exactly one of transaction_id and user_id")
+        """Ledger entries of one transaction or one user (or both), oldest first."""
+        if transaction_id is None and user_id is None:
+            raise ValueError("list_ledger needs transaction_id or user_id")
         self._ensure()
         c = s.ledger.c
-        where = c.transaction_id == transaction_id if transaction_id is not None else c.user_id == user_id
+        where = [c.transaction_id == transaction_id] if transaction_id is not None else []
+        where += [c.user_id == user_id] if user_id is not None else []
         with self._tx(write=False) as conn:
-            rows = conn.execute(select(s.ledger).where(where).order_by(c.seq)).mappings().all()
+            rows = conn.execute(select(s.ledger).where(*where).order_by(c.seq)).mappings().all()
         return [_entry(r) for r in rows]
 
     def record_notification(self, record: NotificationRecord) -> None:
         """Append a notification record on its own; ``DuplicateNotification`` if its key exists."""
         self._write(lambda conn: self._insert_notification(conn, record))
 
+    @_reconnecting
     def list_notifications(self, transaction_id: str) -> list[NotificationRecord]:
         """Notification records of one transaction, oldest first."""
         self._ensure()
@@ -832,6 +990,7 @@ class SqlStore:
         result: User | None = self._write(run)
         return result
 
+    @_reconnecting
     def list_invoices_due(self, *, due_before: datetime, limit: int = 100) -> list[Transaction]:
         """Deposits whose e-invoice has work due by ``due_before``, most overdue first."""
         self._ensure()
@@ -845,10 +1004,12 @@ class SqlStore:
         with self._tx(write=False) as conn:
             return [_txn(r) for r in conn.execute(query).mappings().all()]
 
+    @_reconnecting
     def list_active_users(
         self, *, page: int = 1, page_size: int = 20, cursor: str | None = None
     ) -> Page[User]:
         """Users that are not closed, by creation order (cursors interchangeable with ``list_users``)."""
+        _check_page(page, page_size)
         self._ensure()
         c = s.users.c
         active = c.status != str(UserStatus.CLOSED)

@@ -87,7 +87,9 @@ transactions = Table(
     Column("next_check_us", BigInteger),
     Column("check_count", Integer, nullable=False, server_default="0"),
     Column("paid_us", BigInteger),
-    # v4: the deposit's e-invoice (JSON), and when the invoice job should look at it (NULL = nothing due).
+    # v4: a deposit's recurring (periodic) plan, JSON (wallet.periodic's codec); NULL = no plan.
+    Column("plan", Text),
+    # v5: the deposit's e-invoice (JSON), and when the invoice job should look at it (NULL = nothing due).
     Column("invoice", Text),
     Column("invoice_due_us", BigInteger),
     Index("ix_wallet_transactions_user", "user_id", "created_us", "transaction_id"),
@@ -181,6 +183,15 @@ def _v3(conn: Connection) -> None:
 
 
 def _v4(conn: Connection) -> None:
+    # Recurring top-ups (issue 14): the plan of a periodic deposit.
+    present = {column["name"] for column in inspect(conn).get_columns(transactions.name)}
+    if "plan" not in present:
+        conn.execute(
+            text(f"ALTER TABLE {transactions.name} ADD COLUMN plan {Text().compile(dialect=conn.dialect)}")
+        )
+
+
+def _v5(conn: Connection) -> None:
     # E-invoices (issue 13): the deposit's invoice and its due time, the user's buyer settings.
     for table, name, spec in (
         (transactions, "invoice", Text().compile(dialect=conn.dialect)),
@@ -202,5 +213,6 @@ MIGRATIONS: tuple[tuple[int, Callable[[Connection], None]], ...] = (
     (2, _v2),
     (3, _v3),
     (4, _v4),
+    (5, _v5),
 )
 LATEST_VERSION = MIGRATIONS[-1][0]

@@ -6,8 +6,7 @@ deposit is open (``awaiting_*``) while any attempt is live, and the transaction'
 its *focus* attempt: the paid one, else the newest live one, else the newest.
 """
 
-# Annotations are evaluated, not postponed (no ``from __future__ import annotations``): typing.NamedTuple
-# would otherwise compile each field's string annotation at import (cold start, see ``ecpay.records``).
+# Annotations evaluated, not postponed: the cold-start rule (docs/performance.md).
 
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime

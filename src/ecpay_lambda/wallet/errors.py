@@ -1,4 +1,4 @@
-"""Domain errors. Each has a machine-readable ``code`` and an HTTP-ish ``status`` the API maps once."""
+"""Domain errors. Each has a machine-readable ``code``; the API maps each class to its HTTP status."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ class WalletError(Exception):
     """Base class of every business-rule failure; ``code`` is stable, ``message`` is for humans."""
 
     code = "wallet_error"
-    status = 400
 
     def __init__(self, message: str, *, details: dict[str, object] | None = None) -> None:
         super().__init__(message)
@@ -19,63 +18,54 @@ class InvalidRequest(WalletError):
     """Input fails a business rule (amount <= 0, unknown method...)."""
 
     code = "invalid_request"
-    status = 400
 
 
 class NotFound(WalletError):
     """Unknown user or transaction (or a transaction of another user)."""
 
     code = "not_found"
-    status = 404
 
 
 class UserClosed(WalletError):
     """The user is closed: no new transactions."""
 
     code = "user_closed"
-    status = 409
 
 
 class InsufficientBalance(WalletError):
     """Not enough available balance (withdraw, refund of spent points)."""
 
     code = "insufficient_balance"
-    status = 409
 
 
 class InvalidState(WalletError):
     """The transaction's status does not allow this action."""
 
     code = "invalid_state"
-    status = 409
 
 
 class UserNotEmpty(WalletError):
     """A user with money or open transactions cannot be closed."""
 
     code = "user_not_empty"
-    status = 409
 
 
 class DepositPayable(WalletError):
     """A deposit with an attempt ECPay may still report paid cannot be cancelled (nor its user closed)."""
 
     code = "deposit_payable"
-    status = 409
 
 
 class AmountOutOfRange(InvalidRequest):
     """The amount does not fit ECPay's limits for the payment method."""
 
     code = "amount_out_of_range"
-    status = 400
 
 
 class RefundNotPossible(WalletError):
     """ECPay's rules refuse this refund now; ``code`` says why (one of ``CODES``, set per instance)."""
 
     code = "refund_not_possible"
-    status = 409
     CODES = frozenset(
         {
             "refund_partial_before_close",
@@ -103,18 +93,27 @@ class Conflict(WalletError):
     """Username taken, or a concurrent change won; retry may help."""
 
     code = "conflict"
-    status = 409
 
 
 class IdempotencyMismatch(WalletError):
     """The Idempotency-Key was used with a different request body."""
 
     code = "idempotency_key_mismatch"
-    status = 422
 
 
 class PaymentGatewayError(WalletError):
     """ECPay could not be reached or refused the request."""
 
     code = "payment_gateway_error"
-    status = 502
+
+
+class InvalidPlan(InvalidRequest):
+    """A recurring plan ECPay would refuse (§13.3 limits), or on a method other than card."""
+
+    code = "invalid_recurring_plan"
+
+
+class PeriodActionRefused(WalletError):
+    """ECPay refused a CreditCardPeriodAction (e.g. ReAuth without a declined charge); see ``details``."""
+
+    code = "period_action_refused"

@@ -85,6 +85,14 @@ def on_paid(invoice: InvoiceState | None) -> InvoiceState | None:
     return invoice._replace(status=InvoiceStatus.PENDING, tries=0, next_attempt_at=None, error=None)
 
 
+def for_charge(plan_invoice: InvoiceState | None) -> InvoiceState | None:
+    """The invoice of a recurring plan's later charge: one of its own, pending from its credit, for the
+    buyer the plan's deposit was invoiced to (None when the plan's deposit is not invoiced)."""
+    if plan_invoice is None:
+        return None
+    return InvoiceState(InvoiceStatus.PENDING, plan_invoice.buyer)
+
+
 def refund_owed(txn: "Transaction") -> int:
     """The confirmed refunds of a deposit its invoice has not credited back yet (0 when none).
 

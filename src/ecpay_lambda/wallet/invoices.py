@@ -44,7 +44,8 @@ from .invoice_state import (
     refund_owed,
 )
 from .models import Transaction, User
-from .port import AtomicWrite, TransactionPut, VersionConflict, WalletStore
+from .port import AtomicWrite, Decision, Reads, TransactionPut, WalletStore
+from .retry import retry_on_conflict
 
 # --- buyer settings ---------------------------------------------------------------------------------
 
@@ -444,19 +445,33 @@ class InvoiceService:
         What ECPay did must not be lost: an invoice issued (or voided, allowed) is recorded even when the
         deposit changed meanwhile (e.g. a refund started), as long as the same work was still due.
         """
-        current = txn
-        for _ in range(10):
+
+        def step() -> None:
             now = self.now()
-            updated = current._replace(version=current.version + 1, updated_at=now, invoice=new)
-            try:
-                self.store.commit(AtomicWrite(transactions=(TransactionPut(updated, current.version),)))
-                return
-            except VersionConflict as exc:
-                fresh = exc.current or self.store.get_transaction(txn.transaction_id)
-                if fresh is None or fresh.invoice != current.invoice:
-                    return  # someone else did this invoice's work meanwhile: theirs stands
-                current = fresh
-        raise errors.Conflict(f"deposit {txn.transaction_id} keeps changing; its invoice is retried later")
+            return self.store.run(
+                Reads((txn.transaction_id,)),
+                lambda snap: decide_invoice_write(
+                    snap.transactions.get(txn.transaction_id), txn.invoice, new, now
+                ),
+            )
+
+        def kept_changing() -> None:
+            raise errors.Conflict(
+                f"deposit {txn.transaction_id} keeps changing; its invoice is retried later"
+            )
+
+        retry_on_conflict(step, kept_changing, attempts=10)
+
+
+def decide_invoice_write(
+    current: Transaction | None, seen: InvoiceState | None, new: InvoiceState, now: datetime
+) -> Decision[None]:
+    """Write ``new`` on the deposit if its invoice is still the one the job worked from (``seen``);
+    otherwise someone else did this invoice's work meanwhile, and theirs stands."""
+    if current is None or current.invoice != seen:
+        return Decision(None)
+    updated = current._replace(version=current.version + 1, updated_at=now, invoice=new)
+    return Decision(None, AtomicWrite(transactions=(TransactionPut(updated, current.version),)))
 
 
 def _transport_label(exc: EcpayError) -> str:

@@ -1,12 +1,10 @@
 """The wallet's domain records. Money is an ``int`` of New Taiwan dollars, never a float.
 
 The records are immutable ``NamedTuple``s (change one with ``record._replace(field=value)``), not
-dataclasses: every Lambda function imports this module at cold start, where a frozen dataclass costs
-about 1 ms to define against about 0.1 ms for a NamedTuple (see ``ecpay.records``).
+dataclasses: every Lambda function imports this module (the cold-start rule, docs/performance.md).
 """
 
-# Annotations are evaluated, not postponed (no ``from __future__ import annotations``): typing.NamedTuple
-# would otherwise compile each field's string annotation at import (cold start, see ``ecpay.records``).
+# Annotations evaluated, not postponed: the cold-start rule (docs/performance.md).
 
 from collections.abc import Mapping
 from datetime import datetime
@@ -111,6 +109,37 @@ class Attempt(NamedTuple):
         return self.state in LIVE_ATTEMPT_STATES
 
 
+class PlanState(StrEnum):
+    """A recurring (periodic, 定期定額) plan's state: cancelled and finished are final."""
+
+    ACTIVE = "active"
+    CANCELLED = "cancelled"
+    FINISHED = "finished"
+
+
+class PeriodFailure(NamedTuple):
+    """One declined charge of a plan (PeriodReturnURL or QueryCreditCardPeriodInfo RtnCode != 1)."""
+
+    merchant_trade_no: str
+    period: int  # the charge number that was attempted (successful charges so far + 1)
+    rtn_code: str
+    rtn_msg: str
+    at: datetime  # ECPay's ProcessDate (UTC), else when it was received
+
+
+class Plan(NamedTuple):
+    """A deposit's recurring plan: ECPay charges the card every ``frequency`` ``period_type`` units,
+    ``exec_times`` times in all. Charge #1 is the deposit itself; each later charge is its own paid
+    deposit (see ``wallet.periodic``), recorded here as ``(MerchantTradeNo, period)`` once credited."""
+
+    period_type: str  # "D", "M" or "Y"
+    frequency: int
+    exec_times: int
+    cancelled_at: datetime | None = None  # the plan was cancelled (by us or by ECPay)
+    charged: tuple[tuple[str, int], ...] = ()  # later charges credited: (MerchantTradeNo, period >= 2)
+    failures: tuple[PeriodFailure, ...] = ()  # declined charges, oldest first (the latest few)
+
+
 class User(NamedTuple):
     """A wallet owner. ``balance`` is available money, ``held`` is reserved by open withdrawals."""
 
@@ -150,6 +179,7 @@ class Transaction(NamedTuple):
     next_check_at: datetime | None = None  # when reconciliation should ask ECPay next (awaiting / pending)
     check_count: int = 0  # reconciliation checks so far without a change (drives the backoff)
     paid_at: datetime | None = None  # deposits: when ECPay says it was paid (UTC)
+    plan: Plan | None = None  # deposits checked out as a recurring (periodic) card order
     invoice: InvoiceState | None = None  # deposits: the B2C e-invoice (issue 13), None when not invoiced
 
 

@@ -19,8 +19,8 @@ from typing import Literal, NamedTuple
 
 from ..ecpay.notifications import ExtraPaidInfo
 from .attempts import attempts_of, find_attempt, replace_attempt, with_attempts
-from .ids import new_entry_id
 from .invoice_state import on_paid as invoice_on_paid
+from .ledger import ledger_entry
 from .models import (
     OPEN_STATUSES,
     Attempt,
@@ -33,13 +33,16 @@ from .models import (
 )
 from .port import (
     AtomicWrite,
+    Decision,
     DuplicateNotification,
+    Reads,
+    Snapshot,
     TransactionPut,
     UserDelta,
     UserNotActive,
-    VersionConflict,
     WalletStore,
 )
+from .retry import retry_on_conflict
 
 # A verified paid deposit is in one of these; "paid is final" covers them all.
 PAID_FAMILY: frozenset[TransactionStatus] = frozenset(
@@ -208,18 +211,6 @@ def _put(old: Transaction, new: Transaction) -> TransactionPut:
     return TransactionPut(new=new, expected_version=old.version)
 
 
-def _entry(txn: Transaction, kind: str, delta_balance: int, delta_held: int, now: datetime) -> LedgerEntry:
-    return LedgerEntry(
-        entry_id=new_entry_id(),
-        user_id=txn.user_id,
-        transaction_id=txn.transaction_id,
-        kind=kind,
-        delta_balance=delta_balance,
-        delta_held=delta_held,
-        created_at=now,
-    )
-
-
 def _paid_attempt(attempt: Attempt, oc: EcpayOutcome) -> Attempt:
     info = dict(attempt.payment_info)
     info.update(oc.payment_info)
@@ -286,7 +277,7 @@ def _decide_paid(
         label,
         (_put(txn, paid),),
         delta,
-        (_entry(txn, "deposit_paid", txn.amount, 0, now),),
+        (ledger_entry(txn, "deposit_paid", txn.amount, 0, now),),
         credits_money=True,
     )
 
@@ -388,7 +379,7 @@ def _decide_refund(
     delta = UserDelta(
         refund.user_id, delta_balance=refund.amount, delta_open=_open_delta(refund.status, done)
     )
-    entry = _entry(refund, "refund_reversed", refund.amount, 0, now)
+    entry = ledger_entry(refund, "refund_reversed", refund.amount, 0, now)
     return Change("applied", "applied", (_put(refund, settled), _put(deposit, dep)), delta, (entry,))
 
 
@@ -420,6 +411,10 @@ def decide(
     return _decide_deposit(txn, oc, now, user_closed)
 
 
+# One notification's decision on the transaction it names: (transaction, snapshot, now, user_closed).
+DecideStep = Callable[[Transaction, Snapshot, datetime, bool], "Skip | Change"]
+
+
 def apply_outcome(
     store: WalletStore,
     oc: EcpayOutcome,
@@ -429,56 +424,103 @@ def apply_outcome(
     confirm: Confirm | None = None,
     clock: Callable[[], datetime],
 ) -> OutcomeResult:
-    """Apply ``oc`` once: one atomic commit that also records ``delivery``, or a record alone."""
+    r"""Apply ``oc`` once: one store transaction that reads the transaction, :func:`decide`\ s and
+    writes the change with ``delivery``'s record (or the record alone when nothing changes).
+
+    ``confirm`` (the cross-check with ECPay) runs outside the store transaction, before a credit.
+    """
+
+    def step(txn: Transaction, snap: Snapshot, now: datetime, user_closed: bool) -> Skip | Change:
+        related = snap.transactions.get(txn.related_transaction_id or "") if oc.kind in REFUND_KINDS else None
+        return decide(txn, oc, now, merchant_id=merchant_id, related=related, user_closed=user_closed)
+
+    return apply_change(
+        store,
+        Reads((oc.transaction_id,), related=oc.kind in REFUND_KINDS),
+        step,
+        delivery,
+        transaction_id=oc.transaction_id,
+        merchant_trade_no=oc.merchant_trade_no or None,
+        dedupe_key=oc.dedupe_key,
+        confirm=None if confirm is None else (lambda txn: confirm(txn, oc)),
+        clock=clock,
+    )
+
+
+def apply_change(
+    store: WalletStore,
+    reads: Reads,
+    decide_step: DecideStep,
+    delivery: Delivery,
+    *,
+    transaction_id: str,
+    merchant_trade_no: str | None,
+    dedupe_key: str,
+    confirm: Callable[[Transaction], str | None] | None,
+    clock: Callable[[], datetime],
+) -> OutcomeResult:
+    """The one apply loop of every notification kind: read, ``decide_step``, write with the record.
+
+    A credit is confirmed with ``confirm`` (outside the store transaction) before it is decided again
+    and written; a closed owner is decided again as such (credited and flagged); a duplicate dedupe
+    key records the delivery alone.
+    """
     confirmed = False
     user_closed = False
 
-    def record_only(status: ResultStatus, label: str, txn: Transaction | None) -> OutcomeResult:
-        store.record_notification(
-            delivery.record(
-                label,
-                transaction_id=oc.transaction_id,
-                merchant_trade_no=oc.merchant_trade_no or None,
-            )
+    def record(label: str, key: str | None = None) -> NotificationRecord:
+        return delivery.record(
+            label, transaction_id=transaction_id, merchant_trade_no=merchant_trade_no, dedupe_key=key
         )
+
+    def record_only(status: ResultStatus, label: str, txn: Transaction | None) -> OutcomeResult:
+        store.record_notification(record(label))
         return OutcomeResult(status, label, txn)
 
-    for _ in range(MAX_ATTEMPTS):
-        txn = store.get_transaction(oc.transaction_id)
+    def step(snap: Snapshot) -> Decision[OutcomeResult | Transaction]:
+        # A Transaction result: confirm this credit with ECPay first, then decide again.
+        txn = snap.transactions.get(transaction_id)
         if txn is None:
-            return record_only("ignored", "ignored:unknown_transaction", None)
-        related = None
-        if oc.kind in REFUND_KINDS and txn.related_transaction_id:
-            related = store.get_transaction(txn.related_transaction_id)
-        step = decide(txn, oc, clock(), merchant_id=merchant_id, related=related, user_closed=user_closed)
-        if isinstance(step, Skip):
-            return record_only(step.status, step.label, txn)
-        if step.credits_money and confirm is not None and not confirmed:
-            refusal = confirm(txn, oc)
-            if refusal is not None:
-                return record_only("rejected", refusal, txn)
-            confirmed = True
+            label = "ignored:unknown_transaction"
+            return Decision(OutcomeResult("ignored", label), AtomicWrite(notification=record(label)))
+        decided = decide_step(txn, snap, clock(), user_closed)
+        if isinstance(decided, Skip):
+            result = OutcomeResult(decided.status, decided.label, txn)
+            return Decision(result, AtomicWrite(notification=record(decided.label)))
+        if decided.credits_money and confirm is not None and not confirmed:
+            return Decision(txn)
         write = AtomicWrite(
-            transactions=step.puts,
-            user_delta=step.user_delta,
-            ledger=step.ledger,
-            notification=delivery.record(
-                step.label,
-                transaction_id=oc.transaction_id,
-                merchant_trade_no=oc.merchant_trade_no or None,
-                dedupe_key=oc.dedupe_key,
-            ),
+            transactions=decided.puts,
+            user_delta=decided.user_delta,
+            ledger=decided.ledger,
+            notification=record(decided.label, dedupe_key),
         )
+        return Decision(OutcomeResult(decided.status, decided.label, decided.puts[0].new), write)
+
+    def attempt() -> OutcomeResult | Transaction:
+        nonlocal user_closed
         try:
-            store.commit(write)
+            try:
+                return store.run(reads, step)
+            except UserNotActive:
+                if user_closed:
+                    raise
+                user_closed = True  # decide again: credit the closed user and flag it for an operator
+                return store.run(reads, step)
         except DuplicateNotification:
-            return record_only("duplicate", "duplicate", store.get_transaction(oc.transaction_id))
-        except VersionConflict:
-            continue  # someone else changed it: decide again on the fresh state
-        except UserNotActive:
-            if user_closed or not step.credits_money:
-                raise
-            user_closed = True  # decide again: credit the closed user and flag it for an operator
-            continue
-        return OutcomeResult(step.status, step.label, step.puts[0].new)
-    return record_only("retry", "retry:contention", None)
+            return record_only("duplicate", "duplicate", store.get_transaction(transaction_id))
+
+    def contention() -> OutcomeResult:
+        return record_only("retry", "retry:contention", None)
+
+    result = retry_on_conflict(attempt, contention, attempts=MAX_ATTEMPTS)
+    if isinstance(result, OutcomeResult):
+        return result
+    assert confirm is not None
+    refusal = confirm(result)
+    if refusal is not None:
+        return record_only("rejected", refusal, result)
+    confirmed = True
+    final = retry_on_conflict(attempt, contention, attempts=MAX_ATTEMPTS)
+    assert isinstance(final, OutcomeResult)  # confirmed: no second confirmation is asked
+    return final

@@ -6,10 +6,11 @@ Every state change goes through :meth:`WalletStore.commit`, one atomic write (al
 # Annotations are evaluated, not postponed (no ``from __future__ import annotations``): typing.NamedTuple
 # would otherwise compile each field's string annotation at import (cold start, see ``ecpay.records``).
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime
-from typing import NamedTuple, Protocol
+from typing import Generic, NamedTuple, Protocol, TypeVar
 
+from .errors import InvalidRequest
 from .models import (
     IdempotencyRecord,
     LedgerEntry,
@@ -58,6 +59,49 @@ class AtomicWrite(NamedTuple):
     ledger: Sequence[LedgerEntry] = ()
     notification: NotificationRecord | None = None
     idempotency: IdempotencyRecord | None = None
+
+
+T = TypeVar("T")
+
+
+class TransactionRecords(NamedTuple):
+    """A transaction with its ledger entries and notification records, oldest first, read together."""
+
+    transaction: Transaction
+    ledger: list[LedgerEntry]
+    notifications: list[NotificationRecord]
+
+
+class Reads(NamedTuple):
+    """What a use case reads before it decides (see :meth:`WalletStore.run`).
+
+    ``related``: also the transaction each read one names in ``related_transaction_id`` (a refund's
+    deposit, a deposit's refund being settled).
+    """
+
+    transaction_ids: tuple[str, ...] = ()
+    user_id: str | None = None
+    related: bool = False
+
+
+class Snapshot(NamedTuple):
+    """What :meth:`WalletStore.run` read: the transactions found (by id; missing ones are absent) and
+    the user asked for (None when missing or not asked)."""
+
+    transactions: Mapping[str, Transaction]
+    user: User | None = None
+
+
+class Decision(NamedTuple, Generic[T]):
+    """A use case's pure decision: its ``result``, and the one atomic write that makes it true
+    (None: nothing changes)."""
+
+    result: T
+    write: AtomicWrite | None = None
+
+
+# A use case's decision step: pure (no I/O), so a store may call it again on fresh reads.
+Decide = Callable[[Snapshot], Decision[T]]
 
 
 class StoreConflict(Exception):
@@ -118,11 +162,22 @@ class IdentityBound(StoreConflict):
     """``create_user`` found the sign-in identity already bound to a user (one wallet per identity)."""
 
 
+class InvalidCursor(InvalidRequest):
+    """A listing's ``cursor`` is malformed, or was made by another listing (another user's, another
+    kind of listing, another store). Every adapter raises exactly this; the API answers 400 as for any
+    ``InvalidRequest``.
+    """
+
+    def __init__(self, message: str = "invalid cursor") -> None:
+        super().__init__(message)
+
+
 class WalletStore(Protocol):
     """The storage port. Every method is atomic; reads are strongly consistent.
 
     Listings: ``cursor`` is opaque and adapter-specific; a malformed or foreign one raises
-    ``ValueError`` (or the domain's ``InvalidRequest``). ``Page.next_cursor`` is None on the last page.
+    :class:`InvalidCursor`, a ``page`` or ``page_size`` below 1 the domain's ``InvalidRequest``.
+    ``Page.next_cursor`` is None on the last page. A listing of a missing user is an empty page.
     """
 
     def ensure_schema(self) -> None:
@@ -169,8 +224,25 @@ class WalletStore(Protocol):
         """Apply ``write`` atomically or raise one ``StoreConflict`` subclass (see ``AtomicWrite``)."""
         ...
 
+    def run(self, reads: Reads, decide: "Decide[T]") -> T:
+        """One use case in one store transaction: read ``reads``, ``decide`` on them, apply the write.
+
+        SQL: the reads lock their rows (``SELECT ... FOR UPDATE``; SQLite's ``BEGIN IMMEDIATE``) in the
+        write's database transaction, so the decision cannot go stale before it is written.
+        DynamoDB: strongly consistent reads, then one ``TransactWriteItems`` whose conditions are the
+        decision's (``VersionConflict`` when another writer came first: decide again on fresh reads).
+        Raises what ``decide`` raises (nothing written), or one ``StoreConflict`` of the write (see
+        ``AtomicWrite``). ``decide`` may be called more than once (a store retries a deadlock).
+        """
+        ...
+
     def get_transaction(self, transaction_id: str) -> Transaction | None:
         """One transaction, or None."""
+        ...
+
+    def get_transaction_records(self, transaction_id: str) -> TransactionRecords | None:
+        """A transaction with its ledger and notifications in one read (None when missing): one read
+        transaction (SQL), one ``Query`` of the transaction's partition (DynamoDB)."""
         ...
 
     def list_transactions(
@@ -186,7 +258,8 @@ class WalletStore(Protocol):
     def list_ledger(
         self, *, transaction_id: str | None = None, user_id: str | None = None
     ) -> list[LedgerEntry]:
-        """Ledger entries of one transaction or one user, oldest first."""
+        """Ledger entries of one transaction or one user (or both: the user's in that transaction),
+        oldest first; ``ValueError`` with neither."""
         ...
 
     def record_notification(self, record: NotificationRecord) -> None:

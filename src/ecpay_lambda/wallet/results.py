@@ -1,14 +1,14 @@
 """Result records of the callback, reconciliation and audit use cases (re-exported by ``service``).
 
-``CallbackReply`` lives in :mod:`.callbacks`, the notification Lambda's module, so that function's
-cold start does not also define the reports below; it is re-exported here.
+``CallbackReply`` lives in :mod:`.notifications`, the notification Lambda's module (which need not define
+the reports below); it is re-exported here.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .callbacks import CallbackReply
+from .notifications import CallbackReply
 
 __all__ = ["AuditReport", "CallbackReply", "ReconcileReport"]
 

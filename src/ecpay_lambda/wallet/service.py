@@ -1,7 +1,12 @@
-"""The wallet's use cases. Every state change is one ``WalletStore.commit`` (compare-and-set + ledger).
+"""The wallet's use cases, composed: each reads, decides in a pure function, writes one atomic change.
+
+Every state-changing use case has the same shape: ``store.run(reads, decide)`` reads what it needs and
+applies ``decide``'s one ``AtomicWrite`` (compare-and-set + ledger) in one store transaction; the
+decisions live in :mod:`.decisions` (operator and user actions) and :mod:`.outcomes` (what ECPay says),
+and :func:`.retry.retry_on_conflict` runs a use case again when another writer came first.
 
 Import discipline: the callbacks Lambda imports this module for the browser's clientReturn (its
-notifications go through :mod:`.callbacks` alone), so nothing here may import pydantic, SQLAlchemy
+notifications go through :mod:`.notifications` alone), so nothing here may import pydantic, SQLAlchemy
 or the Powertools event handler at module level (``ecpay.checkout`` is imported inside ``checkout``
 only).
 """
@@ -13,48 +18,54 @@ import dataclasses
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, NoReturn
 
 from ..ecpay.errors import EcpayError, EcpayValidationError, RateLimitedError
 from ..ecpay.limits import DEFAULT_AMOUNT_LIMITS, AmountLimits
 from ..ecpay.merchant_trade_no import new_merchant_trade_no
 from ..ecpay.timezone import format_ecpay_datetime
 from . import errors
-from .attempts import MAX_ATTEMPTS, attempts_of, live_attempts, with_attempts
+from .attempts import attempts_of, live_attempts
 from .audit import run_audit
-from .callbacks import CallbackHandler, EcpayConfig
+from .decisions import (
+    WithdrawAction,
+    check_method_amount,
+    decide_cancel_deposit,
+    decide_checkout,
+    decide_create,
+    decide_refund,
+    decide_withdraw_action,
+    describe_attempt,
+    idempotency_record,
+    refundable,
+)
 from .idempotency import fingerprint, refund_fingerprint, validate_key
-from .ids import new_entry_id, new_notification_id, new_transaction_id, new_user_id
+from .ids import new_notification_id, new_transaction_id, new_user_id
 from .invoice_state import InvoiceState
 from .invoice_state import requested as requested_invoice
 from .models import (
     OPEN_STATUSES,
-    Attempt,
-    AttemptState,
     IdempotencyRecord,
     LedgerEntry,
     NotificationRecord,
     Page,
     PaymentMethod,
+    Plan,
     Transaction,
     TransactionStatus,
     TransactionType,
     User,
     UserStatus,
 )
-from .outcomes import (
-    CREDITABLE,
-    PAID_FAMILY,
-    Delivery,
-    EcpayOutcome,
-    apply_outcome,
-)
+from .notifications import CallbackHandler, EcpayConfig
+from .outcomes import PAID_FAMILY, Delivery, EcpayOutcome, apply_outcome
+from .periodic import periodic_checkout_fields, periodic_fingerprint
 from .port import (
-    AtomicWrite,
+    Decision,
     IdempotencyKeyReused,
     InsufficientFunds,
-    TransactionPut,
-    UserDelta,
+    Reads,
+    Snapshot,
     UserExists,
     UserHasFunds,
     UserNotActive,
@@ -62,8 +73,10 @@ from .port import (
     WalletStore,
 )
 from .reconcile import outcome_from_query, run_reconcile
+from .recurring import RecurringPlans
 from .refunds import CardRefunds
 from .results import AuditReport, CallbackReply, ReconcileReport
+from .retry import retry_on_conflict
 from .statement import StatementReconciler, StatementReport
 
 if TYPE_CHECKING:
@@ -79,17 +92,14 @@ __all__ = [
     "TransactionDetail",
     "WalletService",
     "WithdrawAction",
+    "describe_attempt",
 ]
 
 MAX_AMOUNT = 100_000_000  # TWD; far above any ECPay single-payment limit, far below BIGINT
 MAX_PAGE_SIZE = 100
-IDEMPOTENCY_TTL = timedelta(hours=24)
 OFFLINE_METHODS = frozenset({PaymentMethod.ATM, PaymentMethod.CVS, PaymentMethod.BARCODE})
 # Methods whose code (or BNPL application) ECPay reports to PaymentInfoURL.
 CODE_METHODS = OFFLINE_METHODS | {PaymentMethod.BNPL, PaymentMethod.ALL}
-# Statuses from which a deposit may start a (new) ECPay checkout attempt.
-CHECKOUT_FROM = CREDITABLE - {TransactionStatus.CANCELLED}
-CAS_ATTEMPTS = 20
 FAR_FUTURE = datetime(9999, 1, 1, tzinfo=UTC)
 
 
@@ -101,6 +111,7 @@ class CheckoutUrls:
     payment_info_url: str  # PaymentInfoURL (ATM/CVS/BARCODE codes)
     client_back_url: str  # browser "back to shop" link / redirect target (clientReturn route)
     order_result_url: str | None = None  # browser POST of the result (clientReturn route)
+    period_return_url: str | None = None  # PeriodReturnURL: charges #2..n of a recurring deposit
 
 
 @dataclass(frozen=True)
@@ -112,36 +123,8 @@ class TransactionDetail:
     notifications: list[NotificationRecord]
 
 
-WithdrawAction = Literal["complete", "cancel"]
-
-
-def describe_attempt(attempt: Attempt) -> str:
-    """One line naming an attempt that can still be paid, for error messages."""
-    method = attempt.payment_method or "ECPay"
-    if attempt.state is AttemptState.AWAITING_OFFLINE_PAYMENT:
-        until = f" until {attempt.expires_at.isoformat()}" if attempt.expires_at else ""
-        return f"{attempt.merchant_trade_no} ({method} code payable{until})"
-    return f"{attempt.merchant_trade_no} ({method} checkout ECPay may still complete)"
-
-
 def _utc_now() -> datetime:
     return datetime.now(UTC)
-
-
-def _idempotency_record(
-    user_id: str, key: str | None, fp: str, transaction_id: str, now: datetime
-) -> IdempotencyRecord | None:
-    """The record a keyed request writes with its transaction (None without a key)."""
-    if key is None:
-        return None
-    return IdempotencyRecord(
-        user_id=user_id,
-        key=key,
-        request_fingerprint=fp,
-        transaction_id=transaction_id,
-        created_at=now,
-        expires_at=now + IDEMPOTENCY_TTL,
-    )
 
 
 class WalletService:
@@ -186,17 +169,6 @@ class WalletService:
             raise errors.NotFound(f"transaction {transaction_id} not found")
         return txn
 
-    def _ledger(self, txn: Transaction, kind: str, delta_balance: int, delta_held: int) -> LedgerEntry:
-        return LedgerEntry(
-            entry_id=new_entry_id(),
-            user_id=txn.user_id,
-            transaction_id=txn.transaction_id,
-            kind=kind,
-            delta_balance=delta_balance,
-            delta_held=delta_held,
-            created_at=txn.updated_at,
-        )
-
     def _apply(self, oc: EcpayOutcome, route: str, raw_body: str) -> Transaction:
         delivery = Delivery(new_notification_id(), route, raw_body, self.now())
         result = apply_outcome(
@@ -225,12 +197,7 @@ class WalletService:
 
     def _check_method_amount(self, method: PaymentMethod | None, amount: int) -> None:
         """ECPay's single-order limits for the method (protocol page §13.2; ``AMOUNT_LIMITS``)."""
-        if method is None:
-            return
-        try:
-            self.amount_limits.check(method.value, amount)
-        except EcpayValidationError as exc:
-            raise errors.AmountOutOfRange(f"amount {amount} TWD: {exc.reason}") from None
+        check_method_amount(self.amount_limits, method, amount)
 
     # -- users --------------------------------------------------------------------------------
 
@@ -271,10 +238,7 @@ class WalletService:
     def list_users(self, *, page: int = 1, page_size: int = 20, cursor: str | None = None) -> Page[User]:
         """Users, by page or cursor."""
         self._validate_page(page, page_size)
-        try:
-            return self.store.list_users(page=page, page_size=page_size, cursor=cursor)
-        except ValueError:
-            raise errors.InvalidRequest("invalid cursor") from None
+        return self.store.list_users(page=page, page_size=page_size, cursor=cursor)
 
     def close_user(self, user_id: str) -> User:
         """Close a user with no money and no open transaction (``UserNotEmpty`` otherwise)."""
@@ -331,10 +295,12 @@ class WalletService:
         *,
         payment_method: PaymentMethod | None = None,
         idempotency_key: str | None = None,
+        recurring: Plan | None = None,
         invoice: Mapping[str, str] | None = None,
     ) -> tuple[Transaction, bool]:
         """Create a deposit (pending) or withdraw (hold). Returns (transaction, replayed_from_key).
 
+        ``recurring``: a deposit paid by card every period (``recurring.plan_from_request`` builds it).
         ``invoice``: this deposit's e-invoice buyer settings over the user's (validated by the caller).
         """
         try:
@@ -346,7 +312,13 @@ class WalletService:
             raise errors.InvalidRequest("refunds are created through the refund action of a deposit")
         if ttype is TransactionType.WITHDRAW:
             method = None  # payouts happen outside ECPay
+        if recurring is not None:
+            if ttype is not TransactionType.DEPOSIT:
+                raise errors.InvalidRequest("only a deposit can be recurring")
+            method = PaymentMethod.CREDIT  # periodic orders are card only (§4.5)
         fp = fingerprint(ttype, amount, method)
+        if recurring is not None:
+            fp = periodic_fingerprint(fp, recurring)
         now = self.now()
         if idempotency_key is not None:
             validate_key(idempotency_key)
@@ -356,9 +328,6 @@ class WalletService:
         self._validate_amount(amount)
         if ttype is TransactionType.DEPOSIT:
             self._check_method_amount(method, amount)
-        user = self._user(user_id)
-        if user.status is UserStatus.CLOSED:
-            raise errors.UserClosed(f"user {user_id} is closed")
         txn = Transaction(
             transaction_id=new_transaction_id(),
             user_id=user_id,
@@ -369,20 +338,12 @@ class WalletService:
             created_at=now,
             updated_at=now,
             payment_method=method,
+            plan=recurring,
             invoice=self._requested_invoice(ttype, invoice),
         )
-        if ttype is TransactionType.WITHDRAW:
-            delta = UserDelta(user_id, -amount, amount, 1, require_active=True)
-            ledger: tuple[LedgerEntry, ...] = (self._ledger(txn, "withdraw_hold", -amount, amount),)
-        else:
-            delta = UserDelta(user_id, delta_open=1, require_active=True)
-            ledger = ()
-        idem = _idempotency_record(user_id, idempotency_key, fp, txn.transaction_id, now)
-        write = AtomicWrite(
-            transactions=(TransactionPut(txn, 0),), user_delta=delta, ledger=ledger, idempotency=idem
-        )
+        idem = idempotency_record(user_id, idempotency_key, fp, txn.transaction_id, now)
         try:
-            self.store.commit(write)
+            self.store.run(Reads(user_id=user_id), lambda snap: decide_create(snap.user, txn, idem))
         except InsufficientFunds:
             raise errors.InsufficientBalance(f"balance is below {amount}") from None
         except UserNotActive:
@@ -428,12 +389,11 @@ class WalletService:
 
     def get_transaction(self, user_id: str, transaction_id: str) -> TransactionDetail:
         """A transaction of this user with its ledger and notifications."""
-        txn = self._own_transaction(user_id, transaction_id)
-        return TransactionDetail(
-            transaction=txn,
-            ledger=self.store.list_ledger(transaction_id=transaction_id),
-            notifications=self.store.list_notifications(transaction_id),
-        )
+        records = self.store.get_transaction_records(transaction_id)
+        if records is None or records.transaction.user_id != user_id:
+            # A transaction of another user is reported exactly like a missing one.
+            raise errors.NotFound(f"transaction {transaction_id} not found")
+        return TransactionDetail(records.transaction, records.ledger, records.notifications)
 
     def list_transactions(
         self, user_id: str, *, page: int = 1, page_size: int = 20, cursor: str | None = None
@@ -441,93 +401,61 @@ class WalletService:
         """A user's transactions, newest first."""
         self._validate_page(page, page_size)
         self._user(user_id)
-        try:
-            return self.store.list_transactions(user_id, page=page, page_size=page_size, cursor=cursor)
-        except ValueError:
-            raise errors.InvalidRequest("invalid cursor") from None
+        return self.store.list_transactions(user_id, page=page, page_size=page_size, cursor=cursor)
 
     def update_withdraw(self, user_id: str, transaction_id: str, action: WithdrawAction) -> Transaction:
         """Complete or cancel a pending withdraw; a deposit cannot be completed (``InvalidState``)."""
         if action not in ("complete", "cancel"):
             raise errors.InvalidRequest("action must be 'complete' or 'cancel'")
-        for _ in range(CAS_ATTEMPTS):
-            txn = self._own_transaction(user_id, transaction_id)
-            if txn.transaction_type is TransactionType.DEPOSIT and action == "cancel":
-                return self.cancel_deposit(user_id, transaction_id)
-            if txn.transaction_type is not TransactionType.WITHDRAW:
-                raise errors.InvalidState(
-                    f"a {txn.transaction_type} cannot be {action}d by an operator; "
-                    "deposits are settled by ECPay only"
-                )
-            if txn.status is not TransactionStatus.PENDING:
-                raise errors.InvalidState(f"withdraw {transaction_id} is already {txn.status}")
-            now = self.now()
-            if action == "complete":
-                new = txn._replace(
-                    status=TransactionStatus.COMPLETED, version=txn.version + 1, updated_at=now
-                )
-                delta = UserDelta(user_id, 0, -txn.amount, -1)
-                entry = self._ledger(new, "withdraw_complete", 0, -txn.amount)
-            else:
-                new = txn._replace(
-                    status=TransactionStatus.CANCELLED, version=txn.version + 1, updated_at=now
-                )
-                delta = UserDelta(user_id, txn.amount, -txn.amount, -1)
-                entry = self._ledger(new, "withdraw_cancel", txn.amount, -txn.amount)
-            try:
-                self.store.commit(
-                    AtomicWrite(
-                        transactions=(TransactionPut(new, txn.version),), user_delta=delta, ledger=(entry,)
-                    )
-                )
-            except VersionConflict:
-                continue
-            return new
-        raise errors.Conflict(f"transaction {transaction_id} keeps changing; retry")
+
+        def step() -> Transaction | None:
+            return self.store.run(
+                Reads((transaction_id,)),
+                lambda snap: decide_withdraw_action(
+                    snap.transactions.get(transaction_id), user_id, transaction_id, action, self.now()
+                ),
+            )
+
+        done = retry_on_conflict(step, self._kept_changing(transaction_id))
+        if done is not None:
+            return done
+        deposit = self._own_transaction(user_id, transaction_id)
+        if deposit.plan is not None and deposit.status in PAID_FAMILY:
+            return self.plans().cancel(user_id, transaction_id)  # the plan, not the paid deposit
+        return self.cancel_deposit(user_id, transaction_id)
 
     def cancel_deposit(self, user_id: str, transaction_id: str) -> Transaction:
         """Cancel an unpaid deposit, only when no checkout attempt can still be paid (``DepositPayable``)."""
-        asked = False
-        for _ in range(CAS_ATTEMPTS):
-            txn = self._own_transaction(user_id, transaction_id)
-            if txn.transaction_type is not TransactionType.DEPOSIT:
-                raise errors.InvalidState("only a deposit can be cancelled this way")
-            if txn.status is TransactionStatus.CANCELLED:
-                raise errors.InvalidState(f"deposit {transaction_id} is already cancelled")
-            if txn.status in PAID_FAMILY:
-                raise errors.InvalidState(f"deposit {transaction_id} is {txn.status}; refund it instead")
-            live = live_attempts(txn)
-            if live and not asked:
-                # ECPay may already know the attempts ended (or were paid): ask before refusing.
-                asked = True
-                with contextlib.suppress(errors.PaymentGatewayError):  # refused below, attempts named
-                    txn = self._sync_attempts(txn)
-                continue
-            if live:
-                raise errors.DepositPayable(
-                    f"deposit {transaction_id} can still be paid: "
-                    + "; ".join(describe_attempt(a) for a in live)
-                    + ". It can be cancelled once ECPay reports these attempts failed or expired.",
-                    details={"attempts": [a.merchant_trade_no for a in live]},
-                )
-            now = self.now()
-            new = txn._replace(
-                status=TransactionStatus.CANCELLED,
-                version=txn.version + 1,
-                updated_at=now,
-                next_check_at=None,
-                check_count=0,
+
+        def step(asked_ecpay: bool) -> Transaction | None:
+            return self.store.run(
+                Reads((transaction_id,)),
+                lambda snap: decide_cancel_deposit(
+                    snap.transactions.get(transaction_id),
+                    user_id,
+                    transaction_id,
+                    self.now(),
+                    asked_ecpay=asked_ecpay,
+                ),
             )
-            opened = int(new.status in OPEN_STATUSES) - int(txn.status in OPEN_STATUSES)
-            delta = UserDelta(user_id, delta_open=opened) if opened else None
-            try:
-                self.store.commit(
-                    AtomicWrite(transactions=(TransactionPut(new, txn.version),), user_delta=delta)
-                )
-            except VersionConflict:
-                continue
-            return new
-        raise errors.Conflict(f"transaction {transaction_id} keeps changing; retry")
+
+        cancelled = retry_on_conflict(lambda: step(False), self._kept_changing(transaction_id))
+        if cancelled is not None:
+            return cancelled
+        # ECPay may already know the attempts ended (or were paid): ask before refusing.
+        txn = self._own_transaction(user_id, transaction_id)
+        with contextlib.suppress(errors.PaymentGatewayError):  # refused below, attempts named
+            self._sync_attempts(txn)
+        final = retry_on_conflict(lambda: step(True), self._kept_changing(transaction_id))
+        assert final is not None  # asked_ecpay: decide_cancel_deposit cancels or raises
+        return final
+
+    @staticmethod
+    def _kept_changing(transaction_id: str) -> Callable[[], NoReturn]:
+        def give_up() -> NoReturn:
+            raise errors.Conflict(f"transaction {transaction_id} keeps changing; retry")
+
+        return give_up
 
     # -- ECPay --------------------------------------------------------------------------------
 
@@ -544,49 +472,28 @@ class WalletService:
             wanted = None if payment_method is None else PaymentMethod(payment_method)
         except ValueError:
             raise errors.InvalidRequest("unknown payment_method") from None
-        for _ in range(CAS_ATTEMPTS):
-            txn = self._own_transaction(user_id, transaction_id)
-            if txn.transaction_type is not TransactionType.DEPOSIT:
-                raise errors.InvalidState("only a deposit can be paid through ECPay")
-            if txn.status not in CHECKOUT_FROM:
-                raise errors.InvalidState(f"deposit {transaction_id} is {txn.status}")
-            method = wanted or txn.payment_method or PaymentMethod.ALL
-            self._check_method_amount(method, txn.amount)
-            previous = attempts_of(txn)
-            if len(previous) >= MAX_ATTEMPTS:
-                raise errors.InvalidState(
-                    f"deposit {transaction_id} was checked out {MAX_ATTEMPTS} times; "
-                    "cancel it and create a new deposit"
-                )
+
+        def step() -> CheckoutForm:
             now = self.now()
-            started = Attempt(
-                merchant_trade_no=new_merchant_trade_no(txn.transaction_id),
-                payment_method=method,
-                state=AttemptState.AWAITING_PAYMENT,
-                created_at=now,
-            )
-            # Earlier attempts are kept as they are: an issued ATM/CVS code stays payable.
-            attempt = with_attempts(txn, (*previous, started))._replace(
-                version=txn.version + 1,
-                updated_at=now,
-                payment_method=method,
-                next_check_at=now + self.reconcile_grace,
-                check_count=0,
-            )
-            # Built and signed before anything is stored: a request ECPay would refuse changes nothing.
-            form = self._checkout_form(attempt, method, urls, now)
-            opened = int(attempt.status in OPEN_STATUSES) - int(txn.status in OPEN_STATUSES)
-            delta = UserDelta(user_id, delta_open=opened, require_active=True)
             try:
-                self.store.commit(
-                    AtomicWrite(transactions=(TransactionPut(attempt, txn.version),), user_delta=delta)
+                return self.store.run(
+                    Reads((transaction_id,)),
+                    lambda snap: decide_checkout(
+                        snap.transactions.get(transaction_id),
+                        user_id,
+                        transaction_id,
+                        wanted=wanted,
+                        merchant_trade_no=new_merchant_trade_no,
+                        now=now,
+                        next_check_at=now + self.reconcile_grace,
+                        limits=self.amount_limits,
+                        form=lambda attempted, method: self._checkout_form(attempted, method, urls, now),
+                    ),
                 )
-            except VersionConflict:
-                continue
             except UserNotActive:
                 raise errors.UserClosed(f"user {user_id} is closed") from None
-            return form
-        raise errors.Conflict(f"transaction {transaction_id} keeps changing; retry")
+
+        return retry_on_conflict(step, self._kept_changing(transaction_id))
 
     def _checkout_form(
         self, attempt: Transaction, method: PaymentMethod, urls: CheckoutUrls, now: datetime
@@ -613,6 +520,7 @@ class WalletService:
                 OrderResultURL=None if offline else urls.order_result_url,
                 PaymentInfoURL=urls.payment_info_url if method in CODE_METHODS else None,
                 ClientRedirectURL=urls.order_result_url if offline else None,
+                **periodic_checkout_fields(attempt, urls.period_return_url),
             )
             return build_checkout_form(
                 request, self.ecpay.credentials, self.ecpay.client.endpoints, amount_limits=self.amount_limits
@@ -670,86 +578,53 @@ class WalletService:
             replay = self._replay(user_id, idempotency_key, fp, self.now())
             if replay is not None:
                 return replay
-        for _ in range(CAS_ATTEMPTS):
-            deposit = self._own_transaction(user_id, transaction_id)
-            if deposit.transaction_type is not TransactionType.DEPOSIT:
-                raise errors.InvalidState("only a deposit can be refunded")
-            if deposit.status not in PAID_FAMILY:
-                raise errors.InvalidState(f"deposit {transaction_id} is {deposit.status}, not paid")
-            paid_by = deposit.payment_info.get("payment_type", "")
-            is_card = paid_by.startswith("Credit") or (
-                not paid_by and deposit.payment_method is PaymentMethod.CREDIT
-            )
-            if not is_card or not deposit.trade_no or not deposit.merchant_trade_no:
-                raise errors.InvalidState(
-                    "only a credit-card deposit can be refunded through ECPay "
-                    "(ATM and convenience-store payments are refunded outside ECPay's API)"
-                )
-            if deposit.related_transaction_id is not None:
-                raise errors.RefundNotPossible(
-                    "refund_pending",
-                    f"refund {deposit.related_transaction_id} of this deposit is still being settled "
-                    "with ECPay",
-                )
-            remaining = deposit.amount - deposit.refunded_amount
-            value = remaining if amount is None else self._validate_amount(amount)
-            if remaining <= 0:
-                raise errors.InvalidState(f"deposit {transaction_id} is fully refunded")
-            if value > remaining:
-                raise errors.InvalidRequest(f"at most {remaining} can still be refunded")
+        if amount is not None:
+            self._validate_amount(amount)
+
+        def step() -> tuple[Transaction, Transaction, tuple[str, ...]]:
+            deposit = self.store.get_transaction(transaction_id)
+            value = refundable(deposit, user_id, transaction_id, amount)
+            assert deposit is not None
             refunds.check_window()
             ctx = refunds.context(deposit)  # asks ECPay; nothing is debited if it cannot answer
             plan = refunds.plan(deposit, value, ctx)
             now = self.now()
-            refund = Transaction(
-                transaction_id=new_transaction_id(),
-                user_id=user_id,
-                transaction_type=TransactionType.REFUND,
-                amount=value,
-                status=TransactionStatus.PENDING,
-                version=1,
-                created_at=now,
-                updated_at=now,
-                payment_method=deposit.payment_method,
-                merchant_trade_no=deposit.merchant_trade_no,
-                trade_no=deposit.trade_no,
-                related_transaction_id=deposit.transaction_id,
-                payment_info={"plan": ",".join(plan.actions), "trade_state": str(ctx.state)},
-                next_check_at=now + self.reconcile_grace,
-            )
-            dep = deposit._replace(
-                version=deposit.version + 1,
-                updated_at=now,
-                refunded_amount=deposit.refunded_amount + value,
-                related_transaction_id=refund.transaction_id,
-            )
-            idem = _idempotency_record(user_id, idempotency_key, fp, refund.transaction_id, now)
-            write = AtomicWrite(
-                transactions=(TransactionPut(refund, 0), TransactionPut(dep, deposit.version)),
-                # The points leave the wallet before the money leaves ECPay: never both kept.
-                user_delta=UserDelta(user_id, delta_balance=-value, delta_open=1),
-                ledger=(self._ledger(refund, "refund", -value, 0),),
-                idempotency=idem,
-            )
+            idem = idempotency_record(user_id, idempotency_key, fp, refund_id, now)
+
+            def decide(snap: Snapshot) -> Decision[Transaction]:
+                current = snap.transactions.get(transaction_id)
+                if current is None or current.version != deposit.version:
+                    # Planned on an older deposit: plan again on the current one.
+                    raise VersionConflict(transaction_id, current)
+                return decide_refund(
+                    current,
+                    refund_id,
+                    value,
+                    plan,
+                    str(ctx.state),
+                    now=now,
+                    next_check_at=now + self.reconcile_grace,
+                    idempotency=idem,
+                )
+
             try:
-                self.store.commit(write)
-            except VersionConflict:
-                continue
-            except IdempotencyKeyReused as exc:
-                # A concurrent repeat won the race: answer what it made.
-                assert idempotency_key is not None
-                replay = self._replay(user_id, idempotency_key, fp, now, exc.existing)
-                if replay is None:
-                    raise errors.Conflict("idempotency key is being used concurrently; retry") from None
-                return replay
+                return self.store.run(Reads((transaction_id,)), decide), deposit, plan.actions
             except InsufficientFunds:
                 raise errors.InsufficientBalance(
                     f"the wallet no longer holds {value} points to give back"
                 ) from None
-            break
-        else:
-            raise errors.Conflict(f"transaction {transaction_id} keeps changing; retry")
-        return refunds.send(refund, plan.actions, deposit.amount)
+
+        refund_id = new_transaction_id()
+        try:
+            refund, deposit, actions = retry_on_conflict(step, self._kept_changing(transaction_id))
+        except IdempotencyKeyReused as exc:
+            # A concurrent repeat won the race: answer what it made.
+            assert idempotency_key is not None
+            replay = self._replay(user_id, idempotency_key, fp, self.now(), exc.existing)
+            if replay is None:
+                raise errors.Conflict("idempotency key is being used concurrently; retry") from None
+            return replay
+        return refunds.send(refund, actions, deposit.amount)
 
     def settle_refund(self, refund: Transaction) -> Transaction:
         """Ask ECPay about a pending refund and settle it by its records (``sync`` on a refund)."""
@@ -766,9 +641,27 @@ class WalletService:
             return self.settle_refund(txn)
         if txn.transaction_type is not TransactionType.DEPOSIT:
             raise errors.InvalidState("only a deposit or a refund can be synchronised with ECPay")
+        if txn.plan is not None and txn.status in PAID_FAMILY:
+            return self.sync_plan(txn)
         if txn.status in PAID_FAMILY or not attempts_of(txn):
             return txn  # never checked out, or already final: nothing ECPay could change
         return self._sync_attempts(txn)
+
+    def plans(self) -> RecurringPlans:
+        """Recurring plans' use cases on this wallet (same store, ECPay client and clock)."""
+        return RecurringPlans(
+            self.store, self.ecpay.client, merchant_id=self.ecpay.credentials.merchant_id, clock=self.now
+        )
+
+    def sync_plan(self, txn: Transaction) -> Transaction:
+        """Ask ECPay (QueryCreditCardPeriodInfo) about a plan's later charges; credit each once."""
+        try:
+            self.plans().reconcile(txn)
+        except RateLimitedError:
+            raise errors.PaymentGatewayError("ECPay is rate-limiting queries; try again later") from None
+        except EcpayError as exc:
+            raise errors.PaymentGatewayError(f"ECPay query failed: {type(exc).__name__}") from None
+        return self.store.get_transaction(txn.transaction_id) or txn
 
     def _sync_attempts(self, txn: Transaction) -> Transaction:
         candidates = live_attempts(txn)

@@ -28,6 +28,7 @@ from .models import Attempt, AttemptState, Transaction, TransactionType
 from .outcomes import FLAG_DUPLICATE_PAYMENT, PAID_FAMILY, Delivery, apply_outcome
 from .port import WalletStore
 from .reconcile import outcome_from_query
+from .recurring import RecurringPlans
 
 if TYPE_CHECKING:
     from ..ecpay.statement import StatementRow
@@ -113,6 +114,8 @@ class StatementReconciler:
             report.notes.append(f"{skipped} line(s) of the file were not trades (headers, totals)")
         report.trades = len(rows)
         paid_numbers: set[str] = set()
+        # Recurring deposits: every charge is a line of the order's MerchantTradeNo, matched by count.
+        plan_rows: dict[str, list[StatementRow]] = {}
         for row in rows:
             if row.status != "paid":
                 continue
@@ -121,17 +124,77 @@ class StatementReconciler:
                 continue
             report.paid_trades += 1
             paid_numbers.add(row.merchant_trade_no)
+            if self._plan_deposit(row.merchant_trade_no) is not None:
+                plan_rows.setdefault(row.merchant_trade_no, []).append(row)
+                continue
             self._match(row, report, apply=apply)
         start, stop = day_bounds(begin, end)
+        credited_by_number: dict[str, int] = {}
         for deposit in self.store.iter_paid_deposits(paid_from=start, paid_to=stop):
             paid = [a for a in attempts_of(deposit) if a.state is AttemptState.PAID]
             numbers = [a.merchant_trade_no for a in paid] or [deposit.merchant_trade_no or ""]
+            for number in numbers:
+                credited_by_number[number] = credited_by_number.get(number, 0) + 1
             if not any(number in paid_numbers for number in numbers):
                 report.discrepancies.append(
                     f"credited but not paid at ECPay: deposit {deposit.transaction_id} "
                     f"({', '.join(numbers)}, {deposit.amount} TWD) is not a paid trade in ECPay's file"
                 )
+        for mtn, charges in plan_rows.items():
+            self._match_plan(mtn, charges, credited_by_number.get(mtn, 0), report, apply=apply)
         return report
+
+    def _plan_deposit(self, mtn: str) -> Transaction | None:
+        try:
+            txn = self.store.get_transaction(reference_of(mtn))
+        except EcpayValidationError:
+            return None
+        return txn if txn is not None and txn.plan is not None else None
+
+    def _match_plan(
+        self, mtn: str, charges: list[StatementRow], credited: int, report: StatementReport, *, apply: bool
+    ) -> None:
+        """A recurring deposit's charges in the file against its credited deposits (the first included)."""
+        txn = self._plan_deposit(mtn)
+        assert txn is not None
+        if len(charges) <= credited:
+            report.matched += len(charges)
+            if len(charges) < credited:
+                report.discrepancies.append(
+                    f"credited but not paid at ECPay: {credited} charge(s) of recurring deposit "
+                    f"{txn.transaction_id} ({mtn}) were credited, ECPay's file has {len(charges)}"
+                )
+            return
+        if not apply:
+            report.discrepancies.append(
+                f"paid at ECPay but not credited: {len(charges) - credited} charge(s) of {mtn} "
+                f"(recurring deposit {txn.transaction_id})"
+            )
+            return
+        if txn.status not in PAID_FAMILY:
+            self._match(charges[0], report, apply=True)  # charge #1 is the deposit itself
+        plans = RecurringPlans(self.store, self.client, merchant_id=self.merchant_id, clock=self.clock)
+        fresh = self.store.get_transaction(txn.transaction_id) or txn
+        try:
+            results = plans.reconcile(fresh)
+        except EcpayError as exc:
+            report.discrepancies.append(
+                f"paid at ECPay but not credited: {mtn}: "
+                f"QueryCreditCardPeriodInfo failed ({type(exc).__name__})"
+            )
+            return
+        for result in results:
+            credited_now = result.transaction
+            if (
+                result.status in ("applied", "flagged")
+                and credited_now is not None
+                and credited_now.transaction_id != txn.transaction_id
+            ):
+                report.credited.append(
+                    f"{mtn}: credited charge deposit {credited_now.transaction_id} "
+                    f"of recurring deposit {txn.transaction_id} ({credited_now.amount} TWD)"
+                )
+        report.matched += credited
 
     def _match(self, row: StatementRow, report: StatementReport, *, apply: bool) -> None:
         mtn = row.merchant_trade_no

@@ -249,7 +249,7 @@ def test_the_notification_cross_check_is_bounded_inside_ecpays_five_seconds() ->
     from ecpay_lambda.api.composition import ecpay_config  # noqa: PLC0415
     from ecpay_lambda.ecpay.errors import TransportError  # noqa: PLC0415
     from ecpay_lambda.ecpay.transport import HttpResponse  # noqa: PLC0415
-    from ecpay_lambda.wallet.callbacks import CallbackHandler  # noqa: PLC0415
+    from ecpay_lambda.wallet.notifications import CallbackHandler  # noqa: PLC0415
     from ecpay_lambda.wallet.outcomes import EcpayOutcome, OutcomeKind  # noqa: PLC0415
 
     seen: list[float] = []

@@ -1,11 +1,11 @@
-"""The notification and schedule functions import only what they need (their cold start is the budget).
+"""The cold-start rule (docs/performance.md), enforced: what each deployed handler imports.
 
-Checked in fresh interpreters, without any timing: importing the module, and handling real first
-requests end to end as deployed (DynamoDB store and Secrets Manager on moto, the QueryTradeInfo
-cross-check against a stand-in ECPay over HTTP), never loads pydantic, SQLAlchemy or Powertools' event
-handler / OpenAPI machinery. And a first notification imports nothing beyond what
-``bench/cold_start.py`` counts for it (``FIRST_NOTIFICATION``), so the benchmark's headline figure
-is the whole cold import the function pays.
+Checked in fresh interpreters, without any timing: importing each handler module template.yaml names,
+and handling real first requests end to end as deployed (DynamoDB store and Secrets Manager on moto,
+the QueryTradeInfo cross-check against a stand-in ECPay over HTTP), never loads a module on that
+handler's forbidden list (``FORBIDDEN``). And a first request imports nothing beyond what
+``bench/cold_start.py`` counts for it (``FIRST_NOTIFICATION``, ``FIRST_MANAGEMENT_REQUEST``), so
+the benchmark's figures are the whole cold import each function pays.
 """
 
 from __future__ import annotations
@@ -23,25 +23,46 @@ from typing import Any
 
 import boto3
 import pytest
-from bench.cold_start import FIRST_NOTIFICATION
-from tests.unit.api.apitest import MERCHANT, ROOT, atm_info_fields, form, return_fields, sign
+from bench.cold_start import FIRST_MANAGEMENT_REQUEST, FIRST_NOTIFICATION
+from tests.unit.api.apitest import (
+    MERCHANT,
+    ROOT,
+    TOKEN,
+    atm_info_fields,
+    form,
+    load_template,
+    make_event,
+    match,
+    return_fields,
+    sign,
+)
 from tests.unit.api.conftest import SETTINGS_VARIABLES
-from tests.unit.api.ecpayfake import FakeEcpay
 
 from ecpay_lambda.api.composition import build_service
 from ecpay_lambda.config import parse_settings
+from ecpay_lambda.ecpay.testing import FakeEcpay
 from ecpay_lambda.store.dynamodb import DynamoDBStore
 from ecpay_lambda.wallet.models import PaymentMethod, TransactionStatus, TransactionType
 from ecpay_lambda.wallet.service import CheckoutUrls, WalletService
 
-# ecpay_lambda.local holds the local JWT issuer and gateway (issue 15): local mode only, never a function's.
-FORBIDDEN = (
-    "pydantic",
-    "sqlalchemy",
-    "aws_lambda_powertools.event_handler",
-    "aws_lambda_powertools",
-    "ecpay_lambda.local",
-)
+NOTIFICATIONS = "ecpay_lambda.api.ecpay_callbacks"
+SCHEDULED = "ecpay_lambda.api.scheduled"
+MANAGEMENT = "ecpay_lambda.api.handlers"
+OPENAPI_MODELS = "aws_lambda_powertools.event_handler.openapi.models"
+# ecpay_lambda.local holds the local JWT issuer, gateway and sandbox: local mode only, never a function's.
+# SQLAlchemy: every function here runs on DynamoDB as deployed (the SQL stores are for laptops).
+_NEVER = ("sqlalchemy", "ecpay_lambda.local", "ecpay_lambda.ecpay.testing")
+_LEAN = (*_NEVER, "pydantic", "aws_lambda_powertools")
+# Modules (and their submodules) each deployed handler must not load on import or first request.
+FORBIDDEN: dict[str, tuple[str, ...]] = {
+    # Notifications go to the wallet's notification handler without the other use cases.
+    NOTIFICATIONS: (*_LEAN, "ecpay_lambda.wallet.service", "ecpay_lambda.api.app"),
+    SCHEDULED: (*_LEAN, "ecpay_lambda.api.app"),
+    # The OpenAPI models and Swagger UI are for /openapi.json and /docs only.
+    MANAGEMENT: (*_NEVER, OPENAPI_MODELS, "aws_lambda_powertools.event_handler.openapi.swagger_ui"),
+}
+# A clientReturn sends the browser on with the transaction's state: it may read it through the service.
+CLIENT_RETURN_ALLOWED = ("ecpay_lambda.wallet.service",)
 # Creating boto3 clients on the first request may load more of these packages: that is client
 # creation, which the benchmark leaves out on purpose (it is not the function's own import cost).
 CLIENT_CREATION = ("boto3", "botocore", "urllib3", "s3transfer", "jmespath", "dateutil")
@@ -49,16 +70,27 @@ CLIENT_CREATION = ("boto3", "botocore", "urllib3", "s3transfer", "jmespath", "da
 REPORT = textwrap.dedent(
     """
     import json, sys
-    heavy = sorted({m for m in sys.modules for f in %r if m == f or m.startswith(f + ".")})
+    forbidden = json.loads(sys.argv[-1])
+    heavy = sorted({m for m in sys.modules for f in forbidden if m == f or m.startswith(f + ".")})
     print(json.dumps({"heavy": heavy, "result": globals().get("result")}))
     """
-) % (FORBIDDEN,)
+)
 
 
-def run_python(code: str, env: dict[str, str] | None = None) -> dict[str, Any]:
-    """Run ``code`` + the module report in a fresh interpreter; return the report."""
+def deployed_handlers() -> set[str]:
+    """The module of every function's handler in template.yaml."""
+    resources = load_template()["Resources"].values()
+    return {
+        r["Properties"]["Handler"].rpartition(".")[0]
+        for r in resources
+        if r.get("Type") == "AWS::Serverless::Function"
+    }
+
+
+def run_python(code: str, forbidden: tuple[str, ...], env: dict[str, str] | None = None) -> dict[str, Any]:
+    """Run ``code`` + the report on ``forbidden`` in a fresh interpreter; return the report."""
     proc = subprocess.run(
-        [sys.executable, "-c", code + REPORT],
+        [sys.executable, "-c", code + REPORT, json.dumps(forbidden)],
         capture_output=True,
         text=True,
         cwd=ROOT,
@@ -71,31 +103,38 @@ def run_python(code: str, env: dict[str, str] | None = None) -> dict[str, Any]:
     return report
 
 
-@pytest.mark.parametrize("module", ["ecpay_lambda.api.callbacks", "ecpay_lambda.api.scheduled"])
-def test_importing_a_lean_handler_loads_nothing_heavy(module: str) -> None:
-    assert run_python(f"import {module}")["heavy"] == []
+def test_every_deployed_handler_has_a_forbidden_list() -> None:
+    assert deployed_handlers() == set(FORBIDDEN)
+
+
+@pytest.mark.parametrize("module", sorted(FORBIDDEN))
+def test_importing_a_handler_loads_nothing_it_forbids(module: str) -> None:
+    assert run_python(f"import {module}", FORBIDDEN[module])["heavy"] == []
 
 
 def test_the_management_handler_does_load_the_resolver() -> None:
     # The counter-check: the same probe does see heavy modules where they belong.
-    heavy = run_python("import ecpay_lambda.api.handlers")["heavy"]
+    heavy = run_python("import ecpay_lambda.api.handlers", FORBIDDEN[NOTIFICATIONS])["heavy"]
     assert "pydantic" in heavy and "aws_lambda_powertools.event_handler" in heavy
 
 
 # --- a first request, as deployed -----------------------------------------------------------------
 
-# One cold start: the handler module, then what the benchmark counts for the first notification,
-# then one request; reports what the request imported beyond those, and its answer.
+# One cold start: the handler module, then what the benchmark counts for its first request, then one
+# request; reports what the request imported beyond those, and its answer.
 FIRST_REQUEST = textwrap.dedent(
     """
     import importlib, json, sys
     import boto3
-    from ecpay_lambda.api import callbacks
-    counted, event = json.loads(sys.argv[1])
+    module, counted, event = json.loads(sys.argv[1])
+    handler = importlib.import_module(module).handler
+    class Context:  # what Powertools' Logger reads from Lambda's context
+        function_name, function_version, memory_limit_in_mb = "probe", "$LATEST", 512
+        invoked_function_arn, aws_request_id = "arn:aws:lambda:ap-northeast-1:1:function:probe", "r"
     for name in counted:
         importlib.import_module(name)
     before = set(sys.modules)
-    answer = callbacks.handler(event, None)
+    answer = handler(event, Context())
     result = {"status": answer["statusCode"], "body": answer["body"][:80],
               "imported": sorted(set(sys.modules) - before)}
     """
@@ -105,7 +144,7 @@ FIRST_REQUEST = textwrap.dedent(
 class _EcpayHandler(BaseHTTPRequestHandler):
     """ECPay's QueryTradeInfo over real HTTP (the function's own urllib transport calls it)."""
 
-    fake = FakeEcpay()
+    fake = FakeEcpay(unknown_trades="unpaid")
 
     def do_POST(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
@@ -194,10 +233,22 @@ def _event(route: str, user_id: str, transaction_id: str, body: str) -> dict[str
     }
 
 
-def _first_request(env: dict[str, str], event: dict[str, Any]) -> dict[str, Any]:
+def _first_request(
+    env: dict[str, str],
+    event: dict[str, Any],
+    module: str = NOTIFICATIONS,
+    counted: tuple[str, ...] = FIRST_NOTIFICATION,
+    forbidden: tuple[str, ...] = FORBIDDEN[NOTIFICATIONS],
+) -> dict[str, Any]:
     code = FIRST_REQUEST + "\n"
     proc = subprocess.run(
-        [sys.executable, "-c", code + REPORT, json.dumps([list(FIRST_NOTIFICATION), event])],
+        [
+            sys.executable,
+            "-c",
+            code + REPORT,
+            json.dumps([module, list(counted), event]),
+            json.dumps(forbidden),
+        ],
         capture_output=True,
         text=True,
         cwd=ROOT,
@@ -222,7 +273,7 @@ def test_first_notifications_as_deployed_import_only_what_the_benchmark_counts(
     user = wallet.create_user("amy", "amy@example.com")
     card_id, card_mtn = _checked_out(wallet, user.user_id, PaymentMethod.CREDIT)
     atm_id, atm_mtn = _checked_out(wallet, user.user_id, PaymentMethod.ATM)
-    _EcpayHandler.fake.paid[card_mtn] = 500  # what QueryTradeInfo confirms
+    _EcpayHandler.fake.pay(card_mtn, 500)  # what QueryTradeInfo confirms
     forged = {**sign(return_fields(card_mtn, 500)), "CheckMacValue": "0" * 64}
     cases = {
         # paid, cross-checked with QueryTradeInfo over HTTP, credited: the longest path
@@ -249,6 +300,72 @@ def test_a_first_client_return_as_deployed_loads_nothing_heavy(deployed: dict[st
     user = wallet.create_user("bob", "bob@example.com")
     txn_id, _ = _checked_out(wallet, user.user_id, PaymentMethod.CREDIT)
     event = _event("clientReturn", user.user_id, txn_id, "")
-    report = _first_request({**deployed, "FRONTEND_URL": "https://shop.test/"}, event)
+    forbidden = tuple(m for m in FORBIDDEN[NOTIFICATIONS] if m not in CLIENT_RETURN_ALLOWED)
+    report = _first_request({**deployed, "FRONTEND_URL": "https://shop.test/"}, event, forbidden=forbidden)
     assert report["heavy"] == []
     assert report["result"]["status"] == 303
+
+
+# --- the management function --------------------------------------------------------------------
+
+
+@pytest.fixture
+def management(deployed: dict[str, str], moto_endpoint: str) -> Iterator[dict[str, str]]:
+    """A management function's environment as deployed: the API token in a secret too."""
+    secrets = boto3.client("secretsmanager", endpoint_url=moto_endpoint)
+    arn = secrets.create_secret(Name=f"token-{os.getpid()}-{id(deployed)}", SecretString=TOKEN)["ARN"]
+    try:
+        yield {**deployed, "API_TOKEN_SECRET_ARN": arn}
+    finally:
+        secrets.delete_secret(SecretId=arn, ForceDeleteWithoutRecovery=True)
+
+
+def _management_event(method: str, path: str, body: Any = None) -> dict[str, Any]:
+    found = match(method, path)
+    assert found is not None, path
+    route, params = found
+    assert route.handler == MANAGEMENT + ".handler", route
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    if body is not None:
+        headers["Content-Type"] = "application/json"
+    return make_event(
+        method,
+        path,
+        body=None if body is None else json.dumps(body),
+        headers=headers,
+        route=route,
+        path_parameters=params,
+    )
+
+
+def test_first_management_requests_as_deployed_import_only_what_the_benchmark_counts(
+    management: dict[str, str],
+) -> None:
+    wallet = _wallet(management)
+    user = wallet.create_user("cat", "cat@example.com")
+    cases = {
+        "create user": (_management_event("POST", "/users", {"username": "dan", "email": "d@x.test"}), 201),
+        "list transactions": (_management_event("GET", f"/users/{user.user_id}/transactions"), 200),
+        "health": (_management_event("GET", "/healthz"), 200),
+        "bad body": (_management_event("POST", "/users", {"username": ""}), 422),
+    }
+    for name, (event, status) in cases.items():
+        report = _first_request(
+            management, event, MANAGEMENT, FIRST_MANAGEMENT_REQUEST, FORBIDDEN[MANAGEMENT]
+        )
+        assert report["heavy"] == [], name
+        assert _uncounted(report) == [], name
+        assert report["result"]["status"] == status, (name, report["result"])
+
+
+@pytest.mark.parametrize("path", ["/openapi.json", "/docs"])
+def test_the_docs_routes_alone_load_the_openapi_models(management: dict[str, str], path: str) -> None:
+    report = _first_request(
+        management,
+        _management_event("GET", path),
+        MANAGEMENT,
+        FIRST_MANAGEMENT_REQUEST,
+        FORBIDDEN[MANAGEMENT],
+    )
+    assert report["result"]["status"] == 200
+    assert OPENAPI_MODELS in report["heavy"]

@@ -18,11 +18,11 @@ from aws_lambda_powertools import Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from tests.unit.api.apitest import MERCHANT, Api, LambdaContext, form, return_fields, sign
 from tests.unit.api.conftest import checkout, create_deposit
-from tests.unit.api.ecpayfake import FakeEcpay
 
 from ecpay_lambda.api import composition, metrics, scheduled
 from ecpay_lambda.config import load_settings
 from ecpay_lambda.ecpay.errors import TransportError
+from ecpay_lambda.ecpay.testing import FakeEcpay
 from ecpay_lambda.ecpay.transport import HttpResponse
 from ecpay_lambda.wallet.results import ReconcileReport
 
@@ -242,7 +242,7 @@ def test_cross_check_failures(
 ) -> None:
     api_env.setenv("ECPAY_CROSS_CHECK", "true")
     composition.reset()
-    transport = FakeEcpay() if ecpay_up else _Unreachable()
+    transport = FakeEcpay(unknown_trades="unpaid") if ecpay_up else _Unreachable()
     composition.set_service(composition.build_service(load_settings(), transport=transport))
     uid = user["user_id"]
     tx_id, mtn = started(api, uid)
@@ -265,6 +265,7 @@ def test_a_store_fault_counts_a_store_error(
 
     monkeypatch.setattr(store, "record_notification", broken)
     monkeypatch.setattr(store, "commit", broken)
+    monkeypatch.setattr(store, "run", broken)
     emf_lines(capsys)
     assert notify(api, uid, tx_id, sign(return_fields(mtn, 500))).status == 500
     assert counted(emf_lines(capsys)) == {"StoreErrors": 1}
@@ -326,7 +327,7 @@ class RefusingEcpay(FakeEcpay):
 def test_refund_failures_count_by_what_is_known(
     api: Api, user: dict[str, Any], capsys: pytest.CaptureFixture[str], answers: bool, reason: str
 ) -> None:
-    fake = RefusingEcpay(answer_refunds=answers)
+    fake = RefusingEcpay(answer_refunds=answers, unknown_trades="unpaid")
     composition.set_service(composition.build_service(load_settings(), transport=fake))
     uid = user["user_id"]
     tx = create_deposit(api, uid, 700)
@@ -343,7 +344,9 @@ def test_refund_failures_count_by_what_is_known(
 def test_a_refund_that_works_counts_no_failure(
     api: Api, user: dict[str, Any], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    composition.set_service(composition.build_service(load_settings(), transport=FakeEcpay()))
+    composition.set_service(
+        composition.build_service(load_settings(), transport=FakeEcpay(unknown_trades="unpaid"))
+    )
     uid = user["user_id"]
     tx = create_deposit(api, uid, 300)
     mtn = checkout(api, uid, tx["transaction_id"], payment_method="Credit")["fields"]["MerchantTradeNo"]
@@ -359,14 +362,14 @@ def test_a_refund_that_works_counts_no_failure(
 def test_a_payment_found_by_reconciliation_is_a_reconcile_credit(
     api: Api, user: dict[str, Any], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    fake = FakeEcpay()
+    fake = FakeEcpay(unknown_trades="unpaid")
     service = composition.build_service(load_settings(), transport=fake)
     monkeypatch.setattr(service, "reconcile_grace", service.reconcile_grace * 0)
     composition.set_service(service)
     uid = user["user_id"]
     _, paid_mtn = started(api, uid, 400)
     started(api, uid, 100)  # still unpaid at ECPay
-    fake.paid[paid_mtn] = 400  # paid, but its notification was lost
+    fake.pay(paid_mtn, 400)  # paid, but its notification was lost
     emf_lines(capsys)
     report = scheduled.handler({"id": "evt-1"}, LambdaContext())
     assert report["paid"] == 1

@@ -132,6 +132,7 @@ def test_the_spec_documents_every_management_route() -> None:
         ("POST", "/users/{userId}/transactions/{transactionId}/requestPayment"),
         ("POST", "/users/{userId}/transactions/{transactionId}/refund"),
         ("POST", "/users/{userId}/transactions/{transactionId}/sync"),
+        ("POST", "/users/{userId}/transactions/{transactionId}/recurring"),
         ("GET", "/events"),
         ("GET", "/healthz"),
     }

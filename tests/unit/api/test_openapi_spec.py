@@ -60,6 +60,7 @@ def test_operation_ids_are_readable_and_stable() -> None:
         ("POST", "/users/{userId}/transactions/{transactionId}/requestPayment"): "requestPayment",
         ("POST", "/users/{userId}/transactions/{transactionId}/refund"): "refundDeposit",
         ("POST", "/users/{userId}/transactions/{transactionId}/sync"): "syncDeposit",
+        ("POST", "/users/{userId}/transactions/{transactionId}/recurring"): "recurringAction",
         ("GET", "/healthz"): "getHealth",
     }
 

@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 from tests.unit.api.apitest import DOMAIN, STAGE, Api, form, return_fields, sign
 from tests.unit.api.conftest import UNUSED_ECPAY, checkout, create_deposit
-from tests.unit.api.ecpayfake import FakeEcpay
 
 from ecpay_lambda.api import composition
 from ecpay_lambda.config import load_settings
+from ecpay_lambda.ecpay.testing import FakeEcpay
 
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 
@@ -42,7 +42,7 @@ def read_form(html: str) -> _FormReader:
 @pytest.fixture
 def fake_ecpay(api_env: pytest.MonkeyPatch) -> FakeEcpay:
     """The service wired to a fake ECPay (for refund, sync and cross-check)."""
-    fake = FakeEcpay()
+    fake = FakeEcpay(unknown_trades="unpaid")
     composition.set_service(composition.build_service(load_settings(), transport=fake))
     return fake
 
@@ -202,7 +202,7 @@ def test_sync_applies_what_ecpay_says(api: Api, user: dict[str, Any], fake_ecpay
     mtn = checkout(api, uid, tx["transaction_id"])["fields"]["MerchantTradeNo"]
     unpaid = api.request("POST", f"/users/{uid}/transactions/{tx['transaction_id']}/sync")
     assert unpaid.status == 200 and unpaid.json()["status"] == "awaiting_payment"
-    fake_ecpay.paid[mtn] = 640
+    fake_ecpay.pay(mtn, 640)
     paid = api.request("POST", f"/users/{uid}/transactions/{tx['transaction_id']}/sync")
     assert paid.status == 200 and paid.json()["status"] == "paid"
     assert api.request("GET", f"/users/{uid}").json()["balance"] == 640
@@ -213,7 +213,7 @@ def test_cross_check_credits_only_what_ecpay_confirms(
 ) -> None:
     api_env.setenv("ECPAY_CROSS_CHECK", "true")
     composition.reset()
-    fake = FakeEcpay()
+    fake = FakeEcpay(unknown_trades="unpaid")
     composition.set_service(composition.build_service(load_settings(), transport=fake))
     uid = user["user_id"]
     tx = create_deposit(api, uid, 900)
@@ -224,7 +224,7 @@ def test_cross_check_credits_only_what_ecpay_confirms(
     first = api.request("POST", path, body=body, headers=FORM, token=None)
     assert first.body.startswith("0|") and fake.queries == [mtn]
     assert api.request("GET", f"/users/{uid}").json()["balance"] == 0
-    fake.paid[mtn] = 900
+    fake.pay(mtn, 900)
     second = api.request("POST", path, body=body, headers=FORM, token=None)
     assert second.body == "1|OK"
     assert api.request("GET", f"/users/{uid}").json()["balance"] == 900

@@ -9,11 +9,11 @@ from typing import Any
 import pytest
 from tests.unit.api.apitest import Api, LambdaContext
 from tests.unit.api.conftest import checkout, create_deposit
-from tests.unit.api.ecpayfake import FakeEcpay
 
 from ecpay_lambda.api import composition, scheduled
 from ecpay_lambda.cli import main
 from ecpay_lambda.config import load_settings
+from ecpay_lambda.ecpay.testing import FakeEcpay
 from ecpay_lambda.wallet.results import AuditReport
 from ecpay_lambda.wallet.service import WalletService
 
@@ -21,7 +21,7 @@ SCHEDULE_EVENT = {"id": "evt-1", "source": "aws.events", "detail-type": "Schedul
 
 
 def test_the_schedule_handler_reconciles_and_returns_its_report(api: Api, user: dict[str, Any]) -> None:
-    fake = FakeEcpay()
+    fake = FakeEcpay(unknown_trades="unpaid")
     composition.set_service(composition.build_service(load_settings(), transport=fake))
     report = scheduled.handler(SCHEDULE_EVENT, LambdaContext())
     assert report["checked"] == 0 and report["errors"] == []
@@ -88,7 +88,8 @@ def test_reconcile_command_applies_what_ecpay_says(
     uid = user["user_id"]
     tx = create_deposit(api, uid, 300)
     mtn = checkout(api, uid, tx["transaction_id"])["fields"]["MerchantTradeNo"]
-    fake = FakeEcpay(paid={mtn: 300})
+    fake = FakeEcpay(unknown_trades="unpaid")
+    fake.pay(mtn, 300)
     real_build = composition.build_service
 
     def with_fake(settings: Any, **kwargs: Any) -> Any:
@@ -110,7 +111,8 @@ def test_reconcile_command_grace_zero_checks_fresh_deposits(
     uid = user["user_id"]
     tx = create_deposit(api, uid, 200)
     mtn = checkout(api, uid, tx["transaction_id"])["fields"]["MerchantTradeNo"]
-    fake = FakeEcpay(paid={mtn: 200})
+    fake = FakeEcpay(unknown_trades="unpaid")
+    fake.pay(mtn, 200)
     real_build = composition.build_service
     monkeypatch.setattr(composition, "build_service", lambda s, **kw: real_build(s, transport=fake))
     assert main(["reconcile", "--json"]) == 0  # within the default grace period: left alone

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from ecpay_lambda.ecpay import check_mac_value, verify_check_mac_value
 from ecpay_lambda.ecpay.checkmac import MD5, SHA256, ecpay_urlencode, explain_check_mac_value
+from ecpay_lambda.ecpay.errors import EcpayValidationError
 
 KEY, IV = "pwFHCqoQZGmho4w6", "EkRm7iFT261dpevs"
 
@@ -247,7 +248,11 @@ def test_hash_key_and_iv_matter() -> None:
 names = st.text(
     alphabet=st.characters(min_codepoint=0x21, max_codepoint=0x7E), min_size=1, max_size=12
 ).filter(lambda name: name != "CheckMacValue")
-param_sets = st.dictionaries(names, st.text(max_size=30), min_size=1, max_size=8)
+# Names unique without regard to case: a set with "E" and "e" has no agreed CheckMacValue (refused,
+# see the tests below), so it is not a valid input to the properties of valid sets.
+param_sets = st.lists(
+    st.tuples(names, st.text(max_size=30)), min_size=1, max_size=8, unique_by=lambda kv: kv[0].lower()
+).map(dict)
 secrets_ = st.text(
     alphabet="abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789", min_size=16, max_size=16
 )
@@ -280,3 +285,30 @@ def test_dropping_a_field_breaks_the_mac(params: dict[str, str]) -> None:
     for name in params:
         reduced = {k: v for k, v in signed.items() if k != name}
         assert not verify_check_mac_value(reduced, KEY, IV)
+
+
+@pytest.mark.parametrize(
+    "params", [{"E": "1", "e": "2"}, {"e": "2", "E": "1"}, {"a": "", "Item": "x", "ITEM": "x"}]
+)
+def test_names_differing_only_by_case_have_no_check_mac_value(params: dict[str, str]) -> None:
+    # ECPay orders names case-insensitively and its SDKs disagree on ties (insertion order, lower case
+    # first, or one dropped): the library refuses rather than pick one of the orders.
+    with pytest.raises(EcpayValidationError, match="only by case") as raised:
+        check_mac_value(params, KEY, IV)
+    assert raised.value.field.lower() in {name.lower() for name in params}
+    # A received set like this never verifies, whatever its CheckMacValue.
+    signed = {**params, "CheckMacValue": check_mac_value({"E": "1"}, KEY, IV)}
+    assert not verify_check_mac_value(signed, KEY, IV)
+
+
+def test_names_of_different_letters_still_sort_case_insensitively() -> None:
+    # A lower-case name sits among the capitalised ones (protocol notes §3.3), not after them all.
+    steps = explain_check_mac_value({"b": "2", "A": "1", "C": "3"}, KEY, IV)
+    assert steps.sorted_pairs == "A=1&b=2&C=3"
+
+
+@given(param_sets, st.data())
+def test_adding_a_case_twin_of_any_name_is_refused(params: dict[str, str], data: st.DataObject) -> None:
+    name = data.draw(st.sampled_from(sorted(params)).filter(lambda n: n.swapcase() != n))
+    with pytest.raises(EcpayValidationError):
+        check_mac_value({**params, name.swapcase(): "x"}, KEY, IV)

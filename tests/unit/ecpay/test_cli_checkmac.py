@@ -205,3 +205,9 @@ def test_module_import_stays_light() -> None:
     )
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"
+
+
+def test_names_differing_only_by_case_are_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(["E=1", "e=2"], capsys)
+    assert code == 2 and out == ""
+    assert "only by case" in err

@@ -12,7 +12,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ecpay_lambda.ecpay import CheckMacValueError, MerchantCredentials, NotificationError, check_mac_value
+from ecpay_lambda.ecpay import (
+    CheckMacValueError,
+    MerchantCredentials,
+    NotificationCheck,
+    NotificationError,
+    check_mac_value,
+)
 from ecpay_lambda.ecpay.checkmac import MD5
 from ecpay_lambda.ecpay.notifications import (
     MAX_BODY_BYTES,
@@ -455,7 +461,16 @@ field_names = st.text(alphabet="abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUV
 field_values = st.text(alphabet=st.characters(blacklist_categories=["Cs"]), max_size=40)
 
 
-@given(st.dictionaries(field_names, field_values, max_size=10))
+def _case_unique(fields: dict[str, str]) -> bool:
+    # Names differing only by case are refused (a duplicate field): not a round trip's input.
+    return len({name.lower() for name in fields}) == len(fields)
+
+
+@given(
+    st.dictionaries(field_names, field_values, max_size=10).filter(
+        lambda d: _case_unique({**d, **RETURN_FIELDS})
+    )
+)
 def test_any_signed_body_round_trips(extra: dict[str, str]) -> None:
     fields = {**extra, **RETURN_FIELDS}
     raw = body(signed(fields))
@@ -476,3 +491,25 @@ def test_notification_and_client_imports_stay_free_of_pydantic() -> None:
     )
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
     assert result.stdout.splitlines() == ["False False", "True CheckoutRequest"]
+
+
+def test_the_failed_check_is_a_notification_check_that_compares_as_its_string() -> None:
+    error = failure(parse_form_body, b"A=1&A=2")
+    assert error.check is NotificationCheck.DUPLICATE_FIELD
+    assert error.check == "duplicate_field" and str(error).startswith("duplicate_field: field ")
+    assert {check.value for check in NotificationCheck} == {
+        "too_large",
+        "encoding",
+        "malformed",
+        "duplicate_field",
+        "missing_field",
+        "check_mac_value",
+        "merchant_id",
+        "invalid_field",
+    }
+
+
+def test_names_differing_only_by_case_are_a_duplicate_field() -> None:
+    # CheckMacValue orders names without regard to case, so "E" and "e" make the signed set ambiguous.
+    assert failure(parse_form_body, b"E=1&e=2").check is NotificationCheck.DUPLICATE_FIELD
+    assert failure(parse_form_body, b"merchantid=1&MerchantID=2").check is NotificationCheck.DUPLICATE_FIELD

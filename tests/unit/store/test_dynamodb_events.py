@@ -88,6 +88,9 @@ def test_a_paid_deposit_is_one_event_with_the_transaction_user_and_amounts() -> 
         (TransactionType.REFUND, S.PENDING, S.PENDING, []),  # the reconcile schedule moved on
         (TransactionType.REFUND, S.PENDING, S.COMPLETED, ["refund.completed"]),
         (TransactionType.REFUND, S.PENDING, S.FAILED, ["refund.failed"]),
+        # A recurring top-up's later charge is a deposit written already paid (wallet.periodic).
+        (TransactionType.DEPOSIT, None, S.PAID, ["deposit.paid"]),
+        (TransactionType.DEPOSIT, S.EXPIRED, S.CANCELLED, []),
     ],
 )
 def test_which_changes_are_events(

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, cast
 
 import pytest
+
 from ecpay_lambda.ecpay.einvoice import (
     AllowanceResult,
     CarrierType,
@@ -21,7 +22,6 @@ from ecpay_lambda.ecpay.einvoice import (
     IssuedInvoice,
     IssueRequest,
 )
-
 from ecpay_lambda.ecpay.errors import TransportError
 from ecpay_lambda.store import open_store
 from ecpay_lambda.wallet.attempts import with_attempts

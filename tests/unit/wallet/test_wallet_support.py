@@ -11,10 +11,10 @@ import pytest
 
 from ecpay_lambda.ecpay.merchant_trade_no import new_merchant_trade_no, reference_of
 from ecpay_lambda.wallet import ids
-from ecpay_lambda.wallet.callbacks import MAX_RECORDED_CHARS, body_text
 from ecpay_lambda.wallet.errors import InvalidRequest
 from ecpay_lambda.wallet.idempotency import fingerprint, validate_key
 from ecpay_lambda.wallet.models import PaymentMethod, TransactionType
+from ecpay_lambda.wallet.notifications import MAX_RECORDED_CHARS, body_text
 
 
 def test_transaction_ids_fit_a_merchant_trade_no_and_come_back() -> None:

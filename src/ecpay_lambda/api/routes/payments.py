@@ -1,4 +1,4 @@
-"""ECPay from the API side: checkout form, refund, and an immediate status query."""
+"""ECPay from the API side: checkout form, refund, an immediate status query, recurring plans' actions."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from ...wallet.service import CheckoutUrls
 from .. import metrics
 from ..composition import get_service
 from ..events import header, public_base_url
-from ..schemas import CheckoutFormOut, CheckoutRequest, RefundRequest, TransactionOut
+from ..schemas import CheckoutFormOut, CheckoutRequest, RecurringAction, RefundRequest, TransactionOut
 from .common import (
     SECURITY,
     ApiError,
@@ -119,6 +119,7 @@ def request_payment(
         payment_info_url=f"{prefix}/paymentInfo",
         client_back_url=f"{prefix}/clientReturn",
         order_result_url=f"{prefix}/clientReturn",
+        period_return_url=f"{prefix}/periodReturn",
     )
     form = get_service().checkout(user_id, transaction_id, urls, payment_method=method)
     if _wants_json(event):
@@ -193,3 +194,33 @@ def sync(user_id: UserId, transaction_id: TransactionId) -> Response[Any]:
     own_wallet(router, user_id)
     _require_ecpay()
     return json_response(200, TransactionOut.of(get_service().sync(user_id, transaction_id)))
+
+
+@router.post(
+    "/users/<userId>/transactions/<transactionId>/recurring",
+    summary="Cancel a recurring deposit's plan, or ask ECPay to retry a declined charge (ReAuth)",
+    operation_id="recurringAction",
+    description=(
+        '`{"action": "cancel"}` (the wallet\'s owner or an operator): CreditCardPeriodAction Cancel at '
+        'ECPay, then the plan is `cancelled` and no later charge is credited. `{"action": "reauth"}` '
+        "(operators): CreditCardPeriodAction ReAuth; a successful retry arrives on PeriodReturnURL. "
+        "ECPay's refusal is 409 `period_action_refused` with its RtnCode in `details`."
+    ),
+    responses=responses(200, TransactionOut, "The plan's deposit", 404, 409, 502),
+    security=SECURITY,
+    tags=["payments"],
+)
+def recurring_action(
+    user_id: UserId, transaction_id: TransactionId, body: Annotated[RecurringAction, Body()]
+) -> Response[Any]:
+    """POST .../recurring ``{"action": "cancel" | "reauth"}`` -> the plan's deposit."""
+    own_wallet(router, user_id)
+    _require_ecpay()
+    plans = get_service().plans()
+    if body.action == "reauth":
+        operator_only(router)
+        plans.reauth(user_id, transaction_id)
+        transaction = get_service().get_transaction(user_id, transaction_id).transaction
+    else:
+        transaction = plans.cancel(user_id, transaction_id)
+    return json_response(200, TransactionOut.of(transaction))

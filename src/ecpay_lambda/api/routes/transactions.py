@@ -10,6 +10,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Body
 
 from ...wallet.errors import InvalidRequest
 from ...wallet.models import TransactionStatus, TransactionType
+from ...wallet.recurring import plan_from_request
 from ...wallet.service import WalletService, WithdrawAction
 from ..composition import get_service
 from ..schemas import (
@@ -42,7 +43,9 @@ router = Router()  # type: ignore[no-untyped-call]  # Powertools' __init__ is un
     summary="Create a deposit or a withdrawal",
     operation_id="createTransaction",
     description=(
-        "A deposit starts `pending` (pay it with requestPayment); a withdrawal moves the amount from "
+        "A deposit starts `pending` (pay it with requestPayment); with `recurring` it is a card top-up "
+        "charged every period (ECPay 定期定額), each later charge a deposit of its own. A withdrawal moves "
+        "the amount from "
         "balance to held. With `Idempotency-Key`, a repeat answers the first transaction (200, header "
         "`Idempotent-Replayed: true`); the same key with another body is refused (422)."
     ),
@@ -61,6 +64,9 @@ def create_transaction(
 ) -> Response[Any]:
     """POST /users/{userId}/transactions ``{transaction_type, amount}`` -> ``{transaction_id, ...}``."""
     own_wallet(router, user_id)
+    recurring = None
+    if body.recurring is not None:
+        recurring = plan_from_request(body.recurring.model_dump(), body.payment_method)
     service = get_service()
     transaction, replayed = service.create_transaction(
         user_id,
@@ -68,6 +74,7 @@ def create_transaction(
         body.amount,
         payment_method=body.payment_method,
         idempotency_key=idempotency_key,
+        recurring=recurring,
         invoice=_invoice_override(service, user_id, body),
     )
     if replayed:
@@ -138,7 +145,8 @@ def _withdraw_action(update: WithdrawUpdate | None) -> WithdrawAction:
         '"cancelled"}`; both may be given only when they agree, else 422). A withdrawal is completed '
         "(the default) or cancelled. A deposit can only be cancelled, and only while no checkout attempt "
         "can still be paid (409 `deposit_payable` names the attempts that can); only ECPay marks a deposit "
-        "paid (completing one is 409)."
+        "paid (completing one is 409). Cancelling a paid recurring deposit cancels its plan at ECPay "
+        "(CreditCardPeriodAction Cancel): no later charge is made."
     ),
     responses=responses(200, TransactionOut, "The updated transaction", 404, 409, 415),
     security=SECURITY,

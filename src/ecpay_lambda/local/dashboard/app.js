@@ -946,6 +946,9 @@ function drawerParts(tx) {
       ),
   });
 
+  const recurring = recurringPart(tx);
+  if (recurring) parts.push(recurring);
+
   const info = paymentInfoEntries(tx.payment_info, tx.expires_at);
   if (info.length > 0 && (tx.status === "awaiting_offline_payment" || tx.status === "expired")) {
     parts.push({
@@ -1101,6 +1104,105 @@ function attemptsSection(attempts) {
       }),
     ),
   );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Recurring top-ups (ECPay periodic card orders): the deposit form's monthly option, the plan's
+// section in the drawer (state, charges, declined charges, cancel), a charge's link to its plan.
+// ---------------------------------------------------------------------------------------------
+
+// The form's plan: null for a one-time deposit, undefined (after a toast) when the count is invalid.
+function recurringFromForm(form) {
+  if (!form.recurring.checked) return null;
+  const months = Number(form.months.value);
+  if (!Number.isInteger(months) || months < 2 || months > 999) {
+    toast("error", t("recurring.monthsInvalid"), "", "invalid_recurring_plan");
+    return undefined;
+  }
+  return { period_type: "M", frequency: 1, exec_times: months };
+}
+
+function wireRecurringForm() {
+  const form = $("#deposit-form");
+  const method = $('[data-testid="deposit-method"]');
+  form.recurring.addEventListener("change", () => {
+    const on = form.recurring.checked;
+    $('[data-testid="deposit-months-field"]').hidden = !on;
+    // Periodic orders are card only: the method is fixed while the option is on.
+    if (on) method.value = "Credit";
+    method.disabled = on;
+  });
+}
+
+function recurringPart(tx) {
+  const plan = tx.recurring;
+  const planId = tx.payment_info?.plan_transaction_id;
+  if (!plan && !planId) return null;
+  if (!plan) {
+    return {
+      key: "recurring",
+      sig: sig(planId, tx.payment_info?.period),
+      render: () =>
+        h(
+          "section",
+          { class: "recurring", testid: "recurring-charge" },
+          h("p", {}, t("recurring.chargeOf", { period: tx.payment_info?.period ?? "?" })),
+          h("button", { type: "button", class: "btn btn-ghost btn-small", testid: "recurring-open-plan", onclick: () => openDrawer(planId) }, t("recurring.openPlan")),
+        ),
+    };
+  }
+  return {
+    key: "recurring",
+    sig: sig(tx.status, plan.state, plan.charges_done, plan.charge_transaction_ids, plan.failed_charges.length),
+    render: () =>
+      h(
+        "section",
+        { class: "recurring", testid: "recurring", "data-state": plan.state },
+        h("h4", {}, t("recurring.title")),
+        h(
+          "p",
+          {},
+          h("span", { class: `badge badge-${plan.state}`, testid: "recurring-state" }, t(`recurring.state.${plan.state}`)),
+          " ",
+          h("span", { testid: "recurring-count" }, t("recurring.charges", { done: plan.charges_done, planned: plan.charges_planned })),
+        ),
+        plan.charge_transaction_ids.length === 0
+          ? h("p", { class: "hint" }, t("recurring.noCharges"))
+          : h(
+              "ol",
+              { class: "recurring-charges", testid: "recurring-charges", start: 2 },
+              plan.charge_transaction_ids.map((id) =>
+                h("li", {}, h("button", { type: "button", class: "btn btn-ghost btn-small", testid: "recurring-charge-link", onclick: () => openDrawer(id) }, h("code", {}, id))),
+              ),
+            ),
+        plan.failed_charges.length === 0
+          ? null
+          : h(
+              "ul",
+              { class: "recurring-failed", testid: "recurring-failed" },
+              plan.failed_charges.map((f) =>
+                h("li", { class: "notice notice-warn" }, t("recurring.failedCharge", { period: f.period, code: f.rtn_code, date: formatDate(f.at) })),
+              ),
+            ),
+        plan.state === "active" && tx.status === "paid" ? cancelPlanButton(tx) : null,
+      ),
+  };
+}
+
+function cancelPlanButton(tx) {
+  const button = h("button", { type: "button", class: "btn btn-danger", testid: "recurring-cancel" }, t("recurring.cancel"));
+  return confirmable(
+    button,
+    `cancel-plan:${tx.transaction_id}`,
+    () => ({ payload: null, text: t("recurring.cancelConfirm") }),
+    () => cancelPlan(tx),
+  );
+}
+
+async function cancelPlan(tx) {
+  await api("POST", `${txPath(tx.user_id || state.selectedUserId, tx.transaction_id)}/recurring`, { body: { action: "cancel" } });
+  showNotice(t("recurring.cancelled"));
+  await refreshSelected();
 }
 
 function drawerActionKinds(tx) {
@@ -1345,9 +1447,10 @@ function parseAmount(input) {
   return amount;
 }
 
-async function createTransaction(type, amount, paymentMethod) {
+async function createTransaction(type, amount, paymentMethod, recurring = null) {
   const body = { transaction_type: type, amount };
   if (paymentMethod) body.payment_method = paymentMethod;
+  if (recurring) body.recurring = recurring;
   return api("POST", `${userPath(state.selectedUserId)}/transactions`, {
     body,
     headers: { "Idempotency-Key": newIdempotencyKey() },
@@ -1378,14 +1481,18 @@ function wireForms() {
     const form = event.currentTarget;
     const amount = parseAmount(form.amount);
     if (amount === null) return;
-    const method = form.payment_method.value;
+    const recurring = recurringFromForm(form);
+    if (recurring === undefined) return;
+    const method = recurring ? "Credit" : form.payment_method.value;
     withBusy($('[data-testid="deposit-submit"]'), async () => {
-      const tx = await createTransaction("deposit", amount, method);
+      const tx = await createTransaction("deposit", amount, method, recurring);
       form.amount.value = "";
       await loadTransactions().catch(() => {});
       await pay({ ...tx, user_id: tx.user_id || state.selectedUserId }, method);
     });
   });
+
+  wireRecurringForm();
 
   $("#withdraw-form").addEventListener("submit", (event) => {
     event.preventDefault();

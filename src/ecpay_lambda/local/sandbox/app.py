@@ -24,7 +24,7 @@ _TRADE_API = re.compile(r"^/sandbox/api/trades/([^/]+)$")
 _ACTION_API = re.compile(r"^/sandbox/api/trades/([^/]+)/([a-z-]+)$")
 _TRADE_PAGE = re.compile(r"^/sandbox/trades/([^/]+)$")
 _CHECKOUT_ACTION = re.compile(r"^/sandbox/checkout/([^/]+)$")
-CONTROL_ACTIONS = ("pay", "fail", "issue-code", "simulate-paid", "expire", "resend", "close")
+CONTROL_ACTIONS = ("pay", "fail", "issue-code", "simulate-paid", "expire", "resend", "close", "charge-period")
 _ECPAY_QUERY_TYPE = "text/html; charset=utf-8"  # ECPay labels its k=v answers text/html
 _JSON_TYPE = "application/json; charset=utf-8"
 
@@ -206,9 +206,14 @@ class SandboxApp:
             if not isinstance(state, str):
                 raise ActionError(400, "bad_request", "state must be to_be_closed or closed")
             return sandbox.close_trade(mtn, state)
+        if action == "charge-period":
+            fail = options.get("fail", False)
+            if not isinstance(fail, bool):
+                raise ActionError(400, "bad_request", "fail must be true or false")
+            return sandbox.charge_period(mtn, fail=fail)
         kind = options.get("kind", "return")
-        if kind not in ("return", "payment_info"):
-            raise ActionError(400, "bad_request", "kind must be return or payment_info")
+        if kind not in ("return", "payment_info", "period_return"):
+            raise ActionError(400, "bad_request", "kind must be return, payment_info or period_return")
         return sandbox.resend(mtn, kind)
 
     def _control(self, request: Request, path: str) -> Response:

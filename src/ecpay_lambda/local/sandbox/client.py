@@ -104,6 +104,10 @@ class SandboxClient:
         """The payment fails (ReturnURL with a failure RtnCode)."""
         return self._action(merchant_trade_no, "fail", {"rtn_code": rtn_code, "rtn_msg": rtn_msg})
 
+    def charge_period(self, merchant_trade_no: str, *, fail: bool = False) -> dict[str, Any]:
+        """A periodic order's next charge now (PeriodReturnURL's first delivery has happened)."""
+        return self._action(merchant_trade_no, "charge-period", {"fail": fail})
+
     def issue_code(self, merchant_trade_no: str, method: str | None = None) -> dict[str, Any]:
         """ATM/CVS/BARCODE code issued (PaymentInfoURL)."""
         return self._action(merchant_trade_no, "issue-code", {"method": method})

@@ -24,8 +24,8 @@ from ...ecpay.timezone import TAIPEI, format_ecpay_datetime
 from . import capture, periodic
 from . import generators as gen
 from . import messages as msg
-from .callbacks import CallbackDispatcher, Notification, Sender, post_form
 from .capture import FORWARD, CardState
+from .delivery import CallbackDispatcher, Notification, Sender, post_form
 from .trades import CallbackAttempt, Trade, TradeBook, TradeStatus
 from .validation import (
     DUPLICATE_TRADE_NO,
@@ -463,6 +463,49 @@ class Sandbox:
                 attempts=max(a.attempt for a in previous if a.series == last.series),
             )
         self.dispatcher.resend(notification)
+        return trade
+
+    def charge_period(self, merchant_trade_no: str, *, fail: bool = False) -> Trade:
+        """Control action: the simulated calendar reaches the next period of a periodic order now.
+
+        The charge (declined when ``fail``) is appended to the ExecLog and reported to PeriodReturnURL,
+        signed and retried like ReturnURL. Refused (409) unless the order is running: after Cancel,
+        after the last planned charge, or before charge #1 succeeded. Six failed charges cancel the
+        order, as ECPay does (§4.5).
+        """
+        outbox = _Outbox()
+        with self.book.lock:
+            trade = self.trade(merchant_trade_no)
+            if not trade.is_periodic:
+                raise ActionError(409, "not_periodic", "only a periodic (定期定額) order has later charges")
+            status = periodic.exec_status(trade)
+            if status != periodic.EXEC_RUNNING:
+                raise ActionError(409, "period_not_running", periodic.CHARGE_REFUSALS[status])
+            now = self.now()
+            if fail:
+                code, text = DEFAULT_FAIL["Credit"]
+                entry = periodic.execution(trade, rtn_code=code, at=now)
+            else:
+                serial = gen.gwsr()
+                while self.book.gwsr_in_use(serial):
+                    serial = gen.gwsr()
+                code, text = "1", "交易成功"
+                entry = periodic.execution(
+                    trade, rtn_code="1", at=now, gwsr=serial, auth_code=gen.auth_code()
+                )
+            trade.period_executions.append(entry)
+            number = len(trade.period_executions)
+            self._event(trade, f"period charge #{number}: {code} {text}")
+            failures = sum(1 for e in trade.period_executions[1:] if e["RtnCode"] != 1)
+            if failures >= periodic.MAX_FAILED_CHARGES:
+                trade.period_cancelled = True
+                self._event(trade, f"{failures} failed charges: the schedule is cancelled")
+            url = trade.params.get("PeriodReturnURL", "")
+            if url:
+                fields = periodic.period_result(trade, entry, rtn_msg=text)
+                outbox.items.append(self._notification(trade, "period_return", url, fields))
+            self.book.save()
+        self._send(outbox)
         return trade
 
     # --- browser-side results -------------------------------------------------------------------

@@ -1,7 +1,8 @@
 """Periodic (定期定額) card orders: the executions ECPay keeps and what its period APIs answer (§7.3, §7.4).
 
-Charge #1 is the checkout's own authorisation; charges #2..n (PeriodReturnURL) are a later step:
-:func:`execution` builds the ExecLog entry a future ``charge-period`` control action appends.
+Charge #1 is the checkout's own authorisation (reported to ReturnURL); charges #2..n run on a simulated
+calendar: the ``charge-period`` control action charges the next period now and reports it to
+PeriodReturnURL (§5.5) with :func:`period_result`'s fields.
 """
 
 from __future__ import annotations
@@ -21,7 +22,15 @@ PERIOD_ERRORS: dict[str, tuple[str, str]] = {
     "reauth_not_failed": ("90100152", "ReAuth is only for a failed charge"),
     "reauth_stage": ("90100153", "ReAuth cannot be exercised on stage"),
 }
+# The charge-period control action's refusals (the sandbox's own: ECPay runs its calendar itself).
+CHARGE_REFUSALS: dict[str, str] = {
+    "0": "the periodic order is cancelled (or its first charge never succeeded): no further charges",
+    "2": "the periodic order is finished: every planned charge succeeded",
+}
+CUSTOM_FIELDS = ("CustomField1", "CustomField2", "CustomField3", "CustomField4")
 EXEC_CANCELLED, EXEC_RUNNING, EXEC_FINISHED = "0", "1", "2"
+# ECPay cancels a schedule after this many failed charges (§4.5).
+MAX_FAILED_CHARGES = 6
 
 
 def execution(
@@ -79,3 +88,34 @@ def error_answer(key: str, **details: str) -> tuple[str, str]:
     """(RtnCode, RtnMsg) for a refusal key of :data:`PERIOD_ERRORS`."""
     code, text = PERIOD_ERRORS[key]
     return code, text.format(**details) if details else text
+
+
+def successes(trade: Trade) -> int:
+    """How many charges succeeded so far (TotalSuccessTimes)."""
+    return sum(1 for e in trade.period_executions if e["RtnCode"] == 1)
+
+
+def period_result(trade: Trade, execution_entry: dict[str, Any], *, rtn_msg: str) -> dict[str, str]:
+    """PeriodReturnURL's fields (§5.5) for one later charge, unsigned (``Gwsr`` with a capital G)."""
+    params = trade.params
+    first = trade.period_executions[0] if trade.period_executions else {}
+    return {
+        "MerchantID": trade.merchant_id,
+        "MerchantTradeNo": trade.merchant_trade_no,
+        "StoreID": params.get("StoreID", ""),
+        "RtnCode": str(execution_entry["RtnCode"]),
+        "RtnMsg": rtn_msg,
+        "PeriodType": params.get("PeriodType", ""),
+        "Frequency": params.get("Frequency", ""),
+        "ExecTimes": params.get("ExecTimes", ""),
+        "Amount": str(execution_entry["amount"]),
+        "Gwsr": str(execution_entry["gwsr"]),
+        "ProcessDate": str(execution_entry["process_date"]),
+        "AuthCode": str(execution_entry["auth_code"]),
+        "FirstAuthAmount": str(first.get("amount", trade.amount)),
+        "TotalSuccessTimes": str(successes(trade)),
+        **{
+            name: params.get(name, "")
+            for name in ("CustomField1", "CustomField2", "CustomField3", "CustomField4")
+        },
+    }

@@ -23,7 +23,7 @@ from ...ecpay.statement import (
     check_trade_file_range,
     render_statement,
 )
-from ...ecpay.timezone import TAIPEI
+from ...ecpay.timezone import TAIPEI, parse_ecpay_datetime
 from . import messages as msg
 from .engine import Sandbox
 from .trades import Trade, TradeStatus
@@ -88,6 +88,43 @@ def row_for(trade: Trade) -> StatementRow:
     )
 
 
+def period_rows(trade: Trade, form: Mapping[str, str], begin: date, end: date) -> list[StatementRow]:
+    """A periodic order's later charges (#2..n), one paid line each on the day it was charged.
+
+    ECPay's stored sources do not show how its file lists them; the sandbox writes each charge as a
+    line of the order's MerchantTradeNo, which is what the wallet's statement run expects.
+    """
+    if (
+        not trade.is_periodic
+        or trade.merchant_id != form["MerchantID"]
+        or form.get("PaymentStatus", "") not in ("", "1")
+        or form.get("PaymentType", "") not in ("", "01")
+    ):
+        return []
+    rows = []
+    for execution in trade.period_executions[1:]:
+        if execution["RtnCode"] != 1:
+            continue
+        charged = parse_ecpay_datetime(str(execution["process_date"]))
+        if not begin <= charged.astimezone(TAIPEI).date() <= end:
+            continue
+        rows.append(
+            StatementRow(
+                merchant_trade_no=trade.merchant_trade_no,
+                trade_no=trade.trade_no,
+                amount=int(execution["amount"]),
+                payment_type=trade.payment_type,
+                status="paid",
+                trade_date=charged,
+                payment_date=charged,
+                simulate_paid=False,
+                fields={},
+                handling_charge="0",
+            )
+        )
+    return rows
+
+
 def _selected(trade: Trade, form: Mapping[str, str], begin: date, end: date) -> bool:
     if trade.merchant_id != form["MerchantID"]:
         return False
@@ -139,4 +176,6 @@ def trade_no_aio(sandbox: Sandbox, form: Mapping[str, str]) -> tuple[int, str | 
     with sandbox.book.lock:
         trades = [t for t in reversed(sandbox.book.all()) if _selected(t, form, begin, end)]
         rows = [row_for(t) for t in trades]
+        for trade in reversed(sandbox.book.all()):
+            rows.extend(period_rows(trade, form, begin, end))
     return 200, render_statement(rows), CSV_TYPE

@@ -35,7 +35,7 @@ class TradeStatus(StrEnum):
 class CallbackAttempt:
     """One delivery (or dropped delivery) of a server-to-server notification, with the merchant's answer."""
 
-    kind: str  # "return" (ReturnURL) or "payment_info" (PaymentInfoURL)
+    kind: str  # "return" (ReturnURL), "payment_info" (PaymentInfoURL), "period_return" (PeriodReturnURL)
     url: str
     attempt: int  # 1 = first delivery, 2..5 = retries
     at: str  # ISO-8601 UTC

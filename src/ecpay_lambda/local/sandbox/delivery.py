@@ -33,7 +33,7 @@ class Notification:
     """One notification to deliver until acknowledged (attempts share ``series``)."""
 
     trade_key: tuple[str, str]
-    kind: str  # "return" | "payment_info"
+    kind: str  # "return" | "payment_info" | "period_return"
     url: str
     fields: dict[str, str]  # unsigned
     series: int

@@ -1,9 +1,8 @@
-"""ECPay callback entry points: ReturnURL, PaymentInfoURL and the browser's clientReturn.
+"""ECPay callback entry points: ReturnURL, PaymentInfoURL, PeriodReturnURL and the browser's clientReturn.
 
-Lean by design (a cold start budget of 1.15x a bare ``import boto3``, measured with the first
-notification's imports by ``bench/cold_start.py``): no Powertools event handler, no OpenAPI, no
-pydantic, no SQLAlchemy, and notifications go to the wallet's ``CallbackHandler`` without loading the
-wallet's other use cases (``wallet.service`` is imported by clientReturn only). The wallet records,
+Lean (the cold-start rule, docs/performance.md): notifications go to the wallet's
+``CallbackHandler`` without loading the wallet's other use cases (``wallet.service`` is imported by
+clientReturn only). The wallet records,
 verifies and applies each notification and says what to answer; this module only moves bytes in and
 the ``1|OK`` line out.
 """
@@ -28,12 +27,12 @@ from .events import (
     text_response,
 )
 
-logger = logs.get_logger("ecpay_lambda.api.callbacks")
+logger = logs.get_logger("ecpay_lambda.api.ecpay_callbacks")
 
 # ECPay wants exactly the four characters 1|OK as plain text; no charset parameter to trip on.
 PLAIN = "text/plain"
 
-NOTIFICATION_ROUTES = frozenset({"return", "paymentInfo"})
+NOTIFICATION_ROUTES = frozenset({"return", "paymentInfo", "periodReturn"})
 
 
 # Every request that reaches a callback route is recorded (design §2), but an oversized one is
@@ -72,6 +71,10 @@ def _notification(event: Event, route: str) -> LambdaResponse:
         is_base64 = bool(event.get("isBase64Encoded")) and not oversized
         if route == "return":
             reply = callbacks.handle_return(body, is_base64=is_base64, route_transaction_id=transaction_id)
+        elif route == "periodReturn":
+            reply = callbacks.handle_period_return(
+                body, is_base64=is_base64, route_transaction_id=transaction_id
+            )
         else:
             reply = callbacks.handle_payment_info(
                 body, is_base64=is_base64, route_transaction_id=transaction_id
@@ -81,7 +84,7 @@ def _notification(event: Event, route: str) -> LambdaResponse:
         metrics.fault(metrics.CONFIG_ERRORS)
         return text_response(503, "0|Unavailable", PLAIN)
     except Exception as exc:
-        # Imported on failure only: the first notification's imports are the cold-start budget.
+        # Imported on failure only (the cold-start rule).
         from .errors import RETRY_AFTER_SECONDS, is_store_outage  # noqa: PLC0415
 
         # Anything but 1|OK makes ECPay retry later; the stack trace goes to the log, never out.

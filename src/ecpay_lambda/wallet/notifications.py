@@ -1,4 +1,5 @@
-"""ECPay callbacks (ReturnURL, PaymentInfoURL): record every body, verify it, apply it once.
+"""ECPay's notifications reaching the wallet (ReturnURL, PaymentInfoURL): record every body, verify it
+with :mod:`ecpay.notifications` (the protocol), apply it once through :func:`.outcomes.apply_outcome`.
 
 Kept apart from ``service`` so the notification Lambda's path is small and obvious: that function
 builds a :class:`CallbackHandler` (``api.composition.get_callbacks``) and never imports ``service``
@@ -20,7 +21,12 @@ from ..ecpay.client import EcpayClient
 from ..ecpay.credentials import MerchantCredentials
 from ..ecpay.errors import EcpayError, EcpayValidationError, NotificationError
 from ..ecpay.merchant_trade_no import reference_of
-from ..ecpay.notifications import parse_form_body, parse_payment_info, parse_payment_result
+from ..ecpay.notifications import (
+    parse_form_body,
+    parse_payment_info,
+    parse_payment_result,
+    parse_period_result,
+)
 from .ids import is_transaction_id, new_notification_id
 from .models import Transaction
 from .outcomes import (
@@ -32,6 +38,7 @@ from .outcomes import (
     apply_outcome,
     card_payment_info,
 )
+from .periodic import PeriodCharge, apply_period_charge
 from .port import WalletStore
 
 OK = "1|OK"
@@ -260,3 +267,57 @@ class CallbackHandler:
             expires_at=notice.expire_at,
         )
         return self._apply(oc, delivery, None)
+
+    # -- PeriodReturnURL (recurring top-ups, issue 14): kept in its own methods, additive -----------
+
+    def _period_cross_check(self, charge: PeriodCharge) -> str | None:
+        """ECPay's own record must show this many successful charges of this amount (§7.3)."""
+        try:
+            info = self.client.query_credit_card_period_info(charge.merchant_trade_no)
+        except EcpayError:
+            return "rejected:cross_check_unavailable"
+        successes = [e for e in info.executions if e.ok]
+        if (
+            info.merchant_trade_no != charge.merchant_trade_no
+            or len(successes) < charge.period
+            or successes[charge.period - 1].amount != charge.amount
+        ):
+            return "rejected:cross_check"
+        return None
+
+    def handle_period_return(
+        self, body: bytes | str, *, is_base64: bool = False, route_transaction_id: str | None = None
+    ) -> CallbackReply:
+        """PeriodReturnURL: record, verify, credit charge #2..n of a recurring deposit once (or record
+        a declined charge on its plan)."""
+        delivery = self._delivery("periodReturn", body, is_base64)
+        try:
+            result = parse_period_result(body, self.credentials, is_base64=is_base64)
+        except NotificationError as exc:
+            return self._reject_unverified(delivery, exc, body, is_base64, route_transaction_id)
+        tid = self._route_check(delivery, result.merchant_trade_no, route_transaction_id)
+        if isinstance(tid, CallbackReply):
+            return tid
+        charge = PeriodCharge(
+            transaction_id=tid,
+            merchant_trade_no=result.merchant_trade_no,
+            merchant_id=result.merchant_id,
+            paid=result.is_paid,
+            amount=result.amount,
+            period=result.total_success_times,
+            rtn_code=result.rtn_code,
+            rtn_msg=result.rtn_msg,
+            gwsr=result.gwsr,
+            auth_code=result.auth_code,
+            process_date=result.process_date,
+            simulate_paid=result.simulate_paid,
+        )
+        applied = apply_period_charge(
+            self.store,
+            charge,
+            delivery,
+            merchant_id=self.credentials.merchant_id,
+            clock=self.clock,
+            confirm=self._period_cross_check if self.cross_check_paid else None,
+        )
+        return _reply(applied, tid)

@@ -23,7 +23,7 @@ from tests.unit.api.apitest import (
 )
 from tests.unit.api.conftest import checkout, create_deposit
 
-from ecpay_lambda.api import callbacks, composition
+from ecpay_lambda.api import composition, ecpay_callbacks
 from ecpay_lambda.ecpay.credentials import MerchantCredentials
 
 OTHER_MERCHANT = MerchantCredentials("2000132", "5294y06JbISpM5x9", "v77hoKGq4kWxNNIS")
@@ -190,7 +190,7 @@ def test_garbage_and_empty_bodies_get_an_error_line_never_a_5xx(api: Api, user: 
         path_parameters={"userId": uid, "transactionId": tx_id},
     )
     bad_base64 |= {"body": "!!!not base64!!!", "isBase64Encoded": True}
-    resp = to_resp(callbacks.handler(bad_base64, LambdaContext()))
+    resp = to_resp(ecpay_callbacks.handler(bad_base64, LambdaContext()))
     assert resp.status == 200 and resp.body.startswith("0|")
     notes = api.request("GET", f"/users/{uid}/transactions/{tx_id}").json()["notifications"]
     assert len(notes) == 6  # every request that reached the route is on record
@@ -229,6 +229,7 @@ def test_a_store_fault_is_a_500_error_line_so_ecpay_retries(
 
     monkeypatch.setattr(store, "record_notification", broken)
     monkeypatch.setattr(store, "commit", broken)
+    monkeypatch.setattr(store, "run", broken)
     resp = notify(api, uid, tx_id, "return", form(sign(return_fields(mtn, 500))))
     assert (resp.status, resp.body) == (500, "0|ServerError")
     assert "secret" not in resp.body
@@ -318,7 +319,7 @@ def test_any_body_gets_a_line_and_never_a_5xx(
         event |= {"body": base64.b64encode(body).decode(), "isBase64Encoded": True}
     else:
         event |= {"body": body.decode("utf-8", errors="replace"), "isBase64Encoded": False}
-    resp = to_resp(callbacks.handler(event, LambdaContext()))
+    resp = to_resp(ecpay_callbacks.handler(event, LambdaContext()))
     assert resp.status == 200
     assert resp.body == "1|OK" or resp.body.startswith("0|")
     assert resp.header("Content-Type") == "text/plain"

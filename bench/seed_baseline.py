@@ -1,0 +1,280 @@
+"""Against the seed: its Node handlers' way of using MariaDB, rebuilt with PyMySQL, timed with ours.
+
+The seed's handlers open a new MySQL connection for every request, run one plain statement and close
+the connection. ``SeedBaseline`` does the same here, on its own tables in the same MariaDB server:
+
+- ``create user``: ``INSERT`` a user;
+- ``create transaction``: ``INSERT`` a transaction;
+- ``list transactions``: ``SELECT`` a page (20, newest first) plus a ``COUNT(*)``;
+- ``ReturnURL``: verify the CheckMacValue of ECPay's form, then one ``UPDATE`` of the transaction.
+
+Ours are the Lambda handlers with the API Gateway events local mode builds from template.yaml, warm,
+in process, on the MySQL store (SQLAlchemy's pool, as a warm function keeps it): ``POST /users``,
+``POST /users/{id}/transactions``, ``GET /users/{id}/transactions`` (a user with the same 25
+transactions as the seed's) and a paid ReturnURL for a deposit awaiting payment. Each round times
+every operation on both sides, the order alternating round by round, so noise hits both alike; the
+table gives p50 and p99 and the ratio ours / seed (below 1: ours is faster).
+
+Needs MariaDB (``TEST_MYSQL_URL``; ``scripts/test-databases.sh start``): without it the section is
+skipped with the reason printed.
+
+    python -m bench --only seed [--quick]
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+from .common import BenchStore, Table, percentile, quiet_stdout
+from .wallet_ops import STAGE, Events, Wallet, context, paid_body, settings_env
+
+OPERATIONS = ("create user", "create transaction", "list transactions", "ReturnURL")
+LISTED = 25  # transactions of the user whose first page is listed (page size 20: a full page)
+PAGE = 20
+
+_SCHEMA = (
+    """CREATE TABLE IF NOT EXISTS seed_users (
+        id VARCHAR(36) PRIMARY KEY, username VARCHAR(64) NOT NULL, email VARCHAR(255) NOT NULL,
+        balance INT NOT NULL DEFAULT 0, created_at DATETIME NOT NULL DEFAULT CURRENT_TIMESTAMP)""",
+    """CREATE TABLE IF NOT EXISTS seed_transactions (
+        id VARCHAR(36) PRIMARY KEY, user_id VARCHAR(36) NOT NULL, type VARCHAR(16) NOT NULL,
+        amount INT NOT NULL, status VARCHAR(16) NOT NULL, merchant_trade_no VARCHAR(20),
+        created_at DATETIME(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6),
+        KEY by_user (user_id, created_at), UNIQUE KEY by_trade (merchant_trade_no))""",
+)
+
+
+def connection_args(url: str) -> dict[str, Any]:
+    """PyMySQL's connect() arguments for a ``mysql+pymysql://user:password@host:port/db`` URL."""
+    parts = urlsplit(url)
+    return {
+        "host": parts.hostname or "127.0.0.1",
+        "port": parts.port or 3306,
+        "user": unquote(parts.username or ""),
+        "password": unquote(parts.password or ""),
+        "database": parts.path.lstrip("/"),
+        "charset": "utf8mb4",
+        # Plain TCP on loopback, as the seed's Node driver connects by default. (Left on, PyMySQL
+        # would build a TLS context, loading the system's CA certificates, on every connect.)
+        "ssl_disabled": True,
+    }
+
+
+@dataclass
+class SeedBaseline:
+    """The seed's handlers' database work: a connection per request, one plain statement."""
+
+    args: dict[str, Any]
+
+    def _run(self, work: Callable[[Any], Any]) -> Any:
+        import pymysql  # noqa: PLC0415
+
+        conn = pymysql.connect(**self.args)
+        try:
+            with conn.cursor() as cursor:
+                result = work(cursor)
+            conn.commit()
+            return result
+        finally:
+            conn.close()
+
+    def create_schema(self) -> None:
+        """The seed's two tables."""
+        for statement in _SCHEMA:
+            self._run(lambda cursor, s=statement: cursor.execute(s))
+
+    def create_user(self, username: str) -> str:
+        """INSERT a user."""
+        user_id = str(uuid.uuid4())
+        self._run(
+            lambda c: c.execute(
+                "INSERT INTO seed_users (id, username, email) VALUES (%s, %s, %s)",
+                (user_id, username, f"{username}@example.com"),
+            )
+        )
+        return user_id
+
+    def create_transaction(self, user_id: str, amount: int, merchant_trade_no: str | None = None) -> str:
+        """INSERT a deposit."""
+        transaction_id = str(uuid.uuid4())
+        self._run(
+            lambda c: c.execute(
+                "INSERT INTO seed_transactions (id, user_id, type, amount, status, merchant_trade_no) "
+                "VALUES (%s, %s, 'deposit', %s, 'pending', %s)",
+                (transaction_id, user_id, amount, merchant_trade_no),
+            )
+        )
+        return transaction_id
+
+    def list_transactions(self, user_id: str) -> tuple[list[Any], int]:
+        """SELECT the first page, newest first, and COUNT them all."""
+
+        def work(c: Any) -> tuple[list[Any], int]:
+            c.execute(
+                "SELECT id, type, amount, status, created_at FROM seed_transactions WHERE user_id = %s "
+                "ORDER BY created_at DESC LIMIT %s OFFSET 0",
+                (user_id, PAGE),
+            )
+            rows = list(c.fetchall())
+            c.execute("SELECT COUNT(*) FROM seed_transactions WHERE user_id = %s", (user_id,))
+            return rows, int(c.fetchone()[0])
+
+        result: tuple[list[Any], int] = self._run(work)
+        return result
+
+    def return_url(self, body: bytes) -> str:
+        """Check the form's CheckMacValue, then mark the transaction paid; ECPay's reply line."""
+        from ecpay_lambda.ecpay.checkmac import verify_check_mac_value  # noqa: PLC0415
+
+        fields = dict(parse_qsl(body.decode("utf-8"), keep_blank_values=True))
+        if not verify_check_mac_value(fields, STAGE.hash_key, STAGE.hash_iv):
+            return "0|CheckMacValue error"
+        paid = fields.get("RtnCode") == "1"
+        self._run(
+            lambda c: c.execute(
+                "UPDATE seed_transactions SET status = %s WHERE merchant_trade_no = %s",
+                ("paid" if paid else "failed", fields["MerchantTradeNo"]),
+            )
+        )
+        return "1|OK"
+
+
+@dataclass
+class Comparison:
+    """Seconds per call, by side ("seed", "ours") and operation."""
+
+    samples: dict[str, dict[str, list[float]]]
+
+    def p(self, side: str, operation: str, q: float) -> float:
+        """Percentile ``q`` in milliseconds."""
+        return percentile(self.samples[side][operation], q) * 1000
+
+
+def _timed(call: Callable[[], Any]) -> tuple[float, Any]:
+    started = time.perf_counter()
+    result = call()
+    return time.perf_counter() - started, result
+
+
+def measure(store: BenchStore, iterations: int, warmup: int = 10) -> Comparison:
+    """``iterations`` timed rounds (after ``warmup``), each operation once per side per round."""
+    from ecpay_lambda.api import composition  # noqa: PLC0415
+
+    seed = SeedBaseline(connection_args(store.url))
+    seed.create_schema()
+    os.environ.update(settings_env(store.url))
+    os.environ.pop("API_TOKEN", None)
+    composition.reset()
+    wallet = Wallet.open(store.url)
+    events = Events()
+    ctx = context()
+    total = warmup + iterations
+    tag = uuid.uuid4().hex[:6]
+
+    # Both sides list a user with the same number of transactions.
+    our_lister = wallet.user()
+    for _ in range(LISTED):
+        wallet.deposit(our_lister, 100)
+    seed_lister = seed.create_user(f"seedlist{tag}")
+    for _ in range(LISTED):
+        seed.create_transaction(seed_lister, 100)
+    # Deposits awaiting payment, and their paid notifications, prepared before any timing.
+    our_user = wallet.user()
+    seed_user = seed.create_user(f"seed{tag}")
+    ours_awaiting = [wallet.awaiting(our_user, 100) for _ in range(total)]
+    seed_awaiting = []
+    for index in range(total):
+        mtn = f"S{tag}{index:08d}"
+        seed.create_transaction(seed_user, 100, mtn)
+        seed_awaiting.append(paid_body(mtn, 100))
+
+    users = events.handler("POST", "/users")
+    transactions = events.handler("POST", f"/users/{our_user}/transactions")
+    lister = events.handler("GET", f"/users/{our_lister}/transactions")
+    callbacks = events.handler("POST", f"/users/{our_user}/transactions/x/return")
+    create_body = json.dumps({"transaction_type": "deposit", "amount": 100}).encode()
+    create_event = events.event("POST", f"/users/{our_user}/transactions", create_body)
+    list_event = events.event("GET", f"/users/{our_lister}/transactions")
+
+    def ours(operation: str, index: int) -> Callable[[], Any]:
+        if operation == "create user":
+            body = json.dumps({"username": f"o{tag}{index}", "email": "o@example.com"}).encode()
+            event = events.event("POST", "/users", body)
+            return lambda: _expect(users(event, ctx), 201)
+        if operation == "create transaction":
+            return lambda: _expect(transactions(dict(create_event), ctx), 201)
+        if operation == "list transactions":
+            return lambda: _expect(lister(dict(list_event), ctx), 200)
+        transaction_id, mtn = ours_awaiting[index]
+        path = f"/users/{our_user}/transactions/{transaction_id}/return"
+        event = events.event("POST", path, paid_body(mtn, 100), "application/x-www-form-urlencoded")
+        return lambda: _expect(callbacks(event, ctx), 200, "1|OK")
+
+    def theirs(operation: str, index: int) -> Callable[[], Any]:
+        if operation == "create user":
+            return lambda: seed.create_user(f"s{tag}{index}")
+        if operation == "create transaction":
+            return lambda: seed.create_transaction(seed_user, 100)
+        if operation == "list transactions":
+            return lambda: seed.list_transactions(seed_lister)
+        body = seed_awaiting[index]
+        return lambda: _check(seed.return_url(body) == "1|OK", "the seed's ReturnURL failed")
+
+    samples: dict[str, dict[str, list[float]]] = {
+        side: {op: [] for op in OPERATIONS} for side in ("seed", "ours")
+    }
+    with quiet_stdout():
+        for index in range(total):
+            for operation in OPERATIONS:
+                pair = [("ours", ours(operation, index)), ("seed", theirs(operation, index))]
+                if index % 2:
+                    pair.reverse()  # alternate who goes first
+                for side, call in pair:
+                    seconds, _ = _timed(call)
+                    if index >= warmup:
+                        samples[side][operation].append(seconds)
+    composition.reset()
+    return Comparison(samples)
+
+
+def _check(ok: bool, message: str) -> None:
+    if not ok:
+        raise RuntimeError(message)
+
+
+def _expect(answer: dict[str, Any], status: int, body: str | None = None) -> None:
+    _check(answer.get("statusCode") == status, f"answered {str(answer)[:200]}")
+    if body is not None:
+        _check(answer.get("body") == body, f"answered {str(answer)[:200]}")
+
+
+def table(result: Comparison) -> Table:
+    """p50/p99 of each operation on both sides, and ours / seed."""
+    rows: list[list[Any]] = []
+    for operation in OPERATIONS:
+        seed50, seed99 = result.p("seed", operation, 50), result.p("seed", operation, 99)
+        ours50, ours99 = result.p("ours", operation, 50), result.p("ours", operation, 99)
+        rows.append([operation, seed50, ours50, ours50 / seed50, seed99, ours99, ours99 / seed99])
+    count = len(result.samples["seed"]["create user"])
+    return Table(
+        f"Against the seed on MariaDB: warm, in process, {count} samples per operation and side, interleaved",
+        [
+            "operation",
+            "seed p50 ms",
+            "ours p50 ms",
+            "p50 ours/seed",
+            "seed p99 ms",
+            "ours p99 ms",
+            "p99 ours/seed",
+        ],
+        rows,
+        note="seed = its handlers' database work with PyMySQL (a new connection per request, one plain "
+        "statement); ours = the Lambda handlers on the MySQL store. Below 1.00: ours is faster.",
+    )
