@@ -25,6 +25,7 @@ from ecpay_lambda.ecpay.einvoice import (
 from ecpay_lambda.ecpay.errors import TransportError
 from ecpay_lambda.store import open_store
 from ecpay_lambda.wallet.attempts import with_attempts
+from ecpay_lambda.wallet.errors import InvalidRequest
 from ecpay_lambda.wallet.invoice_state import (
     InvoiceAllowance,
     InvoiceState,
@@ -162,7 +163,8 @@ def test_each_settings_rule_has_its_code_and_an_explanation(settings: dict[str, 
     with pytest.raises(InvoiceSettingsInvalid) as caught:
         validate_settings(normalize_settings(settings), "buyer@example.com")
     assert caught.value.code == code
-    assert caught.value.status == 400 and len(caught.value.message) > 10
+    # An InvalidRequest: the API answers it 400 (tests/unit/api/test_invoicing.py checks over HTTP).
+    assert isinstance(caught.value, InvalidRequest) and len(caught.value.message) > 10
 
 
 def test_settings_are_normalized_and_unknown_kinds_refused() -> None:
