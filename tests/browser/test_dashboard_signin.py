@@ -380,3 +380,21 @@ def test_sign_in_screenshots(
     sign_in(phone, token(jwt_stack, user=user["user_id"]))
     expect(phone.held).to_have_attribute("data-value", "120")
     shoot(phone.page, screenshot_dir / "signed-in-user.phone.zh-TW.png")
+
+
+def test_a_page_left_open_signs_out_when_its_token_runs_out(
+    open_page: Callable[..., Page], jwt_stack: LocalStack, operator_seeder: OperatorSeeder
+) -> None:
+    user = operator_seeder.user("idle")
+    page = open_page(DESKTOP)
+    page.clock.install()  # the page's clock: moved by hand below, nothing waits an hour
+    dashboard = open_signed_out(page, jwt_stack, "en")
+    sign_in(dashboard, token(jwt_stack, user=user["user_id"]))
+    expect(page.get_by_test_id("user-name")).to_have_text(user["username"])
+    page.clock.fast_forward("59:00")
+    expect(page.get_by_test_id("user-name")).to_have_text(user["username"])  # still signed in
+    expect(page.get_by_test_id("signin")).to_be_hidden()
+    page.clock.fast_forward("02:00")  # the token's hour is over: no click needed
+    expect(page.get_by_test_id("signin-message")).to_have_text(SAYS["en"]["expired"])
+    expect(page.locator("#layout")).to_be_hidden()
+    assert page.evaluate("localStorage.getItem('ecpayWallet.token')") is None

@@ -446,7 +446,22 @@ function walletCandidates() {
   return [...new Set(ids.filter((id) => typeof id === "string" && id.length > 0 && id.length <= 64))];
 }
 
+let expiryTimer = null;
+
+// A page left open signs out when its token runs out, not at the next click.
+function watchExpiry() {
+  clearTimeout(expiryTimer);
+  const exp = signedInClaims()?.exp;
+  if (typeof exp !== "number") return;
+  const wait = exp * 1000 - Date.now();
+  if (wait > 2 ** 31 - 1) return; // beyond what setTimeout can wait (24.8 days)
+  expiryTimer = setTimeout(() => {
+    if (state.token && tokenExpired(signedInClaims())) handleUnauthorized();
+  }, Math.max(0, wait) + 250);
+}
+
 function forgetToken() {
+  clearTimeout(expiryTimer);
   state.token = "";
   writeStorage(STORAGE.token, "");
 }
@@ -545,6 +560,7 @@ function signIn(token) {
   forgetToken();
   state.token = token;
   writeStorage(STORAGE.token, token);
+  watchExpiry();
   session.role = null;
   session.message = "";
   state.users = { page: 1, total: 0, items: [] };
@@ -1689,6 +1705,7 @@ function wireForms() {
     state.apiBase = form.apiBase.value.trim();
     writeStorage(STORAGE.token, state.token);
     writeStorage(STORAGE.apiBase, state.apiBase);
+    watchExpiry();
     showNotice(t("settings.saved"));
     // New credentials or another API: its answers decide the role again.
     session.role = null;
@@ -1775,6 +1792,7 @@ function start() {
   readReturnFromEcpay();
   wireForms();
   wireSession();
+  watchExpiry();
   applyLanguage(language());
   if (state.selectedUserId) writeStorage(STORAGE.selectedUser, state.selectedUserId);
   checkHealth();
