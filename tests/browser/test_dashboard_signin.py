@@ -57,7 +57,7 @@ SAYS = {
 }
 # Controls only an operator may use (the API answers 404 to an end user on each): the users column and
 # closing a user are hidden, a withdrawal's complete and cancel buttons are not rendered at all.
-OPERATOR_PANELS = ["user-list", "create-user-form", "users-refresh", "close-user"]
+OPERATOR_PANELS = ["user-list", "create-user-form", "users-refresh", "close-user", "events"]
 OPERATOR_BUTTONS = ["tx-complete", "tx-cancel"]
 VIEWS = [(PHONE, "en"), (PHONE, "zh-TW"), (DESKTOP, "en"), (DESKTOP, "zh-TW")]
 VIEW_IDS = ["phone-en", "phone-zh-TW", "desktop-en", "desktop-zh-TW"]
@@ -154,7 +154,7 @@ def test_a_user_sees_only_their_own_wallet_and_an_operator_sees_everything(
     says = SAYS[language]
     mine = operator_seeder.user("mine")
     other = operator_seeder.user("other")
-    operator_seeder.paid_deposit(mine["user_id"], 500)
+    paid = operator_seeder.paid_deposit(mine["user_id"], 500)
     operator_seeder.transaction(mine["user_id"], "withdraw", 100)
     operator_seeder.transaction(mine["user_id"], "deposit", 300, "Credit")  # unpaid: payable, cancellable
     page = open_page(viewport)
@@ -208,6 +208,11 @@ def test_a_user_sees_only_their_own_wallet_and_an_operator_sees_everything(
     expect(page.get_by_test_id("session-role")).to_have_text(says["operator"])
     expect(page.get_by_test_id("user-list")).to_be_visible()
     expect(page.get_by_test_id("create-user-form")).to_be_visible()
+    events = page.get_by_test_id("events")
+    expect(events).to_be_visible()  # what local mode's outbox recorded, as the stack publishes it
+    expect(
+        events.locator(f'[data-testid="event"][data-name="deposit.paid"][data-transaction-id="{paid}"]')
+    ).to_have_count(1)
     page.get_by_test_id("users-refresh").click()
     # A wallet the operator picks (wherever the list's pages put it): the seeded wallet by storage.
     page.evaluate(f"localStorage.setItem('ecpayWallet.selectedUser', {json.dumps(mine['user_id'])})")

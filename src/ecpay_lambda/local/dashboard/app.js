@@ -85,6 +85,7 @@ const state = {
   returnInfo: null, // {transactionId, userId, status, settled}
   polling: false,
   missingWallet: null, // an end user's wallet id the API answered 404 to (shown as "not found")
+  events: { available: true, items: [] }, // GET /events (local outbox; 404 events_on_bus on AWS)
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -323,7 +324,9 @@ function apiUrl(path, query) {
   return url.toString();
 }
 
-async function api(method, path, { body, query, headers = {} } = {}) {
+// `sidePanel`: a side panel's call (events) reports its failures to the health indicator, but its
+// success does not clear a failure the main calls met meanwhile.
+async function api(method, path, { body, query, headers = {}, sidePanel = false } = {}) {
   const requestHeaders = { Accept: "application/json", ...headers };
   if (body !== undefined) requestHeaders["Content-Type"] = "application/json";
   if (state.token && tokenExpired(decodeClaims(state.token))) {
@@ -343,7 +346,7 @@ async function api(method, path, { body, query, headers = {} } = {}) {
     noteUnreachable();
     throw new ApiError("network", "", 0);
   }
-  noteAnswer(response.status);
+  if (!(sidePanel && response.ok)) noteAnswer(response.status);
   const contentType = response.headers.get("Content-Type") || "";
   let data = null;
   if (contentType.includes("json")) {
@@ -549,6 +552,7 @@ function signOut() {
   session.role = null;
   session.message = "signin.signedOut";
   state.users = { page: 1, total: 0, items: [] };
+  state.events = { available: true, items: [] };
   state.returnInfo = null;
   selectUser(null);
   renderSession();
@@ -564,6 +568,7 @@ function signIn(token) {
   session.role = null;
   session.message = "";
   state.users = { page: 1, total: 0, items: [] };
+  state.events = { available: true, items: [] };
   state.returnInfo = null;
   selectUser(null);
   renderSession();
@@ -940,8 +945,9 @@ async function loadReturned() {
   renderBanner();
 }
 
+// The selected wallet, and the events its changes made (operators).
 async function refreshSelected() {
-  await Promise.all([loadUser(), loadTransactions(), loadDetail()]);
+  await Promise.all([loadUser(), loadTransactions(), loadDetail(), loadEvents()]);
 }
 
 function selectUser(userId) {
@@ -993,11 +999,65 @@ function renderLive() {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Events (operators): GET /events, the outbox local mode keeps of what the stack publishes
+// ---------------------------------------------------------------------------------------------
+
+const EVENTS_SHOWN = 10;
+
+async function loadEvents() {
+  if (!roleAllows("events") || !state.events.available) return;
+  try {
+    const data = await api("GET", "/events", { query: { limit: EVENTS_SHOWN }, sidePanel: true });
+    state.events.items = Array.isArray(data?.events) ? data.events.slice().reverse() : [];
+  } catch (error) {
+    // Deployed, events go to the EventBridge bus (404 events_on_bus); an end user gets 404 too.
+    if (error instanceof ApiError && error.status === 404) {
+      state.events.available = error.code !== "events_on_bus";
+      state.events.items = [];
+    } else {
+      throw error;
+    }
+  }
+  renderEvents();
+}
+
+function eventItem(event) {
+  return h(
+    "li",
+    { class: "event-row", testid: "event", "data-name": event.name, "data-transaction-id": event.transaction_id },
+    h("code", { class: "event-name" }, text(event.name)),
+    h("span", { class: "event-amount" }, formatMoney(event.amount)),
+    h("span", { class: "event-user", title: event.user_id }, shortId(event.user_id)),
+    h("span", { class: "event-time" }, formatDate(event.occurred_at)),
+  );
+}
+
+function renderEvents() {
+  const card = $("#events-card");
+  card.hidden = !roleAllows("events") || !state.events.available || session.role === null;
+  if (card.hidden) return;
+  const list = $("#event-list");
+  if (state.events.items.length === 0) {
+    patchChildren(list, [{ key: "empty", sig: sig("empty"), render: () => h("li", { class: "empty", testid: "events-empty" }, t("events.empty")) }]);
+    return;
+  }
+  patchChildren(
+    list,
+    state.events.items.map((event) => ({
+      key: `event:${event.transaction_id}:${event.version}:${event.name}`,
+      sig: sig(event),
+      render: () => eventItem(event),
+    })),
+  );
+}
+
+// ---------------------------------------------------------------------------------------------
 // Rendering
 // ---------------------------------------------------------------------------------------------
 
 function renderAll() {
   renderSession();
+  renderEvents();
   renderUsers();
   renderUserDetail();
   renderTransactions();
@@ -1683,7 +1743,7 @@ function wireForms() {
       form.amount.value = "";
       showNotice(t("wallet.withdrawCreated", { amount: formatMoney(amount) }));
       state.tx.page = 1;
-      await Promise.all([loadUser(), loadTransactions(), loadUsers()]);
+      await Promise.all([loadUser(), loadTransactions(), loadUsers(), loadEvents()]);
     });
   });
 
@@ -1710,6 +1770,7 @@ function wireForms() {
     // New credentials or another API: its answers decide the role again.
     session.role = null;
     session.message = "";
+    state.events = { available: true, items: [] };
     reloadEverything().catch(showError);
   });
   $('[data-testid="settings-clear"]').addEventListener("click", () => {
@@ -1745,6 +1806,8 @@ function wireForms() {
   }
   const refresh = $('[data-testid="users-refresh"]');
   refresh.addEventListener("click", () => withBusy(refresh, reloadEverything));
+  const refreshEvents = $('[data-testid="events-refresh"]');
+  refreshEvents.addEventListener("click", () => withBusy(refreshEvents, loadEvents));
 
   $('[data-testid="tx-detail-close"]').addEventListener("click", closeDrawer);
   $("#drawer-backdrop").addEventListener("click", closeDrawer);
