@@ -488,7 +488,8 @@ async function becomeUser() {
   state.users = { page: 1, total: 0, items: [] };
   renderSession();
   renderAll();
-  if (!state.selectedUserId) await openOwnWallet();
+  // A wallet asked for by id and not found stays "not found" (no other wallet replaces it unasked).
+  if (!state.selectedUserId && !state.missingWallet) await openOwnWallet();
 }
 
 function becomeOperator() {
@@ -889,7 +890,8 @@ async function loadUser() {
       if (state.selectedUserId !== id) return;
       selectUser(null);
       // An end user asking for a wallet that is not theirs (or none): "not found", as the API says.
-      if (session.role === "user") {
+      // The role may not be known yet (GET /users answers in parallel): an operator never sees it.
+      if (session.role !== "operator") {
         state.missingWallet = id;
         renderUserDetail();
       }
