@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -403,3 +404,41 @@ def test_a_page_left_open_signs_out_when_its_token_runs_out(
     expect(page.get_by_test_id("signin-message")).to_have_text(SAYS["en"]["expired"])
     expect(page.locator("#layout")).to_be_hidden()
     assert page.evaluate("localStorage.getItem('ecpayWallet.token')") is None
+
+
+def test_not_found_holds_when_the_wallet_answers_before_the_role_is_known(
+    open_page: Callable[..., Page], jwt_stack: LocalStack, operator_seeder: OperatorSeeder
+) -> None:
+    # The page asks GET /users (which decides the role) and GET /users/{id} side by side; here the
+    # wallet's 404 arrives first, as it may on a loaded machine. The page must still say "not found".
+    mine = operator_seeder.user("early")
+    other = operator_seeder.user("elsewhere")
+    page = open_page(DESKTOP)
+    held: list[Any] = []
+    listing = re.compile(r".*/users\?.*")
+
+    def hold(route: Any) -> None:
+        held.append(route)  # answered below, once the wallet's 404 has come
+
+    page.route(listing, hold)
+    stored = {
+        "ecpayWallet.token": token(jwt_stack, user=mine["user_id"]),
+        "ecpayWallet.selectedUser": other["user_id"],
+    }
+    page.add_init_script(
+        f"for (const [k, v] of Object.entries({json.dumps(stored)})) localStorage.setItem(k, v);"
+    )
+    with page.expect_response(lambda r: r.url.endswith(f"/users/{other['user_id']}")) as wallet:
+        page.goto(jwt_stack.base_url + "/")
+    assert wallet.value.status == 404
+    # The list was asked for first (the same tick), so its interception was reported before this answer.
+    assert held, "GET /users is held"
+    for route in held:
+        route.continue_()
+    page.unroute(listing)
+    expect(page.locator("body")).to_have_attribute("data-ready", "true")
+    expect(page.get_by_test_id("session-role")).to_have_text(SAYS["en"]["user"])
+    missing = page.get_by_test_id("wallet-not-found")
+    expect(missing).to_be_visible()
+    expect(missing).to_contain_text(other["user_id"])
+    expect(page.get_by_test_id("user-detail")).to_be_hidden()
