@@ -1,9 +1,11 @@
 """Management-route authentication and roles.
 
 Credentials: a bearer token (constant-time compare) or a JWT the HTTP API's authorizer verified. Roles:
-an **operator** (the bearer token, a local server without one, or a JWT carrying the operator group or
-scope) reaches everything; an **end user** (any other verified JWT) reaches only the wallet its user
-claim names. The routes enforce the role (:func:`principal`); the gate only refuses missing credentials.
+an **operator** (the bearer token with ``AUTH_MODE=token``, a local server without one, or a JWT
+carrying the operator group or scope) reaches everything; an **end user** (any other verified JWT)
+reaches only the wallet its user claim names. In ``AUTH_MODE=jwt`` the authorizer refuses any bearer
+that is not a JWT of the issuer, so scripts use a client-credentials token with the operator scope. The
+routes enforce the role (:func:`principal`); the gate only refuses missing credentials.
 """
 
 from __future__ import annotations
@@ -106,12 +108,24 @@ def _is_operator(event: Event, claims: dict[str, Any], settings: Settings) -> bo
     return False
 
 
+def _is_client(claims: dict[str, Any]) -> bool:
+    # An OAuth2 client's own token (client-credentials grant: a script, no person signed in). RFC 9068
+    # and Cognito give it the client's id as ``sub`` and ``client_id`` (or no ``sub`` at all).
+    client_id = claims.get("client_id")
+    if not isinstance(client_id, str) or not client_id:
+        return False
+    subject = claims.get("sub")
+    return subject is None or subject == client_id
+
+
 def principal(event: Event, settings: Settings) -> Principal:
     """The role of a request that passed :func:`check` (an end user of no wallet when claims are odd).
 
     In ``AUTH_MODE=token`` (and locally without a token) every caller that got past the gate is the
     operator. In ``AUTH_MODE=jwt`` the operator group or scope makes an operator; otherwise the
-    ``JWT_USER_CLAIM`` claim (a non-empty string) is the only wallet the caller may reach.
+    ``JWT_USER_CLAIM`` claim (a non-empty string) is the only wallet the caller may reach. A client's
+    own token (client credentials, see :func:`_is_client`) is an operator by its scope or nobody: it
+    never names a wallet nor opens one, whatever its ``sub``.
     """
     if settings.auth_mode != "jwt":
         return OPERATOR
@@ -120,6 +134,8 @@ def principal(event: Event, settings: Settings) -> Principal:
         return Principal(operator=False)
     if _is_operator(event, claims, settings):
         return OPERATOR
+    if _is_client(claims):
+        return Principal(operator=False)
     user_id = claims.get(settings.jwt_user_claim)
     subject = claims.get("sub")
     return Principal(

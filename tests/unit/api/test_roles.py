@@ -190,3 +190,42 @@ def test_an_end_user_creates_one_wallet_bound_to_their_identity(operator: Api) -
     # An operator's create binds nothing: it answers 201 every time.
     made = operator.request("POST", "/users", json_body={"username": "cat", "email": "cat@example.com"})
     assert made.status == 201
+
+
+# A Cognito client-credentials access token as API Gateway passes it: the app client's id is both
+# ``sub`` and ``client_id``, no user name, the granted scopes space-separated in ``scope``.
+def _client_claims(scope: str) -> dict[str, str]:
+    return {
+        "sub": "6script0client0id",
+        "client_id": "6script0client0id",
+        "token_use": "access",
+        "scope": scope,
+    }
+
+
+def test_a_scripts_client_credentials_token_with_the_operator_scope_is_an_operator(
+    jwt_env: pytest.MonkeyPatch,
+) -> None:
+    jwt_env.setenv("JWT_OPERATOR_SCOPE", "wallet/operator")
+    composition.reset()
+    alice = _user(Api(token=None, claims=OPERATOR_CLAIMS), "alice")
+    script = Api(token=None, claims=_client_claims("wallet/read wallet/operator"))
+    assert script.request("GET", "/users").status == 200
+    created = script.request("POST", "/users", json_body={"username": "bob", "email": "bob@example.com"})
+    assert created.status == 201  # an operator's create: no identity bound to the script
+    assert script.request("GET", f"/users/{alice}").status == 200
+
+
+def test_a_client_token_without_the_operator_scope_is_nobodys_wallet(jwt_env: pytest.MonkeyPatch) -> None:
+    jwt_env.setenv("JWT_OPERATOR_SCOPE", "wallet/operator")
+    composition.reset()
+    script = Api(token=None, claims=_client_claims("wallet/read"))
+    # Its ``sub`` is the client's id: it must neither open a wallet bound to it nor reach one named so.
+    opened = script.request("POST", "/users", json_body={"username": "svc", "email": "svc@example.com"})
+    assert opened.status == 404
+    assert script.request("GET", "/users").status == 404
+    named = _user(Api(token=None, claims=OPERATOR_CLAIMS), "6script0client0id")
+    assert script.request("GET", f"/users/{named}").status == 404
+    settings = parse_settings({"ECPAY_CREDENTIALS": "none", "AUTH_MODE": "jwt"})
+    event = {"requestContext": {"authorizer": {"jwt": {"claims": {"client_id": "c"}}}}}
+    assert auth.principal(event, settings) == auth.Principal(operator=False)

@@ -19,6 +19,7 @@ const STORAGE = {
   selectedUser: "ecpayWallet.selectedUser",
   usersPage: "ecpayWallet.usersPage",
   payments: "ecpayWallet.payments", // transaction_id -> user_id of checkouts started here
+  wallets: "ecpayWallet.wallets", // sign-in subject -> the wallet it opened (end users, AUTH_MODE=jwt)
 };
 const USERS_PAGE_SIZE = 8;
 const TX_PAGE_SIZE = 10;
@@ -83,6 +84,8 @@ const state = {
   detail: null,
   returnInfo: null, // {transactionId, userId, status, settled}
   polling: false,
+  missingWallet: null, // an end user's wallet id the API answered 404 to (shown as "not found")
+  events: { available: true, items: [] }, // GET /events (local outbox; 404 events_on_bus on AWS)
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -231,7 +234,7 @@ function patchChildren(container, parts) {
   });
 }
 
-const sig = (...values) => JSON.stringify([language(), ...values]);
+const sig = (...values) => JSON.stringify([language(), session.role, ...values]);
 
 // ---------------------------------------------------------------------------------------------
 // Confirmations: a destructive action needs a second click on the same button; the first click
@@ -321,9 +324,15 @@ function apiUrl(path, query) {
   return url.toString();
 }
 
-async function api(method, path, { body, query, headers = {} } = {}) {
+// `sidePanel`: a side panel's call (events) reports its failures to the health indicator, but its
+// success does not clear a failure the main calls met meanwhile.
+async function api(method, path, { body, query, headers = {}, sidePanel = false } = {}) {
   const requestHeaders = { Accept: "application/json", ...headers };
   if (body !== undefined) requestHeaders["Content-Type"] = "application/json";
+  if (state.token && tokenExpired(decodeClaims(state.token))) {
+    handleUnauthorized(); // never send a token known to be expired: sign in again instead
+    throw new ApiError("unauthorized", "", 401);
+  }
   if (state.token) requestHeaders.Authorization = `Bearer ${state.token}`;
   let response;
   try {
@@ -337,7 +346,7 @@ async function api(method, path, { body, query, headers = {} } = {}) {
     noteUnreachable();
     throw new ApiError("network", "", 0);
   }
-  noteAnswer(response.status);
+  if (!(sidePanel && response.ok)) noteAnswer(response.status);
   const contentType = response.headers.get("Content-Type") || "";
   let data = null;
   if (contentType.includes("json")) {
@@ -347,6 +356,7 @@ async function api(method, path, { body, query, headers = {} } = {}) {
       data = null;
     }
   }
+  if (response.status === 401) handleUnauthorized();
   if (!response.ok) {
     const error = data && typeof data.error === "object" && data.error ? data.error : {};
     const code = error.code || (response.status === 401 ? "unauthorized" : `http_${response.status}`);
@@ -358,6 +368,255 @@ async function api(method, path, { body, query, headers = {} } = {}) {
 
 const userPath = (userId) => `/users/${encodeURIComponent(userId)}`;
 const txPath = (userId, txId) => `${userPath(userId)}/transactions/${encodeURIComponent(txId)}`;
+
+// ---------------------------------------------------------------------------------------------
+// Sign-in and roles (AUTH_MODE=jwt). The token's claims are read here only to say who is signed
+// in and until when; what a role may do is what the API answers: GET /users is an operator's route,
+// so its 200 makes the page an operator's and its 404 an end user's. Other panels ask roleAllows().
+// ---------------------------------------------------------------------------------------------
+
+// What an end user may not do (the API answers 404 to them on these); everything else is theirs.
+const OPERATOR_ACTIONS = new Set([
+  "listUsers",
+  "createUser",
+  "closeUser",
+  "reopenUser",
+  "completeWithdrawal",
+  "cancelWithdrawal",
+  "cancelDeposit",
+  "refund",
+  "events",
+]);
+
+// role: null (not known yet: the page shows everything, the API has the last word), "operator",
+// "user" (one wallet) or "signed-out" (the API wants a token). message: an i18n key for the sign-in.
+const session = { role: null, message: "" };
+
+function roleAllows(action) {
+  if (session.role === "signed-out") return false;
+  if (session.role === "user") return !OPERATOR_ACTIONS.has(action);
+  return true;
+}
+
+// The claims of a JWT (never verified here: the API does that), or null for any other token.
+function decodeClaims(token) {
+  const parts = String(token || "").split(".");
+  if (parts.length !== 3) return null;
+  try {
+    const base64 = parts[1].replace(/-/g, "+").replace(/_/g, "/");
+    const binary = atob(base64 + "=".repeat((4 - (base64.length % 4)) % 4));
+    const claims = JSON.parse(new TextDecoder().decode(Uint8Array.from(binary, (c) => c.charCodeAt(0))));
+    return claims && typeof claims === "object" && !Array.isArray(claims) ? claims : null;
+  } catch {
+    return null;
+  }
+}
+
+function tokenExpired(claims) {
+  return Boolean(claims) && typeof claims.exp === "number" && claims.exp * 1000 <= Date.now();
+}
+
+function signedInClaims() {
+  return decodeClaims(state.token);
+}
+
+// Wallets this browser opened, by sign-in subject: a wallet bound to a sign-in has its own id.
+function rememberWallet(userId) {
+  const subject = signedInClaims()?.sub;
+  if (typeof subject !== "string" || !subject) return;
+  let map = {};
+  try {
+    map = JSON.parse(readStorage(STORAGE.wallets, "{}")) || {};
+  } catch {
+    map = {};
+  }
+  map[subject] = userId;
+  const keys = Object.keys(map);
+  for (const key of keys.slice(0, Math.max(0, keys.length - 20))) delete map[key];
+  writeStorage(STORAGE.wallets, JSON.stringify(map));
+}
+
+// The ids an end user's wallet may have: the one opened here, then the usual user-id claims.
+function walletCandidates() {
+  const claims = signedInClaims() || {};
+  let remembered = null;
+  try {
+    remembered = (JSON.parse(readStorage(STORAGE.wallets, "{}")) || {})[claims.sub] || null;
+  } catch {
+    remembered = null;
+  }
+  const ids = [remembered, claims["custom:wallet_user_id"], claims.wallet_user_id, claims.user_id, claims.sub];
+  return [...new Set(ids.filter((id) => typeof id === "string" && id.length > 0 && id.length <= 64))];
+}
+
+let expiryTimer = null;
+
+// A page left open signs out when its token runs out, not at the next click.
+function watchExpiry() {
+  clearTimeout(expiryTimer);
+  const exp = signedInClaims()?.exp;
+  if (typeof exp !== "number") return;
+  const wait = exp * 1000 - Date.now();
+  if (wait > 2 ** 31 - 1) return; // beyond what setTimeout can wait (24.8 days)
+  expiryTimer = setTimeout(() => {
+    if (state.token && tokenExpired(signedInClaims())) handleUnauthorized();
+  }, Math.max(0, wait) + 250);
+}
+
+function forgetToken() {
+  clearTimeout(expiryTimer);
+  state.token = "";
+  writeStorage(STORAGE.token, "");
+}
+
+// The API refused the credentials (or the token ran out): back to the sign-in, saying why.
+function handleUnauthorized() {
+  const reason = state.token ? "signin.expired" : session.message || "signin.required";
+  forgetToken();
+  if (session.role === "signed-out" && session.message === reason) return;
+  session.role = "signed-out";
+  session.message = reason;
+  state.users = { page: 1, total: 0, items: [] };
+  selectUser(null);
+  renderSession();
+}
+
+// GET /users answered 404 route_not_found: an end user's token. Their page is one wallet.
+async function becomeUser() {
+  if (session.role === "user") return;
+  session.role = "user";
+  state.users = { page: 1, total: 0, items: [] };
+  renderSession();
+  renderAll();
+  // A wallet asked for by id and not found stays "not found" (no other wallet replaces it unasked).
+  if (!state.selectedUserId && !state.missingWallet) await openOwnWallet();
+}
+
+function becomeOperator() {
+  if (session.role === "operator") return;
+  session.role = "operator";
+  renderSession();
+  renderAll();
+}
+
+// An end user's wallet: the first candidate id the API lets them read, else the "open your wallet" form.
+async function openOwnWallet() {
+  for (const id of walletCandidates()) {
+    try {
+      const user = await api("GET", userPath(id));
+      if (session.role !== "user") return;
+      selectUser(user.user_id);
+      return;
+    } catch (error) {
+      if (!(error instanceof ApiError && error.status === 404)) throw error;
+    }
+  }
+  state.missingWallet = null;
+  renderUserDetail();
+}
+
+function sessionWho(claims) {
+  if (!claims) return t("session.apiToken");
+  for (const name of ["email", "cognito:username", "username", "preferred_username", "sub"]) {
+    if (typeof claims[name] === "string" && claims[name]) return claims[name];
+  }
+  return t("common.none");
+}
+
+function renderSession() {
+  const signedOut = session.role === "signed-out";
+  const signin = $("#signin");
+  signin.hidden = !signedOut;
+  const message = $('[data-testid="signin-message"]');
+  message.hidden = !signedOut || !session.message;
+  message.textContent = session.message ? t(session.message) : "";
+  message.dataset.reason = session.message || "";
+  $("#layout").hidden = signedOut;
+  $("#layout").dataset.role = session.role || "";
+  $(".users-card").hidden = !roleAllows("listUsers");
+  const chip = $('[data-testid="session"]');
+  const known = session.role === "operator" || session.role === "user";
+  chip.hidden = !(known && state.token);
+  if (!chip.hidden) {
+    const claims = signedInClaims();
+    const role = $('[data-testid="session-role"]');
+    role.textContent = t(session.role === "user" ? "session.user" : "session.operator");
+    role.dataset.role = session.role;
+    const who = $('[data-testid="session-who"]');
+    who.textContent = sessionWho(claims);
+    who.title = claims && typeof claims.exp === "number" ? t("session.until", { time: formatDate(claims.exp * 1000) }) : "";
+  }
+}
+
+function signOut() {
+  forgetToken();
+  session.role = null;
+  session.message = "signin.signedOut";
+  state.users = { page: 1, total: 0, items: [] };
+  state.events = { available: true, items: [] };
+  state.returnInfo = null;
+  selectUser(null);
+  renderSession();
+  // Without a token the API says what it needs: an open local server answers, a jwt one asks to sign in.
+  return reloadEverything();
+}
+
+function signIn(token) {
+  forgetToken();
+  state.token = token;
+  writeStorage(STORAGE.token, token);
+  watchExpiry();
+  session.role = null;
+  session.message = "";
+  state.users = { page: 1, total: 0, items: [] };
+  state.events = { available: true, items: [] };
+  state.returnInfo = null;
+  selectUser(null);
+  renderSession();
+  return reloadEverything();
+}
+
+function wireSession() {
+  $("#signin-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    const form = event.currentTarget;
+    const token = form.token.value.trim().replace(/^Bearer\s+/i, "");
+    if (!token) {
+      toast("error", t("signin.empty"), "", "signin");
+      return;
+    }
+    if (tokenExpired(decodeClaims(token))) {
+      session.message = "signin.expired";
+      renderSession();
+      return;
+    }
+    withBusy($('[data-testid="signin-submit"]'), async () => {
+      await signIn(token);
+      if (session.role === "signed-out") return;
+      form.reset();
+      showNotice(t("signin.welcome"));
+    });
+  });
+  const out = $('[data-testid="sign-out"]');
+  out.addEventListener("click", () => withBusy(out, signOut));
+  $("#own-wallet-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    const form = event.currentTarget;
+    const username = form.username.value.trim();
+    const email = form.email.value.trim();
+    if (!username || !email) {
+      toast("error", t("errors.required"), "", "required");
+      return;
+    }
+    withBusy($('[data-testid="own-wallet-submit"]'), async () => {
+      const user = await api("POST", "/users", { body: { username, email } });
+      rememberWallet(user.user_id);
+      form.reset();
+      showNotice(t("own.opened"));
+      selectUser(user.user_id);
+    });
+  });
+}
 
 // ---------------------------------------------------------------------------------------------
 // Health: /healthz says whether the API and its store work; failing calls say so too.
@@ -502,6 +761,8 @@ function toast(kind, title, detail = "", code = "", extra = null) {
 }
 
 function showError(error) {
+  // Refused credentials: the sign-in says why, in place of an error message.
+  if (error instanceof ApiError && error.status === 401 && session.role === "signed-out") return;
   const { title, detail } = errorTexts(error);
   const ids = blockingIds(error);
   const attempts = blockingAttempts(error);
@@ -583,7 +844,16 @@ function renderMethodOptions(select, selected) {
 // ---------------------------------------------------------------------------------------------
 
 async function loadUsers() {
-  const data = await api("GET", "/users", { query: { page: state.users.page, pageSize: USERS_PAGE_SIZE, include_closed: true } });
+  if (!roleAllows("listUsers")) return;
+  let data;
+  try {
+    data = await api("GET", "/users", { query: { page: state.users.page, pageSize: USERS_PAGE_SIZE, include_closed: true } });
+  } catch (error) {
+    // The operators' route answers an end user as if it did not exist.
+    if (error instanceof ApiError && error.status === 404 && error.code === "route_not_found") return becomeUser();
+    throw error;
+  }
+  becomeOperator();
   state.users.items = Array.isArray(data?.users) ? data.users : [];
   state.users.total = Number(data?.total ?? state.users.items.length);
   const pages = Math.max(1, Math.ceil(state.users.total / USERS_PAGE_SIZE));
@@ -597,6 +867,7 @@ async function loadUsers() {
 
 // A new user is on the first page (newest first) or the last one (oldest first): show that page.
 async function showUserInList(userId) {
+  if (!roleAllows("listUsers")) return;
   state.users.page = 1;
   await loadUsers();
   if (state.users.items.some((user) => user.user_id === userId)) return;
@@ -616,7 +887,14 @@ async function loadUser() {
     state.user = user;
   } catch (error) {
     if (error instanceof ApiError && error.status === 404) {
+      if (state.selectedUserId !== id) return;
       selectUser(null);
+      // An end user asking for a wallet that is not theirs (or none): "not found", as the API says.
+      // The role may not be known yet (GET /users answers in parallel): an operator never sees it.
+      if (session.role !== "operator") {
+        state.missingWallet = id;
+        renderUserDetail();
+      }
       return;
     }
     throw error;
@@ -627,9 +905,15 @@ async function loadUser() {
 async function loadTransactions() {
   if (!state.selectedUserId) return;
   const id = state.selectedUserId;
-  const data = await api("GET", `${userPath(id)}/transactions`, {
-    query: { page: state.tx.page, pageSize: TX_PAGE_SIZE },
-  });
+  let data;
+  try {
+    data = await api("GET", `${userPath(id)}/transactions`, {
+      query: { page: state.tx.page, pageSize: TX_PAGE_SIZE },
+    });
+  } catch (error) {
+    if (error instanceof ApiError && error.status === 404) return; // loadUser says "not found"
+    throw error;
+  }
   if (state.selectedUserId !== id) return;
   state.tx.items = Array.isArray(data?.transactions) ? data.transactions : [];
   state.tx.total = Number(data?.total ?? state.tx.items.length);
@@ -663,12 +947,14 @@ async function loadReturned() {
   renderBanner();
 }
 
+// The selected wallet, and the events its changes made (operators).
 async function refreshSelected() {
-  await Promise.all([loadUser(), loadTransactions(), loadDetail()]);
+  await Promise.all([loadUser(), loadTransactions(), loadDetail(), loadEvents()]);
 }
 
 function selectUser(userId) {
   state.selectedUserId = userId;
+  state.missingWallet = null;
   state.user = null;
   state.tx = { page: 1, total: 0, items: [] };
   closeDrawer();
@@ -700,6 +986,9 @@ async function poll() {
   state.polling = true;
   try {
     await Promise.all([loadReturned(), refreshSelected(), loadUsers()]);
+    // The last round ran its reads side by side: the user (balance) may have been read just before the
+    // payment that settled the transactions. Nothing polls after this, so read the balances once more.
+    if (!needsPolling()) await Promise.all([loadUser(), loadUsers()]);
   } catch {
     // A failed poll is retried on the next tick; the health indicator shows what is wrong.
   } finally {
@@ -713,10 +1002,65 @@ function renderLive() {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Events (operators): GET /events, the outbox local mode keeps of what the stack publishes
+// ---------------------------------------------------------------------------------------------
+
+const EVENTS_SHOWN = 10;
+
+async function loadEvents() {
+  if (!roleAllows("events") || !state.events.available) return;
+  try {
+    const data = await api("GET", "/events", { query: { limit: EVENTS_SHOWN }, sidePanel: true });
+    state.events.items = Array.isArray(data?.events) ? data.events.slice().reverse() : [];
+  } catch (error) {
+    // Deployed, events go to the EventBridge bus (404 events_on_bus); an end user gets 404 too.
+    if (error instanceof ApiError && error.status === 404) {
+      state.events.available = error.code !== "events_on_bus";
+      state.events.items = [];
+    } else {
+      throw error;
+    }
+  }
+  renderEvents();
+}
+
+function eventItem(event) {
+  return h(
+    "li",
+    { class: "event-row", testid: "event", "data-name": event.name, "data-transaction-id": event.transaction_id },
+    h("code", { class: "event-name" }, text(event.name)),
+    h("span", { class: "event-amount" }, formatMoney(event.amount)),
+    h("span", { class: "event-user", title: event.user_id }, shortId(event.user_id)),
+    h("span", { class: "event-time" }, formatDate(event.occurred_at)),
+  );
+}
+
+function renderEvents() {
+  const card = $("#events-card");
+  card.hidden = !roleAllows("events") || !state.events.available || session.role === null;
+  if (card.hidden) return;
+  const list = $("#event-list");
+  if (state.events.items.length === 0) {
+    patchChildren(list, [{ key: "empty", sig: sig("empty"), render: () => h("li", { class: "empty", testid: "events-empty" }, t("events.empty")) }]);
+    return;
+  }
+  patchChildren(
+    list,
+    state.events.items.map((event) => ({
+      key: `event:${event.transaction_id}:${event.version}:${event.name}`,
+      sig: sig(event),
+      render: () => eventItem(event),
+    })),
+  );
+}
+
+// ---------------------------------------------------------------------------------------------
 // Rendering
 // ---------------------------------------------------------------------------------------------
 
 function renderAll() {
+  renderSession();
+  renderEvents();
   renderUsers();
   renderUserDetail();
   renderTransactions();
@@ -781,7 +1125,13 @@ function renderUsers() {
 
 function renderUserDetail() {
   const hasUser = Boolean(state.selectedUserId);
-  $("#empty-state").hidden = hasUser;
+  // An end user without a wallet on screen is offered theirs (the API binds it to their sign-in).
+  const ownWallet = !hasUser && session.role === "user";
+  $("#empty-state").hidden = hasUser || ownWallet;
+  $("#own-wallet").hidden = !ownWallet;
+  const missing = $('[data-testid="wallet-not-found"]');
+  missing.hidden = !state.missingWallet;
+  missing.textContent = state.missingWallet ? t("own.notFound", { id: state.missingWallet }) : "";
   $("#user-detail").hidden = !hasUser;
   if (!hasUser) return;
   const user = state.user;
@@ -802,7 +1152,7 @@ function renderUserDetail() {
   const closed = user?.status === "closed";
   $('[data-testid="closed-notice"]').hidden = !closed;
   $('[data-testid="money-actions"]').hidden = closed;
-  $('[data-testid="close-user"]').closest(".danger-zone").hidden = closed || loading;
+  $('[data-testid="close-user"]').closest(".danger-zone").hidden = closed || loading || !roleAllows("closeUser");
   renderInvoiceSettings();
 }
 
@@ -845,7 +1195,7 @@ function txRowActions(tx) {
       ),
     );
   }
-  if (tx.transaction_type === "withdraw" && tx.status === "pending") {
+  if (tx.transaction_type === "withdraw" && tx.status === "pending" && roleAllows("completeWithdrawal")) {
     actions.push(
       completeButton(tx, true),
       h(
@@ -1212,7 +1562,8 @@ function drawerActionKinds(tx) {
   if (tx.transaction_type === "deposit" && CANCELLABLE_DEPOSIT.has(tx.status)) kinds.push("cancel-deposit");
   if (tx.transaction_type === "withdraw" && tx.status === "pending") kinds.push("complete", "cancel");
   if (tx.transaction_type === "deposit" && REFUNDABLE.has(tx.status) && tx.payment_method === "Credit") kinds.push("refund");
-  return kinds;
+  const needs = { "cancel-deposit": "cancelDeposit", complete: "completeWithdrawal", cancel: "cancelWithdrawal", refund: "refund" };
+  return kinds.filter((kind) => !needs[kind] || roleAllows(needs[kind]));
 }
 
 function drawerActions(tx, kinds, remaining) {
@@ -1504,7 +1855,7 @@ function wireForms() {
       form.amount.value = "";
       showNotice(t("wallet.withdrawCreated", { amount: formatMoney(amount) }));
       state.tx.page = 1;
-      await Promise.all([loadUser(), loadTransactions(), loadUsers()]);
+      await Promise.all([loadUser(), loadTransactions(), loadUsers(), loadEvents()]);
     });
   });
 
@@ -1526,7 +1877,12 @@ function wireForms() {
     state.apiBase = form.apiBase.value.trim();
     writeStorage(STORAGE.token, state.token);
     writeStorage(STORAGE.apiBase, state.apiBase);
+    watchExpiry();
     showNotice(t("settings.saved"));
+    // New credentials or another API: its answers decide the role again.
+    session.role = null;
+    session.message = "";
+    state.events = { available: true, items: [] };
     reloadEverything().catch(showError);
   });
   $('[data-testid="settings-clear"]').addEventListener("click", () => {
@@ -1562,6 +1918,8 @@ function wireForms() {
   }
   const refresh = $('[data-testid="users-refresh"]');
   refresh.addEventListener("click", () => withBusy(refresh, reloadEverything));
+  const refreshEvents = $('[data-testid="events-refresh"]');
+  refreshEvents.addEventListener("click", () => withBusy(refreshEvents, loadEvents));
 
   $('[data-testid="tx-detail-close"]').addEventListener("click", closeDrawer);
   $("#drawer-backdrop").addEventListener("click", closeDrawer);
@@ -1608,6 +1966,8 @@ function start() {
   state.users.page = Math.max(1, Number.parseInt(readStorage(STORAGE.usersPage, "1"), 10) || 1);
   readReturnFromEcpay();
   wireForms();
+  wireSession();
+  watchExpiry();
   applyLanguage(language());
   if (state.selectedUserId) writeStorage(STORAGE.selectedUser, state.selectedUserId);
   checkHealth();
