@@ -105,6 +105,7 @@ from .dynamodb_items import (
     key,
     key_of,
     n,
+    notification_order,
     paid_partition,
     reconcile_partition,
     s,
@@ -490,7 +491,9 @@ class DynamoDBStore:
                     notifications.append(decode_notification(item))
                 elif sort == txn_sort:
                     txn = decode_transaction(item)
-        return None if txn is None else TransactionRecords(txn, ledger, notifications)
+        if txn is None:
+            return None
+        return TransactionRecords(txn, ledger, sorted(notifications, key=notification_order))
 
     def list_transactions(
         self, user_id: str, *, page: int = 1, page_size: int = 20, cursor: str | None = None
@@ -544,7 +547,8 @@ class DynamoDBStore:
     def list_notifications(self, transaction_id: str) -> list[NotificationRecord]:
         """Notification records of one transaction, oldest first."""
         query = self._reads.partition_query(transaction_pk(transaction_id), NOTIFICATION_PREFIX)
-        return [decode_notification(item) for items in self._reads.query_pages(query) for item in items]
+        records = [decode_notification(item) for items in self._reads.query_pages(query) for item in items]
+        return sorted(records, key=notification_order)
 
     def list_awaiting_payment(self, *, due_before: datetime, limit: int = 100) -> list[Transaction]:
         """Deposits awaiting payment due for a check at ``due_before`` (inclusive), most overdue first."""

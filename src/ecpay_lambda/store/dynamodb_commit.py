@@ -114,16 +114,17 @@ class TableWriter:
         # condition, it is then also the most specific one.
         ops: list[Op] = []
         notification = write.notification
+        # A record with a dedupe key and a transaction is keyed by that key (see notification_key):
+        # written only if new, the record itself is the notification's uniqueness.
+        record_first = (
+            notification is not None
+            and notification.dedupe_key is not None
+            and notification.transaction_id is not None
+        )
         if notification is not None and notification.dedupe_key is not None:
             dedupe = notification.dedupe_key
-            ops.append(
-                self.put(
-                    encode_dedupe(notification, dedupe),
-                    RANK_DEDUPE,
-                    lambda _old: DuplicateNotification(dedupe),
-                    only_new=True,
-                )
-            )
+            item = encode_notification(notification) if record_first else encode_dedupe(notification, dedupe)
+            ops.append(self.put(item, RANK_DEDUPE, lambda _old: DuplicateNotification(dedupe), only_new=True))
         if write.idempotency is not None:
             ops.append(self._idempotency_op(write.idempotency))
         seen: set[str] = set()
@@ -143,7 +144,7 @@ class TableWriter:
         for entry in write.ledger:
             for item in encode_ledger_entries(entry):
                 ops.append(self.put(item, RANK_APPEND, unexpected("ledger entry"), only_new=True))
-        if notification is not None:
+        if notification is not None and not record_first:
             record = encode_notification(notification)
             ops.append(self.put(record, RANK_APPEND, unexpected("notification record"), only_new=True))
         return ops

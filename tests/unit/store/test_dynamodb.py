@@ -423,6 +423,25 @@ def test_duplicate_notification(store: DynamoDBStore) -> None:
         store.record_notification(notification(txn, dedupe_key="mtn1:paid:0"))
 
 
+def test_an_applied_notification_is_its_own_dedupe_item(store: DynamoDBStore, calls: CallLog) -> None:
+    user = make_user(store)
+    txn = open_deposit(store, user)
+    earlier = notification(txn, outcome="rejected:checkmac")._replace(received_at=T0 + timedelta(minutes=5))
+    store.record_notification(earlier)
+    calls.names.clear()
+    store.commit(pay_write(txn, "mtn1:paid:0", at=T0 + timedelta(minutes=9)))
+    assert calls.names == ["TransactWriteItems"]
+    # The record keyed by its dedupe key, and no DEDUPE# item: one item (2 WRU) fewer.
+    record = raw_item(store, f"TXN#{txn.transaction_id}", "NOTIF#~mtn1:paid:0")
+    assert record is not None and record["outcome"] == {"S": "applied"}
+    assert raw_item(store, "DEDUPE#mtn1:paid:0", "DEDUPE") is None
+    # Records still read oldest first, whatever their sort keys.
+    records = store.list_notifications(txn.transaction_id)
+    assert [r.outcome for r in records] == ["rejected:checkmac", "applied"]
+    detail = store.get_transaction_records(txn.transaction_id)
+    assert detail is not None and detail.notifications == records
+
+
 def test_idempotency_key_reused_returns_the_existing_record(store: DynamoDBStore) -> None:
     user = funded_user(store, 100)
     first = withdraw_write(user.user_id, 100, idempotency_key="key-1")

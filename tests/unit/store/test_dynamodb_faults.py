@@ -120,14 +120,13 @@ def test_the_most_specific_failure_wins_whatever_the_order(
         store.commit(WRITE)
 
     record = NotificationRecord("n1", T0, "return", "body", "applied", "t1", "m", "m:paid:0")
-    # dedupe, transaction, listing, user, notification record
+    # the notification record (keyed by its dedupe key: its own uniqueness), transaction, listing, user
     cancel(
         stubber,
         NONE,
         {"Code": "ConditionalCheckFailed"},
         NONE,
         {"Code": "TransactionConflict"},
-        NONE,
     )
     with pytest.raises(VersionConflict):
         store.commit(
@@ -137,7 +136,6 @@ def test_the_most_specific_failure_wins_whatever_the_order(
         stubber,
         {"Code": "ConditionalCheckFailed"},
         {"Code": "ConditionalCheckFailed"},
-        NONE,
         NONE,
         NONE,
     )
