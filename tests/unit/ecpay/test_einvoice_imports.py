@@ -10,7 +10,7 @@ import sys
 def test_notification_path_does_not_import_the_einvoice_library() -> None:
     code = (
         "import json, sys\n"
-        "import ecpay_lambda.api.callbacks\n"
+        "import ecpay_lambda.api.ecpay_callbacks\n"
         "found = [m for m in sys.modules if 'einvoice' in m or m.split('.')[0] == 'cryptography']\n"
         "print(json.dumps(sorted(found)))\n"
     )
