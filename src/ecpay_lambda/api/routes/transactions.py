@@ -8,7 +8,6 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Body
 
-from ...wallet.errors import InvalidRequest
 from ...wallet.models import TransactionStatus, TransactionType
 from ...wallet.recurring import plan_from_request
 from ...wallet.service import WalletService, WithdrawAction
@@ -165,12 +164,15 @@ def _invoice_override(service: WalletService, user_id: str, body: TransactionCre
     """A deposit's own e-invoice buyer settings, validated as the user's are (None: use the user's)."""
     if body.invoice is None:
         return None
-    if body.transaction_type is not TransactionType.DEPOSIT:
-        raise InvalidRequest("only a deposit is invoiced: 'invoice' is for deposits")
-    if not service.invoicing:
-        raise InvalidRequest("invoicing is off: a deposit cannot carry invoice settings")
-    # Imported here: the e-invoice library loads only when a deposit carries its own settings.
-    from ...wallet.invoices import checked_settings  # noqa: PLC0415
+    # Imported here: the e-invoice library loads only when a request carries invoice settings.
+    from ...wallet.invoices import InvoiceSettingsInvalid, checked_settings  # noqa: PLC0415
     from ..invoicing import get_invoice_client  # noqa: PLC0415
+
+    if body.transaction_type is not TransactionType.DEPOSIT:
+        raise InvoiceSettingsInvalid("deposits_only", "only a deposit is invoiced: 'invoice' is for deposits")
+    if not service.invoicing:
+        raise InvoiceSettingsInvalid(
+            "invoicing_off", "invoicing is off: a deposit cannot carry invoice settings"
+        )
 
     return checked_settings(service.store, user_id, body.invoice.as_mapping(), get_invoice_client())
