@@ -239,3 +239,9 @@ def test_the_background_worker_issues_by_itself(local_stack: LocalStack, wallet:
         invoice = wallet.transaction(user_id, tid)["invoice"]
     assert invoice["status"] == "issued", (invoice, local_stack.log()[-3000:])
     assert sandbox_invoice(wallet, invoice["number"])["sales_amount"] == 500
+    # Issuing it is one wallet event, with the invoice's number (local mode's outbox, as the Pipe would).
+    events = wallet.http.json("GET", "/events?limit=1000")
+    assert events.status == 200, events.text
+    ours = [e for e in events.json()["events"] if e["transaction_id"] == tid]
+    issued = [e for e in ours if e["name"] == "invoice.issued"]
+    assert [e["invoice_number"] for e in issued] == [invoice["number"]]

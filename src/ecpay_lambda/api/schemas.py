@@ -538,7 +538,7 @@ class TransactionDetailOut(TransactionOut):
 class WalletEventOut(_Model):
     """One wallet event (docs/events.md; the JSON Schema docs/wallet-event.schema.json)."""
 
-    name: str = Field(description="e.g. deposit.paid, withdrawal.requested, refund.completed")
+    name: str = Field(description="e.g. deposit.paid, withdrawal.requested, refund.completed, invoice.issued")
     transaction_id: str
     user_id: str
     transaction_type: str
@@ -549,6 +549,7 @@ class WalletEventOut(_Model):
     related_transaction_id: str | None = None
     version: int
     occurred_at: str
+    invoice_number: str | None = Field(default=None, description="invoice.issued: ECPay's InvoiceNo")
 
 
 class EventList(_Model):

@@ -49,6 +49,18 @@ def _changed(types: Sequence[str], into: Sequence[str], not_from: Sequence[str])
     }
 
 
+# A deposit's e-invoice was issued (issue 13): its ``invoice_status`` (the adapter writes it beside the
+# invoice's JSON so that a filter can see it) changed into ``issued``. The money did not move; the event
+# tells the merchant's systems the invoice number exists.
+INVOICE_ISSUED: dict[str, Any] = {
+    "eventName": ["MODIFY"],
+    "dynamodb": {
+        **_TXN,
+        "NewImage": {"transaction_type": {"S": ["deposit"]}, "invoice_status": {"S": ["issued"]}},
+        "OldImage": {"invoice_status": {"S": [{"anything-but": ["issued"]}]}},
+    },
+}
+
 # The Pipe's filter criteria (at most five patterns; a record passing any one is forwarded).
 PIPE_FILTERS: tuple[dict[str, Any], ...] = (
     # Paid: a deposit that was not paid before (a late payment after expiry counts; a refund of a
@@ -63,29 +75,26 @@ PIPE_FILTERS: tuple[dict[str, Any], ...] = (
         ["cancelled", "expired", "completed"],
         ["cancelled", "expired", "completed"],
     ),
-    # Written in this change: a withdrawal is requested (money moves from balance to held), and a
+    # Written in this change: a withdrawal is requested (money moves from balance to held), or a
     # recurring top-up's later charge is a deposit created already paid (wallet.periodic).
     {
         "eventName": ["INSERT"],
         "dynamodb": {
             **_TXN,
-            "NewImage": {"transaction_type": {"S": ["withdraw"]}, "status": {"S": ["pending"]}},
+            "$or": [
+                {"NewImage": {"transaction_type": {"S": ["withdraw"]}, "status": {"S": ["pending"]}}},
+                {"NewImage": {"transaction_type": {"S": ["deposit"]}, "status": {"S": ["paid"]}}},
+            ],
         },
     },
-    {
-        "eventName": ["INSERT"],
-        "dynamodb": {
-            **_TXN,
-            "NewImage": {"transaction_type": {"S": ["deposit"]}, "status": {"S": ["paid"]}},
-        },
-    },
+    INVOICE_ISSUED,
 )
 
 
 class WalletEvent(NamedTuple):
     """One wallet event: what happened to which transaction of which user, and the amounts."""
 
-    name: str  # e.g. "deposit.paid" (EVENT_NAMES)
+    name: str  # e.g. "deposit.paid" (EVENT_NAMES), or "invoice.issued"
     transaction_id: str
     user_id: str
     transaction_type: str
@@ -96,6 +105,7 @@ class WalletEvent(NamedTuple):
     related_transaction_id: str | None  # a refund's deposit
     version: int  # with transaction_id, the key to deduplicate on
     occurred_at: str  # the transaction's updated_at (ISO-8601 UTC)
+    invoice_number: str | None = None  # invoice.issued: ECPay's InvoiceNo (two letters + 8 digits)
 
     def detail(self) -> dict[str, Any]:
         """The event as a JSON-ready mapping (the outbox's and the documentation's shape)."""
@@ -104,11 +114,15 @@ class WalletEvent(NamedTuple):
 
 def _matches(pattern: object, value: object) -> bool:
     """The subset of EventBridge pattern matching PIPE_FILTERS uses: nested keys, value lists,
-    ``anything-but``. A field the pattern names must exist in the record."""
+    ``anything-but``, ``$or``. A field the pattern names must exist in the record."""
     if isinstance(pattern, Mapping):
         if not isinstance(value, Mapping):
             return False
-        return all(key in value and _matches(sub, value[key]) for key, sub in pattern.items())
+        fields = all(
+            key in value and _matches(sub, value[key]) for key, sub in pattern.items() if key != "$or"
+        )
+        either = pattern.get("$or")
+        return fields and (either is None or any(_matches(option, value) for option in either))
     if isinstance(pattern, list):
         for option in pattern:
             if isinstance(option, Mapping) and "anything-but" in option:
@@ -144,8 +158,9 @@ def event_of(record: Mapping[str, Any]) -> WalletEvent | None:
     new = dynamodb["NewImage"]
     old = dynamodb.get("OldImage")
     kind, status = _s(new, "transaction_type") or "", _s(new, "status") or ""
+    invoice = _matches(INVOICE_ISSUED, record)
     return WalletEvent(
-        name=EVENT_NAMES.get((kind, status), f"{kind}.{status}"),
+        name="invoice.issued" if invoice else EVENT_NAMES.get((kind, status), f"{kind}.{status}"),
         transaction_id=_s(new, "transaction_id") or "",
         user_id=_s(new, "user_id") or "",
         transaction_type=kind,
@@ -156,7 +171,17 @@ def event_of(record: Mapping[str, Any]) -> WalletEvent | None:
         related_transaction_id=_s(new, "related_transaction_id"),
         version=_n(new, "version"),
         occurred_at=_s(new, "updated_at") or "",
+        invoice_number=_invoice_number(new) if invoice else None,
     )
+
+
+def _invoice_number(image: Mapping[str, Any]) -> str | None:
+    text = _s(image, "invoice")
+    try:
+        number = json.loads(text).get("number") if text else None
+    except (ValueError, AttributeError):
+        return None
+    return number if isinstance(number, str) else None
 
 
 def filter_patterns_json() -> list[str]:

@@ -349,6 +349,8 @@ def _transaction_attributes(txn: Transaction) -> Item:
     if txn.plan is not None:  # a recurring deposit's plan, as JSON (wallet.periodic's codec)
         item["plan"] = s(json.dumps(plan_to_json(txn.plan), sort_keys=True))
     _put_opt(item, "invoice", dumps_invoice(txn.invoice))  # JSON text, the SQL column's codec (issue 13)
+    # Beside the JSON, for the events Pipe's filter (invoice.issued), which cannot look inside it.
+    _put_opt(item, "invoice_status", None if txn.invoice is None else str(txn.invoice.status))
     return item
 
 

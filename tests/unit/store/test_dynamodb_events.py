@@ -12,6 +12,7 @@ import pytest
 
 from ecpay_lambda.store.dynamodb_events import EVENT_NAMES, PIPE_FILTERS, WalletEvent, event_of, forwarded
 from ecpay_lambda.store.dynamodb_items import encode_transaction, encode_transaction_listing
+from ecpay_lambda.wallet.invoice_state import InvoiceState, InvoiceStatus
 from ecpay_lambda.wallet.models import Transaction, TransactionStatus, TransactionType
 
 T0 = datetime(2026, 11, 28, 2, 0, tzinfo=UTC)
@@ -65,6 +66,7 @@ def test_a_paid_deposit_is_one_event_with_the_transaction_user_and_amounts() -> 
         "related_transaction_id": None,
         "version": 3,
         "occurred_at": "2026-11-28T02:03:00.000000+00:00",
+        "invoice_number": None,
     }
 
 
@@ -145,4 +147,41 @@ def test_other_records_are_not_events() -> None:
 def test_the_json_schema_describes_the_event() -> None:
     schema = json.loads((Path(__file__).parents[3] / "docs" / "wallet-event.schema.json").read_text("utf-8"))
     assert set(schema["properties"]) == set(schema["required"]) == set(WalletEvent._fields)
-    assert set(schema["properties"]["name"]["enum"]) == set(EVENT_NAMES.values())
+    assert set(schema["properties"]["name"]["enum"]) == {*EVENT_NAMES.values(), "invoice.issued"}
+
+
+def _invoiced(status: InvoiceStatus, version: int, number: str | None = None) -> Transaction:
+    invoice = InvoiceState(status, number=number)
+    return txn(TransactionType.DEPOSIT, S.PAID, version, invoice=invoice)
+
+
+def test_an_issued_invoice_is_one_event_with_its_number() -> None:
+    pending = _invoiced(InvoiceStatus.PENDING, 3)
+    issued = _invoiced(InvoiceStatus.ISSUED, 4, "AB12345678")
+    found = [e for r in records(pending, issued) if (e := event_of(r)) is not None]
+    assert [(e.name, e.invoice_number, e.status, e.version) for e in found] == [
+        ("invoice.issued", "AB12345678", "paid", 4)
+    ]
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "expected"),
+    [
+        (InvoiceStatus.REQUESTED, InvoiceStatus.PENDING, []),  # the credit: deposit.paid is the event
+        (InvoiceStatus.ISSUED, InvoiceStatus.ISSUED, []),  # a later write of the deposit (a flag)
+        (InvoiceStatus.ISSUED, InvoiceStatus.VOIDED, []),
+        (InvoiceStatus.ISSUED, InvoiceStatus.ALLOWANCE, []),
+        (InvoiceStatus.PENDING, InvoiceStatus.FAILED, []),
+        (InvoiceStatus.FAILED, InvoiceStatus.ISSUED, ["invoice.issued"]),  # an operator's retry worked
+    ],
+)
+def test_which_invoice_changes_are_events(
+    old: InvoiceStatus, new: InvoiceStatus, expected: list[str]
+) -> None:
+    assert events(_invoiced(old, 3), _invoiced(new, 4, "AB12345678")) == expected
+
+
+def test_a_refund_of_an_invoiced_deposit_is_not_a_second_invoice_event() -> None:
+    issued = _invoiced(InvoiceStatus.ISSUED, 4, "AB12345678")
+    refunded = issued._replace(status=S.PARTIALLY_REFUNDED, version=5, refunded_amount=100)
+    assert events(issued, refunded) == []
