@@ -8,12 +8,12 @@ STAGE_TEST_HASH_KEY = "pwFHCqoQZGmho4w6"  # public stage test default, not a sec
 STAGE_TEST_HASH_IV = "EkRm7iFT261dpevs"  # public stage test default, not a secret
 
 
-class MerchantCredentials:
-    """A merchant's MerchantID, HashKey and HashIV; the key and IV never appear in ``repr``.
+class KeyedCredentials:
+    """A MerchantID with its HashKey and HashIV; the key and IV never appear in ``repr``.
 
-    Immutable, compared and hashed by value. A plain class rather than a dataclass (the cold-start
-    rule, docs/performance.md) and rather than a NamedTuple: a tuple would hand the secrets to anything that
-    iterates or JSON-encodes it.
+    Immutable, compared and hashed by value (two kinds are never equal). A plain class rather than a
+    dataclass (the cold-start rule, docs/performance.md) and rather than a NamedTuple: a tuple would hand
+    the secrets to anything that iterates or JSON-encodes it.
     """
 
     __slots__ = ("_hash_iv", "_hash_key", "_merchant_id")
@@ -42,16 +42,16 @@ class MerchantCredentials:
         return self._hash_iv
 
     def __setattr__(self, name: str, value: object) -> None:
-        raise AttributeError(f"MerchantCredentials is immutable: cannot set {name!r}")
+        raise AttributeError(f"{type(self).__name__} is immutable: cannot set {name!r}")
 
     def __delattr__(self, name: str) -> None:
-        raise AttributeError(f"MerchantCredentials is immutable: cannot delete {name!r}")
+        raise AttributeError(f"{type(self).__name__} is immutable: cannot delete {name!r}")
 
     def __repr__(self) -> str:
-        return f"MerchantCredentials(merchant_id={self._merchant_id!r})"
+        return f"{type(self).__name__}(merchant_id={self._merchant_id!r})"
 
     def __eq__(self, other: object) -> bool:
-        if not isinstance(other, MerchantCredentials) or other.__class__ is not self.__class__:
+        if not isinstance(other, KeyedCredentials) or other.__class__ is not self.__class__:
             return NotImplemented
         return (self._merchant_id, self._hash_key, self._hash_iv) == (
             other._merchant_id,
@@ -61,6 +61,12 @@ class MerchantCredentials:
 
     def __hash__(self) -> int:
         return hash((self._merchant_id, self._hash_key, self._hash_iv))
+
+
+class MerchantCredentials(KeyedCredentials):
+    """A merchant's AIO credentials (CheckMacValue): MerchantID, HashKey and HashIV."""
+
+    __slots__ = ()
 
     @property
     def is_public_test_merchant(self) -> bool:

@@ -6,6 +6,7 @@ from datetime import UTC, date, datetime
 
 import pytest
 
+from ecpay_lambda.ecpay.credentials import MerchantCredentials
 from ecpay_lambda.ecpay.einvoice.errors import InvoiceRuleError
 from ecpay_lambda.ecpay.einvoice.models import (
     Buyer,
@@ -290,6 +291,14 @@ def test_credentials_hide_secrets() -> None:
     assert not InvoiceCredentials("2000132", "x" * 16, "y" * 16).is_public_test_merchant
     with pytest.raises(AttributeError):
         stage._hash_key = "x"  # type: ignore[misc]
+
+
+def test_invoice_keys_are_never_taken_for_the_merchants_aio_keys() -> None:
+    same = ("2000132", "ejCk326UnaZWKisg", "q9jcZX8Ib9LM8wYk")
+    invoice, aio = InvoiceCredentials(*same), MerchantCredentials(*same)
+    assert invoice != aio and not isinstance(invoice, MerchantCredentials)
+    assert repr(invoice) == "InvoiceCredentials(merchant_id='2000132')"
+    assert repr(aio) == "MerchantCredentials(merchant_id='2000132')"
 
 
 # --- filing periods ---------------------------------------------------------------------------

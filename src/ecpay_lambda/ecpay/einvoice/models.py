@@ -27,6 +27,7 @@ from enum import StrEnum
 from types import MappingProxyType
 from typing import NamedTuple
 
+from ..credentials import KeyedCredentials
 from ..records import repr_without
 from .errors import InvoiceRuleError
 from .tax_id import is_valid_tax_id
@@ -56,58 +57,11 @@ MAX_ITEMS = 999
 MAX_REASON = 20
 
 
-class InvoiceCredentials:
-    """The e-invoice service's MerchantID, HashKey and HashIV (its own keys, not the AIO ones).
+class InvoiceCredentials(KeyedCredentials):
+    """The e-invoice service's MerchantID, HashKey and HashIV (its own keys, not the AIO ones; the AES
+    key and IV of the envelope)."""
 
-    Like ``ecpay.credentials.MerchantCredentials``: immutable, compared by value, and the key and IV
-    never appear in ``repr``.
-    """
-
-    __slots__ = ("_hash_iv", "_hash_key", "_merchant_id")
-    _merchant_id: str
-    _hash_key: str
-    _hash_iv: str
-
-    def __init__(self, merchant_id: str, hash_key: str, hash_iv: str) -> None:
-        object.__setattr__(self, "_merchant_id", merchant_id)
-        object.__setattr__(self, "_hash_key", hash_key)
-        object.__setattr__(self, "_hash_iv", hash_iv)
-
-    @property
-    def merchant_id(self) -> str:
-        """ECPay's MerchantID."""
-        return self._merchant_id
-
-    @property
-    def hash_key(self) -> str:
-        """HashKey (secret): the AES key."""
-        return self._hash_key
-
-    @property
-    def hash_iv(self) -> str:
-        """HashIV (secret): the AES IV."""
-        return self._hash_iv
-
-    def __setattr__(self, name: str, value: object) -> None:
-        raise AttributeError(f"InvoiceCredentials is immutable: cannot set {name!r}")
-
-    def __delattr__(self, name: str) -> None:
-        raise AttributeError(f"InvoiceCredentials is immutable: cannot delete {name!r}")
-
-    def __repr__(self) -> str:
-        return f"InvoiceCredentials(merchant_id={self._merchant_id!r})"
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, InvoiceCredentials):
-            return NotImplemented
-        return (self._merchant_id, self._hash_key, self._hash_iv) == (
-            other._merchant_id,
-            other._hash_key,
-            other._hash_iv,
-        )
-
-    def __hash__(self) -> int:
-        return hash((self._merchant_id, self._hash_key, self._hash_iv))
+    __slots__ = ()
 
     @property
     def is_public_test_merchant(self) -> bool:
