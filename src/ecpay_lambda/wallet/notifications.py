@@ -15,7 +15,7 @@ import binascii
 import contextlib
 from collections.abc import Callable
 from datetime import datetime
-from typing import Final, NamedTuple
+from typing import Final, NamedTuple, Protocol, TypeVar
 
 from ..ecpay.client import EcpayClient
 from ..ecpay.credentials import MerchantCredentials
@@ -40,6 +40,14 @@ from .outcomes import (
 )
 from .periodic import PeriodCharge, apply_period_charge
 from .port import WalletStore
+
+
+class _Traded(Protocol):
+    @property
+    def merchant_trade_no(self) -> str: ...
+
+
+_Notice = TypeVar("_Notice", bound=_Traded)
 
 OK = "1|OK"
 # The store keeps at most this much of a body: ECPay's are about 1 KB, and an abusive one must not
@@ -208,18 +216,34 @@ class CallbackHandler:
         )
         return _reply(result, oc.transaction_id)
 
+    def _verified(
+        self,
+        route: str,
+        body: bytes | str,
+        is_base64: bool,
+        route_transaction_id: str | None,
+        parse: Callable[..., _Notice],
+    ) -> tuple[Delivery, _Notice, str] | CallbackReply:
+        """Record the delivery, verify it with ``parse`` and check its route: (delivery, notice,
+        transaction id), or the reply of a rejected one (recorded)."""
+        delivery = self._delivery(route, body, is_base64)
+        try:
+            notice = parse(body, self.credentials, is_base64=is_base64)
+        except NotificationError as exc:
+            return self._reject_unverified(delivery, exc, body, is_base64, route_transaction_id)
+        tid = self._route_check(delivery, notice.merchant_trade_no, route_transaction_id)
+        if isinstance(tid, CallbackReply):
+            return tid
+        return delivery, notice, tid
+
     def handle_return(
         self, body: bytes | str, *, is_base64: bool = False, route_transaction_id: str | None = None
     ) -> CallbackReply:
         """ReturnURL: record, verify, apply the payment result once."""
-        delivery = self._delivery("return", body, is_base64)
-        try:
-            result = parse_payment_result(body, self.credentials, is_base64=is_base64)
-        except NotificationError as exc:
-            return self._reject_unverified(delivery, exc, body, is_base64, route_transaction_id)
-        tid = self._route_check(delivery, result.merchant_trade_no, route_transaction_id)
-        if isinstance(tid, CallbackReply):
-            return tid
+        verified = self._verified("return", body, is_base64, route_transaction_id, parse_payment_result)
+        if isinstance(verified, CallbackReply):
+            return verified
+        delivery, result, tid = verified
         oc = EcpayOutcome(
             kind=OutcomeKind.PAID if result.is_paid else OutcomeKind.FAILED,
             transaction_id=tid,
@@ -239,14 +263,10 @@ class CallbackHandler:
         self, body: bytes | str, *, is_base64: bool = False, route_transaction_id: str | None = None
     ) -> CallbackReply:
         """PaymentInfoURL: record, verify, store the ATM/CVS/BARCODE code."""
-        delivery = self._delivery("paymentInfo", body, is_base64)
-        try:
-            notice = parse_payment_info(body, self.credentials, is_base64=is_base64)
-        except NotificationError as exc:
-            return self._reject_unverified(delivery, exc, body, is_base64, route_transaction_id)
-        tid = self._route_check(delivery, notice.merchant_trade_no, route_transaction_id)
-        if isinstance(tid, CallbackReply):
-            return tid
+        verified = self._verified("paymentInfo", body, is_base64, route_transaction_id, parse_payment_info)
+        if isinstance(verified, CallbackReply):
+            return verified
+        delivery, notice, tid = verified
         info = {
             "bank_code": notice.bank_code,
             "v_account": notice.v_account,
@@ -268,7 +288,7 @@ class CallbackHandler:
         )
         return self._apply(oc, delivery, None)
 
-    # -- PeriodReturnURL (recurring top-ups, issue 14): kept in its own methods, additive -----------
+    # -- PeriodReturnURL (recurring top-ups, issue 14) ---------------------------------------------
 
     def _period_cross_check(self, charge: PeriodCharge) -> str | None:
         """ECPay's own record must show this many successful charges of this amount (§7.3)."""
@@ -290,14 +310,10 @@ class CallbackHandler:
     ) -> CallbackReply:
         """PeriodReturnURL: record, verify, credit charge #2..n of a recurring deposit once (or record
         a declined charge on its plan)."""
-        delivery = self._delivery("periodReturn", body, is_base64)
-        try:
-            result = parse_period_result(body, self.credentials, is_base64=is_base64)
-        except NotificationError as exc:
-            return self._reject_unverified(delivery, exc, body, is_base64, route_transaction_id)
-        tid = self._route_check(delivery, result.merchant_trade_no, route_transaction_id)
-        if isinstance(tid, CallbackReply):
-            return tid
+        verified = self._verified("periodReturn", body, is_base64, route_transaction_id, parse_period_result)
+        if isinstance(verified, CallbackReply):
+            return verified
+        delivery, result, tid = verified
         charge = PeriodCharge(
             transaction_id=tid,
             merchant_trade_no=result.merchant_trade_no,
