@@ -8,14 +8,39 @@ from typing import Any
 
 from tests.template.test_template import resources, transformed
 
-from ecpay_lambda.store.dynamodb_events import DETAIL_TYPE, EVENT_SOURCE, PIPE_FILTERS
+from ecpay_lambda.store.dynamodb_events import DETAIL_TYPE, EVENT_SOURCE, INVOICE_PIPE_FILTERS, PIPE_FILTERS
 
 
-def _pipe() -> dict[str, Any]:
-    pipes = [r for r in resources().values() if r["Type"] == "AWS::Pipes::Pipe"]
-    assert len(pipes) == 1
-    props: dict[str, Any] = pipes[0]["Properties"]
+def _pipe(name: str = "WalletEventsPipe") -> dict[str, Any]:
+    pipes = {n for n, r in resources().items() if r["Type"] == "AWS::Pipes::Pipe"}
+    assert pipes == {"WalletEventsPipe", "WalletInvoiceEventsPipe"}
+    props: dict[str, Any] = resources()[name]["Properties"]
     return props
+
+
+def _filters(name: str) -> list[Any]:
+    return [json.loads(f["Pattern"]) for f in _pipe(name)["SourceParameters"]["FilterCriteria"]["Filters"]]
+
+
+def test_the_invoice_events_pipe_is_the_first_ones_twin_with_its_own_filter() -> None:
+    invoice, ledger = _pipe("WalletInvoiceEventsPipe"), _pipe()
+    assert resources()["WalletInvoiceEventsPipe"]["Condition"] == "InvoicingOn"
+    assert _filters("WalletInvoiceEventsPipe") == list(INVOICE_PIPE_FILTERS)
+    same = ("RoleArn", "Source", "Target", "TargetParameters")
+    assert all(invoice[key] == ledger[key] for key in same)
+    assert (
+        invoice["SourceParameters"]["DynamoDBStreamParameters"]
+        == (ledger["SourceParameters"]["DynamoDBStreamParameters"])
+    )
+
+
+def test_no_pipe_filter_uses_what_pipes_do_not_support() -> None:
+    # EventBridge's pattern table: Pipes support neither "$or" (Or, multiple fields) nor suffix or
+    # equals-ignore-case; and a Pipe takes at most five patterns.
+    for name in ("WalletEventsPipe", "WalletInvoiceEventsPipe"):
+        text = json.dumps(_filters(name))
+        assert len(_filters(name)) <= 5
+        assert not any(word in text for word in ('"$or"', '"suffix"', '"equals-ignore-case"')), name
 
 
 def test_the_table_streams_old_and_new_images_to_the_pipe() -> None:
@@ -27,8 +52,7 @@ def test_the_table_streams_old_and_new_images_to_the_pipe() -> None:
 
 
 def test_the_pipe_filter_is_the_documented_one() -> None:
-    filters = _pipe()["SourceParameters"]["FilterCriteria"]["Filters"]
-    assert [json.loads(f["Pattern"]) for f in filters] == list(PIPE_FILTERS)
+    assert _filters("WalletEventsPipe") == list(PIPE_FILTERS)
 
 
 def test_events_go_to_the_stacks_bus_with_the_documented_source() -> None:

@@ -61,7 +61,7 @@ INVOICE_ISSUED: dict[str, Any] = {
     },
 }
 
-# The Pipe's filter criteria (at most five patterns; a record passing any one is forwarded).
+# The first Pipe's filter criteria (at most five patterns; a record passing any one is forwarded).
 PIPE_FILTERS: tuple[dict[str, Any], ...] = (
     # Paid: a deposit that was not paid before (a late payment after expiry counts; a refund of a
     # paid deposit, which moves it to partially_refunded/refunded and back, does not).
@@ -75,20 +75,27 @@ PIPE_FILTERS: tuple[dict[str, Any], ...] = (
         ["cancelled", "expired", "completed"],
         ["cancelled", "expired", "completed"],
     ),
-    # Written in this change: a withdrawal is requested (money moves from balance to held), or a
+    # Written in this change: a withdrawal is requested (money moves from balance to held), and a
     # recurring top-up's later charge is a deposit created already paid (wallet.periodic).
     {
         "eventName": ["INSERT"],
         "dynamodb": {
             **_TXN,
-            "$or": [
-                {"NewImage": {"transaction_type": {"S": ["withdraw"]}, "status": {"S": ["pending"]}}},
-                {"NewImage": {"transaction_type": {"S": ["deposit"]}, "status": {"S": ["paid"]}}},
-            ],
+            "NewImage": {"transaction_type": {"S": ["withdraw"]}, "status": {"S": ["pending"]}},
         },
     },
-    INVOICE_ISSUED,
+    {
+        "eventName": ["INSERT"],
+        "dynamodb": {
+            **_TXN,
+            "NewImage": {"transaction_type": {"S": ["deposit"]}, "status": {"S": ["paid"]}},
+        },
+    },
 )
+# The second Pipe's (WalletInvoiceEventsPipe, created with Invoicing=on): the first one's five patterns
+# are taken, and Pipes' filters have no ``$or`` to share one (EventBridge's pattern table: "Or (multiple
+# fields)" is not supported by Pipes).
+INVOICE_PIPE_FILTERS: tuple[dict[str, Any], ...] = (INVOICE_ISSUED,)
 
 
 class WalletEvent(NamedTuple):
@@ -113,16 +120,12 @@ class WalletEvent(NamedTuple):
 
 
 def _matches(pattern: object, value: object) -> bool:
-    """The subset of EventBridge pattern matching PIPE_FILTERS uses: nested keys, value lists,
-    ``anything-but``, ``$or``. A field the pattern names must exist in the record."""
+    """The subset of EventBridge pattern matching the Pipes' filters use: nested keys, value lists,
+    ``anything-but``. A field the pattern names must exist in the record."""
     if isinstance(pattern, Mapping):
         if not isinstance(value, Mapping):
             return False
-        fields = all(
-            key in value and _matches(sub, value[key]) for key, sub in pattern.items() if key != "$or"
-        )
-        either = pattern.get("$or")
-        return fields and (either is None or any(_matches(option, value) for option in either))
+        return all(key in value and _matches(sub, value[key]) for key, sub in pattern.items())
     if isinstance(pattern, list):
         for option in pattern:
             if isinstance(option, Mapping) and "anything-but" in option:
@@ -135,8 +138,9 @@ def _matches(pattern: object, value: object) -> bool:
 
 
 def forwarded(record: Mapping[str, Any]) -> bool:
-    """True when the Pipe forwards ``record`` to the bus (it passes one of :data:`PIPE_FILTERS`)."""
-    return any(_matches(pattern, record) for pattern in PIPE_FILTERS)
+    """True when a Pipe forwards ``record`` to the bus (it passes one of :data:`PIPE_FILTERS` or
+    :data:`INVOICE_PIPE_FILTERS`)."""
+    return any(_matches(pattern, record) for pattern in (*PIPE_FILTERS, *INVOICE_PIPE_FILTERS))
 
 
 def _s(image: Mapping[str, Any], name: str) -> str | None:
@@ -184,6 +188,6 @@ def _invoice_number(image: Mapping[str, Any]) -> str | None:
     return number if isinstance(number, str) else None
 
 
-def filter_patterns_json() -> list[str]:
-    """PIPE_FILTERS as the Pipe's ``Pattern`` strings (compact JSON)."""
-    return [json.dumps(p, separators=(",", ":")) for p in PIPE_FILTERS]
+def filter_patterns_json(patterns: Sequence[Mapping[str, Any]] = PIPE_FILTERS) -> list[str]:
+    """``patterns`` (the first Pipe's by default) as a Pipe's ``Pattern`` strings (compact JSON)."""
+    return [json.dumps(p, separators=(",", ":")) for p in patterns]
