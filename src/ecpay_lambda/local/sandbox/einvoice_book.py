@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import tempfile
 import threading
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+
+from .trades import write_atomically
 
 log = logging.getLogger(__name__)
 
@@ -203,12 +203,4 @@ class InvoiceBook:
                 {"invoices": [i.to_json() for i in self._invoices.values()], "sequences": self.sequences},
                 ensure_ascii=False,
             )
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=".einvoice-", dir=self.path.parent)
-            try:
-                with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                    handle.write(payload)
-                os.replace(tmp, self.path)
-            except OSError:
-                Path(tmp).unlink(missing_ok=True)
-                raise
+            write_atomically(self.path, payload, prefix=".einvoice-")

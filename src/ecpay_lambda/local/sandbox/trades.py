@@ -209,12 +209,17 @@ class TradeBook:
             return
         with self.lock:
             payload = json.dumps({"trades": [t.to_json() for t in self._trades.values()]}, ensure_ascii=False)
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=".sandbox-", dir=self.path.parent)
-            try:
-                with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                    handle.write(payload)
-                os.replace(tmp, self.path)
-            except OSError:
-                Path(tmp).unlink(missing_ok=True)
-                raise
+            write_atomically(self.path, payload, prefix=".sandbox-")
+
+
+def write_atomically(path: Path, text: str, *, prefix: str) -> None:
+    """Replace ``path`` with ``text`` in one step (a temporary file, then ``os.replace``)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=prefix, dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+    except OSError:
+        Path(tmp).unlink(missing_ok=True)
+        raise
