@@ -91,14 +91,14 @@ def build_service(
     store: WalletStore | None = None,
     clock: Callable[[], datetime] | None = None,
 ) -> WalletService:
-    """Wire a WalletService from ``settings`` (``transport``, ``store`` and ``clock``: tests, the sandbox)."""
+    """Wire a WalletService from ``settings`` (the clock defaults to the process's, see ``set_clock``)."""
     # Deferred: the notification function never needs the use cases.
     from ..wallet.service import WalletService  # noqa: PLC0415
 
     return WalletService(
         store or build_store(settings),
         ecpay_config(settings, transport),
-        clock=clock,
+        clock=clock or wallet_clock,
         amount_limits=settings.amount_limits,
         invoicing=settings.invoicing is not None,
     )

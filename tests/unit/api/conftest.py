@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.support.stack_plugin import daytime_offset
 from tests.unit.api.apitest import TOKEN, Api
 
 from ecpay_lambda.api import composition
@@ -55,7 +57,12 @@ def api_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.
     monkeypatch.setenv("FRONTEND_URL", "http://localhost:3000")
     monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", "ecpay-lambda-test")
     composition.reset()
+    # The wallet's clock runs at 10:00 Taipei today, far from ECPay's 20:15-20:30 card close, so refunds
+    # answer the same whenever the suite runs (the local stack pins its clock the same way).
+    offset = timedelta(seconds=daytime_offset())
+    composition.set_clock(lambda: datetime.now(UTC) + offset)
     yield monkeypatch
+    composition.set_clock(None)
     composition.reset()
 
 
