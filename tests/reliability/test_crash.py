@@ -18,12 +18,16 @@ import threading
 import time
 from typing import Any
 
+import pytest
+
 from .conftest import ServerFactory, audit
 from .harness import Api, size, wait_until
 
 RETRY_DELAYS = "2,5,10,20"  # deliveries at 0, 2, 7, 17 and 37 s: longer than a restart takes
 
 
+# The soak size creates and pays 300 deposits through 10 restarts: minutes on a shared 2-core machine.
+@pytest.mark.timeout(size(300, 1500))
 def test_kill9_while_notifications_flow(sqlite_store_url: str, server_factory: ServerFactory) -> None:
     deposits_wanted, kills_wanted = size(40, 300), size(2, 10)
     seed = random.randrange(1 << 30)

@@ -69,6 +69,8 @@ def _dictionary(path: Path) -> None:
     path.write_text("".join(f'"{t}"\n' for t in tokens), encoding="utf-8")
 
 
+# Past pytest's 300 s default at the soak size: libFuzzer alone may run 600 s (its -max_total_time).
+@pytest.mark.timeout(size(300, 900))
 def test_atheris_parser() -> None:
     if importlib.util.find_spec("atheris") is None:
         message = "atheris is not installed (its wheels are Linux x86_64, Python < 3.12 only)"
