@@ -5,7 +5,8 @@ The ECPay sandbox runs as a process of its own (ECPay does not go down with the 
 deliveries, as ECPay does at minutes apart). The wallet server (``ecpay-lambda serve`` on one SQLite
 file) is killed with SIGKILL at random points while the sandbox reports payments, and restarted on
 the same port (the ReturnURLs contain it). After the restarts and the sandbox's retries, every paid
-deposit is credited exactly once, the audit is clean and the SQLite file passes its integrity check.
+deposit is credited exactly once (one whose five deliveries all failed, as ECPay's finite retries can
+leave one, by a reconciliation pass), the audit is clean and the SQLite file passes its integrity check.
 
 ``make test``: 40 deposits, 2 kills. ``make soak``: 300 deposits, 10 kills.
 """
@@ -16,9 +17,14 @@ import random
 import sqlite3
 import threading
 import time
+from datetime import timedelta
 from typing import Any
 
 import pytest
+
+from ecpay_lambda.api.composition import build_service
+from ecpay_lambda.config import parse_settings
+from ecpay_lambda.local.sandbox.engine import MAX_DELIVERIES
 
 from .conftest import ServerFactory, audit
 from .harness import Api, size, wait_until
@@ -80,21 +86,44 @@ def test_kill9_while_notifications_flow(sqlite_store_url: str, server_factory: S
     assert not pay_errors, pay_errors[:5]
     assert kill_times, f"seed {seed}: the payments finished before the first kill"
 
-    def all_paid() -> bool:
-        return all(api.transaction(user_id, t)["status"] == "paid" for t, _, _ in deposits)
+    def status(transaction_id: str) -> str:
+        return str(api.transaction(user_id, transaction_id)["status"])
 
-    def all_acknowledged() -> bool:
-        return all(any(a["ok"] for a in _callbacks(ecpay, mtn)) for _, mtn, _ in deposits)
+    def exhausted(mtn: str) -> bool:
+        # ECPay gave up: every delivery it makes was made, none acknowledged.
+        attempts = _callbacks(ecpay, mtn)
+        return len(attempts) >= MAX_DELIVERIES and not any(a["ok"] for a in attempts)
+
+    def settled() -> bool:
+        return all(status(t) == "paid" or exhausted(mtn) for t, mtn, _ in deposits)
 
     # The last retry of a notification sent just before a kill comes 37 s after its first delivery.
-    assert wait_until(all_paid, timeout=120, interval=0.5), f"seed {seed}: not every deposit was credited"
-    assert wait_until(all_acknowledged, timeout=120, interval=0.5), f"seed {seed}: unacknowledged callbacks"
+    assert wait_until(settled, timeout=180, interval=0.5), f"seed {seed}: " + "; ".join(
+        f"{t} {status(t)}: {_callbacks(ecpay, mtn)}" for t, mtn, _ in deposits if status(t) != "paid"
+    )
+    # A deposit whose five deliveries all met a dead or restarting server is what ECPay's finite retries
+    # leave behind in the real world too (more often under a slow machine's long restarts): the wallet's
+    # reconciliation asks QueryTradeInfo and credits it, once. Anything else unpaid is a defect.
+    given_up = [(t, mtn) for t, mtn, _ in deposits if status(t) != "paid"]
+    if given_up:
+        settings = parse_settings(
+            {"STORE_URL": sqlite_store_url, "ECPAY_ENV": "sandbox", "ECPAY_BASE_URL": sandbox.base_url}
+        )
+        service = build_service(settings)
+        service.reconcile_grace = timedelta(0)
+        report = service.reconcile(limit=1_000, ignore_schedule=True)
+        assert report.errors == [] and report.paid == len(given_up), (seed, report)
+    assert all(status(t) == "paid" for t, _, _ in deposits), f"seed {seed}: not every deposit was credited"
+    unacknowledged = {mtn for _, mtn in given_up}
+    assert all(
+        any(a["ok"] for a in _callbacks(ecpay, mtn)) for _, mtn, _ in deposits if mtn not in unacknowledged
+    ), f"seed {seed}: unacknowledged callbacks"
 
     attempts = [a for _, mtn, _ in deposits for a in _callbacks(ecpay, mtn)]
     failed = [a for a in attempts if not a["ok"]]
     print(
         f"seed {seed}: {len(kill_times)} kills at {kill_times} s; {len(attempts)} deliveries, "
-        f"{len(failed)} failed and retried"
+        f"{len(failed)} failed and retried; {len(given_up)} given up by ECPay and credited by reconcile"
     )
     assert failed, "no delivery was interrupted: the kills did not exercise anything"
 
