@@ -498,13 +498,11 @@ class DynamoDBStore:
     def list_transactions(
         self, user_id: str, *, page: int = 1, page_size: int = 20, cursor: str | None = None
     ) -> Page[Transaction]:
-        """A user's transactions, newest first, from the copies in the user's partition."""
-        user = self._reads.get(user_key(user_id))
-        if user is None:
-            return Page([], 0)
-        total = get_int(user, TRANSACTION_COUNT_ATTRIBUTE, 0)
+        """A user's transactions, newest first: one ``Query`` of the listing pointers in the user's
+        partition, then one consistent ``BatchGetItem`` of the user (its ``transaction_count`` is the
+        total) and the transactions they point at."""
         partition = user_pk(user_id)
-        items, next_cursor = self._reads.page(
+        entries, next_cursor = self._reads.page(
             self._reads.partition_query(partition, TXN_LISTING_PREFIX, newest_first=True),
             BASE_KEY_ATTRIBUTES,
             lambda start: get_s(start, PK) == partition and get_s(start, SK).startswith(TXN_LISTING_PREFIX),
@@ -512,7 +510,15 @@ class DynamoDBStore:
             page_size=page_size,
             cursor=cursor,
         )
-        return Page([decode_transaction(item) for item in items], total, next_cursor)
+        # A pointer, or (tables written before pointers) a full copy: either names its transaction.
+        ids = [get_s(entry, "transaction_id") for entry in entries]
+        found = self._reads.batch_get([user_key(user_id), *(transaction_key(tid) for tid in ids)])
+        user = found.get(key_tuple(user_key(user_id)))
+        if user is None:
+            return Page([], 0)
+        total = get_int(user, TRANSACTION_COUNT_ATTRIBUTE, 0)
+        items = [found.get(key_tuple(transaction_key(tid))) for tid in ids]
+        return Page([decode_transaction(item) for item in items if item is not None], total, next_cursor)
 
     def get_idempotency(self, user_id: str, key: str) -> IdempotencyRecord | None:
         """The stored idempotency record, expired or not (DynamoDB's TTL purges it eventually)."""

@@ -136,9 +136,11 @@ class TableWriter:
                 raise ValueError(f"transaction {txn.transaction_id} written twice in one commit")
             seen.add(txn.transaction_id)
             ops.append(self._transaction_op(txn, put.expected_version))
-            # The listing copy follows the item it copies; the item's condition guards both.
-            listing = encode_transaction_listing(txn)
-            ops.append(self.put(listing, RANK_APPEND, unexpected("transaction listing")))
+            if put.expected_version == 0:
+                # The user's listing points at the new transaction once (the id never changes); a
+                # state change then writes the transaction item alone.
+                listing = encode_transaction_listing(txn)
+                ops.append(self.put(listing, RANK_APPEND, unexpected("transaction listing")))
             ops.extend(self._invoice_marker_ops(txn))
         ops.extend(self._user_ops(write))
         for entry in write.ledger:
