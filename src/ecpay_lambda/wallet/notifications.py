@@ -205,7 +205,9 @@ class CallbackHandler:
             return "rejected:cross_check"
         return None
 
-    def _apply(self, oc: EcpayOutcome, delivery: Delivery, confirm: Confirm | None) -> CallbackReply:
+    def _apply(
+        self, oc: EcpayOutcome, delivery: Delivery, confirm: Confirm | None, user_id: str | None = None
+    ) -> CallbackReply:
         result = apply_outcome(
             self.store,
             oc,
@@ -213,6 +215,7 @@ class CallbackHandler:
             merchant_id=self.credentials.merchant_id,
             confirm=confirm,
             clock=self.clock,
+            user_id=user_id,
         )
         return _reply(result, oc.transaction_id)
 
@@ -237,9 +240,18 @@ class CallbackHandler:
         return delivery, notice, tid
 
     def handle_return(
-        self, body: bytes | str, *, is_base64: bool = False, route_transaction_id: str | None = None
+        self,
+        body: bytes | str,
+        *,
+        is_base64: bool = False,
+        route_transaction_id: str | None = None,
+        route_user_id: str | None = None,
     ) -> CallbackReply:
-        """ReturnURL: record, verify, apply the payment result once."""
+        """ReturnURL: record, verify, apply the payment result once.
+
+        ``route_user_id`` (the ReturnURL's ``/users/{userId}/...``) lets a store credit a first delivery
+        in one write, unread (``outcomes.credit_guess``); untrusted, it is checked by that write.
+        """
         verified = self._verified("return", body, is_base64, route_transaction_id, parse_payment_result)
         if isinstance(verified, CallbackReply):
             return verified
@@ -257,7 +269,7 @@ class CallbackHandler:
             paid_at=result.payment_date,
         )
         confirm = self._cross_check if self.cross_check_paid and result.is_paid else None
-        return self._apply(oc, delivery, confirm)
+        return self._apply(oc, delivery, confirm, route_user_id)
 
     def handle_payment_info(
         self, body: bytes | str, *, is_base64: bool = False, route_transaction_id: str | None = None
