@@ -16,8 +16,11 @@ from typing import Any, ClassVar
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from tests.contract.notices import make_client, return_body
 from tests.support.moto_plugin import dynamodb_url
 
+from ecpay_lambda.ecpay.credentials import MerchantCredentials
+from ecpay_lambda.ecpay.testing import FakeEcpay
 from ecpay_lambda.store.dynamodb import DynamoDBStore
 from ecpay_lambda.wallet.attempts import attempt_to_json, with_attempts
 from ecpay_lambda.wallet.invoice_state import InvoiceState, InvoiceStatus
@@ -31,6 +34,7 @@ from ecpay_lambda.wallet.models import (
     User,
     UserStatus,
 )
+from ecpay_lambda.wallet.notifications import CallbackHandler
 from ecpay_lambda.wallet.outcomes import Delivery, EcpayOutcome, OutcomeKind, OutcomeResult, apply_outcome
 from ecpay_lambda.wallet.port import (
     AtomicWrite,
@@ -307,14 +311,15 @@ def store(tables: tuple[DynamoDBStore, DynamoDBStore]) -> DynamoDBStore:
 
 def awaiting(store: DynamoDBStore, *, coded: bool = False) -> tuple[Transaction, str]:
     """A deposit awaiting payment on one attempt (card; an ATM code when ``coded``), stored."""
-    mtn = f"{new_id()}01"
+    tid = new_id()
+    mtn = f"{tid}a0000001"  # the transaction id + an 8-character attempt suffix, as checkout makes it
     attempt = _attempt(
         mtn,
         AttemptState.AWAITING_OFFLINE_PAYMENT if coded else AttemptState.AWAITING_PAYMENT,
         PaymentMethod.ATM if coded else PaymentMethod.CREDIT,
         coded,
     )
-    base = Transaction(new_id(), new_id(), TransactionType.DEPOSIT, 500, TransactionStatus.PENDING, 1, T0, T0)
+    base = Transaction(tid, new_id(), TransactionType.DEPOSIT, 500, TransactionStatus.PENDING, 1, T0, T0)
     txn = with_attempts(base._replace(payment_method=attempt.payment_method), (attempt,))
     seed(store, txn, UserStatus.ACTIVE, 1)
     _USERS[txn.transaction_id] = txn.user_id
@@ -434,3 +439,20 @@ def test_a_closed_owner_is_credited_and_flagged_as_without_the_guess(store: Dyna
     assert (result.status, result.outcome) == ("flagged", "flagged:closed_user_credit")
     user = store.get_user(txn.user_id)
     assert user is not None and user.balance == 1500
+
+
+def test_the_return_url_guesses_first_deliveries_and_reads_for_redeliveries(store: DynamoDBStore) -> None:
+    """Through the notification handler: the ReturnURL's user id makes the first delivery one call;
+    ECPay's re-delivery (RtnMsg=paid) reads first rather than pay for a cancelled transaction."""
+    credentials = MerchantCredentials.stage_test_merchant()
+    handler = CallbackHandler(store, credentials, make_client(FakeEcpay()), False, lambda: NOW)
+    txn, mtn = awaiting(store)
+    tid = txn.transaction_id
+    calls = Calls(store)
+    first = handler.handle_return(return_body(mtn, 500), route_transaction_id=tid, route_user_id=txn.user_id)
+    assert (first.outcome, calls.names) == ("applied", ["TransactWriteItems"])
+    calls.names.clear()
+    again = handler.handle_return(
+        return_body(mtn, 500, rtn_msg="paid"), route_transaction_id=tid, route_user_id=txn.user_id
+    )
+    assert (again.outcome, calls.names) == ("duplicate", ["GetItem", "PutItem"])
