@@ -11,6 +11,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
@@ -22,6 +23,7 @@ from tests.support.moto_plugin import dynamodb_url
 from ecpay_lambda.ecpay.credentials import MerchantCredentials
 from ecpay_lambda.ecpay.testing import FakeEcpay
 from ecpay_lambda.store.dynamodb import DynamoDBStore
+from ecpay_lambda.store.outbox import OutboxStore, read_outbox
 from ecpay_lambda.wallet.attempts import attempt_to_json, with_attempts
 from ecpay_lambda.wallet.invoice_state import InvoiceState, InvoiceStatus
 from ecpay_lambda.wallet.models import (
@@ -42,6 +44,7 @@ from ecpay_lambda.wallet.port import (
     StoreConflict,
     TransactionPut,
     UserDelta,
+    WalletStore,
 )
 
 MERCHANT = "3002607"
@@ -207,7 +210,7 @@ def seed(store: DynamoDBStore, txn: Transaction, user_status: UserStatus, open_c
         )
 
 
-def apply(store: DynamoDBStore, oc: EcpayOutcome, delivery: Delivery, *, guessing: bool) -> OutcomeResult:
+def apply(store: WalletStore, oc: EcpayOutcome, delivery: Delivery, *, guessing: bool) -> OutcomeResult:
     return apply_outcome(
         store,
         oc,
@@ -456,3 +459,16 @@ def test_the_return_url_guesses_first_deliveries_and_reads_for_redeliveries(stor
         return_body(mtn, 500, rtn_msg="paid"), route_transaction_id=tid, route_user_id=txn.user_id
     )
     assert (again.outcome, calls.names) == ("duplicate", ["GetItem", "PutItem"])
+
+
+def test_through_local_modes_outbox_the_use_case_runs_and_its_event_is_written(
+    store: DynamoDBStore, tmp_path: Path
+) -> None:
+    """The outbox needs the images a speculative write skips: it hides run_guessed, so the guess falls
+    back to read-decide-write and deposit.paid is in the outbox."""
+    outbox = OutboxStore(store, tmp_path / "events.jsonl")
+    assert not hasattr(outbox, "run_guessed") and hasattr(outbox, "list_ledger")
+    txn, mtn = awaiting(store)
+    result = apply(outbox, paid(txn, mtn), delivery(), guessing=True)
+    assert result.outcome == "applied"
+    assert [e["name"] for e in read_outbox(outbox.path)] == ["deposit.paid"]
