@@ -9,7 +9,9 @@ fail, the slow path runs on the returned old image, so "the same" covers that ca
 from __future__ import annotations
 
 import uuid
+from collections import Counter
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, ClassVar
@@ -472,3 +474,21 @@ def test_through_local_modes_outbox_the_use_case_runs_and_its_event_is_written(
     result = apply(outbox, paid(txn, mtn), delivery(), guessing=True)
     assert result.outcome == "applied"
     assert [e["name"] for e in read_outbox(outbox.path)] == ["deposit.paid"]
+
+
+def test_concurrent_deliveries_of_one_payment_credit_once(store: DynamoDBStore) -> None:
+    """ECPay's deliveries racing each other, all guessed: one credit, every other one a duplicate."""
+    txn, mtn = awaiting(store)
+    oc = paid(txn, mtn)
+
+    def deliver(_: int) -> str:
+        return apply(store, oc, delivery(), guessing=True).outcome
+
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        outcomes = Counter(pool.map(deliver, range(18)))
+    assert outcomes == {"applied": 1, "duplicate": 17}
+    user = store.get_user(txn.user_id)
+    assert user is not None and (user.balance, user.open_transactions) == (1500, 0)
+    assert [e.delta_balance for e in store.list_ledger(user_id=txn.user_id)] == [500]
+    records = store.list_notifications(txn.transaction_id)
+    assert sorted(r.outcome for r in records) == ["applied"] + ["duplicate"] * 17
