@@ -23,7 +23,7 @@ from tests.contract.notices import make_client, return_body
 from tests.support.moto_plugin import dynamodb_url
 
 from ecpay_lambda.ecpay.credentials import MerchantCredentials
-from ecpay_lambda.ecpay.testing import FakeEcpay
+from ecpay_lambda.ecpay.testing import FakeEcpay, Trade
 from ecpay_lambda.store.dynamodb import DynamoDBStore
 from ecpay_lambda.store.outbox import OutboxStore, read_outbox
 from ecpay_lambda.wallet.attempts import attempt_to_json, with_attempts
@@ -492,3 +492,26 @@ def test_concurrent_deliveries_of_one_payment_credit_once(store: DynamoDBStore) 
     assert [e.delta_balance for e in store.list_ledger(user_id=txn.user_id)] == [500]
     records = store.list_notifications(txn.transaction_id)
     assert sorted(r.outcome for r in records) == ["applied"] + ["duplicate"] * 17
+
+
+def test_with_the_cross_check_the_guess_is_the_write_after_the_confirmation(store: DynamoDBStore) -> None:
+    """Never credited before ECPay confirms: read, ask ECPay, then the guess (2 calls, 3 before)."""
+    fake = FakeEcpay()
+    credentials = MerchantCredentials.stage_test_merchant()
+    handler = CallbackHandler(store, credentials, make_client(fake), True, lambda: NOW)
+    txn, mtn = awaiting(store)
+    tid = txn.transaction_id
+    fake.trades[mtn] = Trade(amount=500, status="0")  # ECPay: not paid
+    calls = Calls(store)
+    refused = handler.handle_return(
+        return_body(mtn, 500), route_transaction_id=tid, route_user_id=txn.user_id
+    )
+    assert (refused.outcome, calls.names) == ("rejected:cross_check", ["GetItem", "PutItem"])
+    fake.trades[mtn] = Trade(amount=500, status="1")
+    calls.names.clear()
+    paid_reply = handler.handle_return(
+        return_body(mtn, 500), route_transaction_id=tid, route_user_id=txn.user_id
+    )
+    assert (paid_reply.outcome, calls.names) == ("applied", ["GetItem", "TransactWriteItems"])
+    user = store.get_user(txn.user_id)
+    assert user is not None and user.balance == 1500
