@@ -235,10 +235,12 @@ def _measure(store: BenchStore, url: str, wire: WireCounter | None, repeats: int
         transaction_id = timed("create deposit", functools.partial(wallet.deposit, user_id, 100))
         mtn = timed("checkout", functools.partial(wallet.checkout, user_id, transaction_id))
         body = paid_body(mtn, 100)
-        reply = timed("apply notification", functools.partial(wallet.notify, transaction_id, body))
+        # Posted to the ReturnURL checkout gave ECPay: /users/{userId}/transactions/{transactionId}/return.
+        notify = functools.partial(wallet.notify, transaction_id, user_id=user_id)
+        reply = timed("apply notification", functools.partial(notify, body))
         assert reply == "1|OK", reply
         resent = paid_body(mtn, 100, rtn_msg="paid")  # ECPay's re-delivery: same payment, RtnMsg=paid
-        timed("duplicate notification", functools.partial(wallet.notify, transaction_id, resent))
+        timed("duplicate notification", functools.partial(notify, resent))
         timed("create withdraw", functools.partial(wallet.withdraw, user_id, 10))
         timed("read transaction", functools.partial(wallet.service.get_transaction, user_id, transaction_id))
     return {name: _average(tallies) for name, tallies in totals.items()}

@@ -93,9 +93,9 @@ class Wallet:
         transaction_id = self.deposit(user_id, amount)
         return transaction_id, self.checkout(user_id, transaction_id)
 
-    def notify(self, transaction_id: str, body: bytes) -> str:
-        """Apply a ReturnURL body; returns the reply line."""
-        reply = self.service.handle_return(body, route_transaction_id=transaction_id)
+    def notify(self, transaction_id: str, body: bytes, user_id: str | None = None) -> str:
+        """Apply a ReturnURL body (posted to the user's ReturnURL when ``user_id``); the reply line."""
+        reply = self.service.handle_return(body, route_transaction_id=transaction_id, route_user_id=user_id)
         return str(reply.body)
 
     def withdraw(self, user_id: str, amount: int) -> str:

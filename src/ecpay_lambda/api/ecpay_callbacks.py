@@ -70,7 +70,12 @@ def _notification(event: Event, route: str) -> LambdaResponse:
         # records it and refuses it as too large; ECPay's notifications are a few hundred bytes.
         is_base64 = bool(event.get("isBase64Encoded")) and not oversized
         if route == "return":
-            reply = callbacks.handle_return(body, is_base64=is_base64, route_transaction_id=transaction_id)
+            reply = callbacks.handle_return(
+                body,
+                is_base64=is_base64,
+                route_transaction_id=transaction_id,
+                route_user_id=path_parameter(event, "userId"),
+            )
         elif route == "periodReturn":
             reply = callbacks.handle_period_return(
                 body, is_base64=is_base64, route_transaction_id=transaction_id

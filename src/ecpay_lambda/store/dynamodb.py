@@ -36,6 +36,8 @@ from ..wallet.models import (
 from ..wallet.port import (
     AtomicWrite,
     Decide,
+    Decision,
+    Guess,
     IdentityBound,
     Reads,
     Snapshot,
@@ -60,6 +62,7 @@ from .dynamodb_errors import (
     client_response,
     error_code,
 )
+from .dynamodb_guess import DEPOSIT_OP, credit_ops
 from .dynamodb_invoices import (
     INVOICE_QUEUE_PK,
     INVOICE_SETTINGS_ATTRIBUTE,
@@ -443,6 +446,26 @@ class DynamoDBStore:
         The write's conditions carry what the decision assumed (each transaction's version, the
         user's funds and status), so a stale read ends in ``VersionConflict`` and nothing written.
         """
+        return self._write_decision(decide(self._read(reads)))
+
+    def run_guessed(self, reads: Reads, decide: Decide[T], guess: Guess[T]) -> T:
+        """The port's ``SpeculativeStore``: ``guess`` as ONE ``TransactWriteItems`` whose conditions are
+        its common state (store/dynamodb_guess.py); when one fails, nothing is written and ``decide``
+        runs on the deposit's old image that the failure returned (``ALL_OLD``; an absent image is a
+        missing transaction), then its write as in :meth:`run`. Only when the deposit's own condition
+        held (another item failed: a closed user, a recorded notification) is it read first.
+        """
+        credit = guess.credit
+        failed = self._writes.try_transact(credit_ops(self._writes, credit))
+        if not failed:
+            return guess.result
+        if DEPOSIT_OP in failed and reads == Reads((credit.transaction_id,)):
+            old = failed[DEPOSIT_OP]
+            found = {} if old is None else {credit.transaction_id: decode_transaction(old)}
+            return self._write_decision(decide(Snapshot(found)))
+        return self.run(reads, decide)
+
+    def _read(self, reads: Reads) -> Snapshot:
         found: dict[str, Transaction] = {}
         for transaction_id in dict.fromkeys(reads.transaction_ids):
             txn = self.get_transaction(transaction_id)
@@ -457,7 +480,9 @@ class DynamoDBStore:
                     if txn is not None:
                         found[related] = txn
         user = None if reads.user_id is None else self.get_user(reads.user_id)
-        decision = decide(Snapshot(found, user))
+        return Snapshot(found, user)
+
+    def _write_decision(self, decision: Decision[T]) -> T:
         write = decision.write
         if write is not None:
             if write == AtomicWrite(notification=write.notification):
@@ -498,13 +523,11 @@ class DynamoDBStore:
     def list_transactions(
         self, user_id: str, *, page: int = 1, page_size: int = 20, cursor: str | None = None
     ) -> Page[Transaction]:
-        """A user's transactions, newest first, from the copies in the user's partition."""
-        user = self._reads.get(user_key(user_id))
-        if user is None:
-            return Page([], 0)
-        total = get_int(user, TRANSACTION_COUNT_ATTRIBUTE, 0)
+        """A user's transactions, newest first: one ``Query`` of the listing pointers in the user's
+        partition, then one consistent ``BatchGetItem`` of the user (its ``transaction_count`` is the
+        total) and the transactions they point at."""
         partition = user_pk(user_id)
-        items, next_cursor = self._reads.page(
+        entries, next_cursor = self._reads.page(
             self._reads.partition_query(partition, TXN_LISTING_PREFIX, newest_first=True),
             BASE_KEY_ATTRIBUTES,
             lambda start: get_s(start, PK) == partition and get_s(start, SK).startswith(TXN_LISTING_PREFIX),
@@ -512,7 +535,15 @@ class DynamoDBStore:
             page_size=page_size,
             cursor=cursor,
         )
-        return Page([decode_transaction(item) for item in items], total, next_cursor)
+        # A pointer, or (tables written before pointers) a full copy: either names its transaction.
+        ids = [get_s(entry, "transaction_id") for entry in entries]
+        found = self._reads.batch_get([user_key(user_id), *(transaction_key(tid) for tid in ids)])
+        user = found.get(key_tuple(user_key(user_id)))
+        if user is None:
+            return Page([], 0)
+        total = get_int(user, TRANSACTION_COUNT_ATTRIBUTE, 0)
+        items = [found.get(key_tuple(transaction_key(tid))) for tid in ids]
+        return Page([decode_transaction(item) for item in items if item is not None], total, next_cursor)
 
     def get_idempotency(self, user_id: str, key: str) -> IdempotencyRecord | None:
         """The stored idempotency record, expired or not (DynamoDB's TTL purges it eventually)."""

@@ -108,6 +108,11 @@ class TableWriter:
         self._table = table_name
         self._client = client
 
+    @property
+    def table_name(self) -> str:
+        """The table written to."""
+        return self._table
+
     def commit_ops(self, write: AtomicWrite) -> list[Op]:
         """The items of ``write``'s transaction, each with its condition and its conflict."""
         # Items are listed in the order of RANK_*: should DynamoDB report only the first failed
@@ -136,9 +141,11 @@ class TableWriter:
                 raise ValueError(f"transaction {txn.transaction_id} written twice in one commit")
             seen.add(txn.transaction_id)
             ops.append(self._transaction_op(txn, put.expected_version))
-            # The listing copy follows the item it copies; the item's condition guards both.
-            listing = encode_transaction_listing(txn)
-            ops.append(self.put(listing, RANK_APPEND, unexpected("transaction listing")))
+            if put.expected_version == 0:
+                # The user's listing points at the new transaction once (the id never changes); a
+                # state change then writes the transaction item alone.
+                listing = encode_transaction_listing(txn)
+                ops.append(self.put(listing, RANK_APPEND, unexpected("transaction listing")))
             ops.extend(self._invoice_marker_ops(txn))
         ops.extend(self._user_ops(write))
         for entry in write.ledger:
@@ -202,7 +209,7 @@ class TableWriter:
         moments += [entry.created_at for entry in write.ledger]
         updated_at = iso(max(moments)) if moments else None
         return [
-            self._user_op(
+            self.user_op(
                 user_id,
                 delta if delta is not None and delta.user_id == user_id else None,
                 new_transactions.get(user_id, 0),
@@ -211,9 +218,11 @@ class TableWriter:
             for user_id in user_ids
         ]
 
-    def _user_op(
+    def user_op(
         self, user_id: str, delta: UserDelta | None, new_transactions: int, updated_at: str | None
     ) -> Op:
+        """The one operation on a user item: ``delta`` (None: no change of money) and ``new_transactions``
+        more in its ``transaction_count``, conditional as the port says (exists; stays >= 0; active)."""
         names: dict[str, str] = {"#pk": PK}
         values: dict[str, Any] = {}
         adds: list[str] = []
@@ -312,6 +321,14 @@ class TableWriter:
 
     def transact(self, ops: Sequence[Op]) -> None:
         """Run ``ops`` as one ``TransactWriteItems``; a failed condition raises its op's conflict."""
+        failed = self.try_transact(ops)
+        if failed:
+            index, old = min(failed.items(), key=lambda pair: ops[pair[0]].rank)
+            raise ops[index].conflict(old)
+
+    def try_transact(self, ops: Sequence[Op]) -> dict[int, StoredItem | None]:
+        """Run ``ops`` as one ``TransactWriteItems``: {} when written, else the failed conditions, by
+        op index, each with the item's old image (``ALL_OLD``; None when the item does not exist)."""
         _check_limits(ops)
         items = [op.request for op in ops]
         for attempt in range(1, _MAX_ATTEMPTS + 1):
@@ -319,26 +336,26 @@ class TableWriter:
                 # A token per attempt: botocore's own retries of this call (lost response, 5xx) reuse it,
                 # so DynamoDB answers them idempotently instead of failing our own conditions.
                 self._client.transact_write_items(TransactItems=items, ClientRequestToken=uuid.uuid4().hex)
-                return
+                return {}
             except ClientError as exc:
                 if error_code(exc) != "TransactionCanceledException":
                     raise
                 reasons: list[Mapping[str, Any]] = list(client_response(exc).get("CancellationReasons") or [])
                 if len(reasons) != len(ops):
                     raise DynamoDBStoreError(f"transaction cancelled without item reasons: {exc}") from exc
-                failed = [
-                    (op, reason)
-                    for op, reason in zip(ops, reasons, strict=True)
+                failed = {
+                    index: reason.get("Item") or None
+                    for index, reason in enumerate(reasons)
                     if reason.get("Code") == "ConditionalCheckFailed"
-                ]
+                }
                 if failed:
-                    op, reason = min(failed, key=lambda pair: pair[0].rank)
-                    raise op.conflict(reason.get("Item") or None) from None
+                    return failed
                 codes = {str(reason.get("Code")) for reason in reasons} - {"None"}
                 if not codes <= _RETRYABLE_REASONS or attempt == _MAX_ATTEMPTS:
                     raise DynamoDBStoreError(f"transaction cancelled: {sorted(codes)}") from exc
             # Full jitter: concurrent writers of one item must not retry in lockstep.
             time.sleep(random.uniform(0, _BASE_DELAY * 2**attempt))  # noqa: S311 - jitter, not security
+        raise AssertionError("unreachable: the last attempt returns or raises")
 
 
 def unexpected(what: str) -> Callable[[StoredItem | None], Exception]:

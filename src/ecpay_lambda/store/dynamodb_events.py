@@ -7,7 +7,7 @@ patterns are in template.yaml (tests/template/test_events.py checks they are the
 name and read exactly the events the Pipe forwards.
 
 Exactly once per change: only the authoritative transaction item (``sk = TXN``) is considered, never
-its listing copy, and a record is an event only when the status *changed* into one that matters
+its listing entry, and a record is an event only when the status *changed* into one that matters
 (an update that keeps the status, such as the reconciliation schedule's ``next_check_at``, is none).
 Pipes delivers at least once: consumers deduplicate on ``(transaction_id, version)``.
 

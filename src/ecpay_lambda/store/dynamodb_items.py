@@ -19,6 +19,7 @@ from ..wallet.invoice_state import dumps_invoice, loads_invoice, settings_dumps,
 from ..wallet.models import (
     AWAITING_STATUSES,
     Attempt,
+    AttemptState,
     IdempotencyRecord,
     LedgerEntry,
     NotificationRecord,
@@ -63,6 +64,14 @@ DEDUPED: Final = "~"  # after NOTIFICATION_PREFIX: a state-changing record, keye
 USERS_COUNTER_KEY: Final[Item] = {PK: {"S": "COUNTER#USERS"}, SK: {"S": "COUNTER"}}
 COUNT_ATTRIBUTE: Final = "item_count"
 TRANSACTION_COUNT_ATTRIBUTE: Final = "transaction_count"
+LISTING_ENTITY: Final = "transaction_listing"
+# A deposit's attempts are a map keyed by MerchantTradeNo (one attempt addressable by an update
+# expression); each value carries its position, so the order of the list is kept.
+ATTEMPTS_ATTRIBUTE: Final = "attempts"
+ATTEMPT_SEQ: Final = "seq"
+# The MerchantTradeNo of the deposit's first paid attempt, absent when none is paid: derived from the
+# attempts on every write, so a condition can say "no attempt is paid" without reading the map.
+PAID_ATTEMPT_ATTRIBUTE: Final = "paid_attempt"
 
 
 # --- scalars -------------------------------------------------------------------------------------
@@ -342,7 +351,9 @@ def _transaction_attributes(txn: Transaction) -> Item:
     if txn.flags:  # DynamoDB refuses empty sets: no flags = no attribute
         item["flags"] = {"SS": sorted(txn.flags)}
     if txn.attempts:  # no attempts (withdrawals, refunds, records from before attempts) = no attribute
-        item["attempts"] = encode_attempts(txn.attempts)
+        item[ATTEMPTS_ATTRIBUTE] = encode_attempts(txn.attempts)
+        paid = next((a.merchant_trade_no for a in txn.attempts if a.state is AttemptState.PAID), None)
+        _put_opt(item, PAID_ATTEMPT_ATTRIBUTE, paid)
     _put_opt(item, "next_check_at", None if txn.next_check_at is None else iso(txn.next_check_at))
     item["check_count"] = n(txn.check_count)
     _put_opt(item, "paid_at", None if txn.paid_at is None else iso(txn.paid_at))
@@ -368,12 +379,21 @@ def encode_transaction(txn: Transaction) -> Item:
 
 
 def encode_transaction_listing(txn: Transaction) -> Item:
-    """The copy in the user's partition, written with every version (never indexed)."""
-    return {**transaction_listing_key(txn), **_transaction_attributes(txn)}
+    """The transaction's entry in its user's listing: a pointer (the id), written once with the new
+    transaction and never updated, so a state change writes the transaction item alone (never indexed).
+
+    Tables written before this layout hold full copies under the same keys; the listing reads only
+    their ``transaction_id`` too and fetches the authoritative items (see ``list_transactions``).
+    """
+    return {
+        **transaction_listing_key(txn),
+        "entity": s(LISTING_ENTITY),
+        "transaction_id": s(txn.transaction_id),
+    }
 
 
 def decode_transaction(item: StoredItem) -> Transaction:
-    """The transaction of a transaction item or of its listing copy."""
+    """The transaction of a transaction item (or of a full listing copy, written before pointers)."""
     method = get_opt_s(item, "payment_method")
     expires = get_opt_s(item, "expires_at")
     next_check = get_opt_s(item, "next_check_at")
@@ -397,7 +417,7 @@ def decode_transaction(item: StoredItem) -> Transaction:
         refunded_amount=get_int(item, "refunded_amount", 0),
         related_transaction_id=get_opt_s(item, "related_transaction_id"),
         flags=frozenset(str(flag) for flag in flags),
-        attempts=decode_attempts(item["attempts"]) if "attempts" in item else (),
+        attempts=decode_attempts(item[ATTEMPTS_ATTRIBUTE]) if ATTEMPTS_ATTRIBUTE in item else (),
         next_check_at=None if next_check is None else parse_iso(next_check),
         check_count=get_int(item, "check_count", 0),
         paid_at=None if paid is None else parse_iso(paid),
@@ -406,18 +426,42 @@ def decode_transaction(item: StoredItem) -> Transaction:
     )
 
 
-# Attempts are stored as a native list of maps (not a JSON string) so the console, exports and the
-# table's stream show them as data. The shape is the shared codec's (wallet.attempts), converted
-# value by value: the SQL adapter's JSON and these items cannot drift apart. A None is an absent key.
+# Attempts are stored as a native map (not a JSON string) so the console, exports and the table's
+# stream show them as data, keyed by MerchantTradeNo so that the notification fast path can address
+# one attempt (``attempts.<MerchantTradeNo>.state``). Each value has the shared codec's shape
+# (wallet.attempts), converted value by value, plus its position ``seq``: the SQL adapter's JSON and
+# these items cannot drift apart. A None is an absent key. Items written before this layout hold a
+# list of maps (the codec's shape, in order): read as such, rewritten as a map by their next write.
 
 
 def encode_attempts(attempts: tuple[Attempt, ...]) -> AttributeValue:
-    """The ``attempts`` attribute: a list of maps in the codec's shape (times ISO-8601 UTC)."""
-    return {"L": [_to_attribute(data) for data in attempts_to_json(attempts)]}
+    """The ``attempts`` attribute: a map MerchantTradeNo -> the codec's map + ``seq`` (its position)."""
+    encoded: dict[str, AttributeValue] = {}
+    for seq, data in enumerate(attempts_to_json(attempts)):
+        members = {name: _to_attribute(member) for name, member in data.items() if member is not None}
+        members[ATTEMPT_SEQ] = n(seq)
+        encoded[str(data["merchant_trade_no"])] = {"M": members}
+    if len(encoded) != len(attempts):
+        raise ValueError("two attempts share a MerchantTradeNo")
+    return {"M": encoded}
 
 
 def decode_attempts(value: StoredItem) -> tuple[Attempt, ...]:
-    """Inverse of :func:`encode_attempts`; raises ValueError on a malformed attribute."""
+    """Inverse of :func:`encode_attempts`; also reads the previous layout (a list of maps).
+
+    Raises ValueError on a malformed attribute.
+    """
+    if "M" in value:
+        members = value["M"]
+        try:
+            ordered = sorted(members.values(), key=lambda member: to_int(member["M"][ATTEMPT_SEQ]["N"]))
+        except (KeyError, TypeError) as exc:
+            raise ValueError(f"malformed attempt: {exc}") from exc
+        data = [
+            {name: _from_attribute(part) for name, part in member["M"].items() if name != ATTEMPT_SEQ}
+            for member in ordered
+        ]
+        return attempts_from_json(data)
     return attempts_from_json(_from_attribute(value))
 
 

@@ -50,6 +50,7 @@ class _Traded(Protocol):
 _Notice = TypeVar("_Notice", bound=_Traded)
 
 OK = "1|OK"
+REDELIVERY_RTN_MSG = "paid"  # ReturnURL's RtnMsg on ECPay's retries (ecpay-protocol.md §7)
 # The store keeps at most this much of a body: ECPay's are about 1 KB, and an abusive one must not
 # exceed a DynamoDB item (400 KB). Bodies this large are refused by the parser anyway.
 MAX_RECORDED_CHARS = 64 * 1024
@@ -205,7 +206,9 @@ class CallbackHandler:
             return "rejected:cross_check"
         return None
 
-    def _apply(self, oc: EcpayOutcome, delivery: Delivery, confirm: Confirm | None) -> CallbackReply:
+    def _apply(
+        self, oc: EcpayOutcome, delivery: Delivery, confirm: Confirm | None, user_id: str | None = None
+    ) -> CallbackReply:
         result = apply_outcome(
             self.store,
             oc,
@@ -213,6 +216,7 @@ class CallbackHandler:
             merchant_id=self.credentials.merchant_id,
             confirm=confirm,
             clock=self.clock,
+            user_id=user_id,
         )
         return _reply(result, oc.transaction_id)
 
@@ -237,9 +241,18 @@ class CallbackHandler:
         return delivery, notice, tid
 
     def handle_return(
-        self, body: bytes | str, *, is_base64: bool = False, route_transaction_id: str | None = None
+        self,
+        body: bytes | str,
+        *,
+        is_base64: bool = False,
+        route_transaction_id: str | None = None,
+        route_user_id: str | None = None,
     ) -> CallbackReply:
-        """ReturnURL: record, verify, apply the payment result once."""
+        """ReturnURL: record, verify, apply the payment result once.
+
+        ``route_user_id`` (the ReturnURL's ``/users/{userId}/...``) lets a store credit a first delivery
+        in one write, unread (``outcomes.credit_guess``); untrusted, it is checked by that write.
+        """
         verified = self._verified("return", body, is_base64, route_transaction_id, parse_payment_result)
         if isinstance(verified, CallbackReply):
             return verified
@@ -257,7 +270,11 @@ class CallbackHandler:
             paid_at=result.payment_date,
         )
         confirm = self._cross_check if self.cross_check_paid and result.is_paid else None
-        return self._apply(oc, delivery, confirm)
+        # ECPay marks its re-deliveries RtnMsg=paid (sent only when it did not get our 1|OK): most find
+        # the payment applied, which a cancelled guess would pay a whole transaction's write units to
+        # learn, so they read first. First deliveries (交易成功) are guessed.
+        guess_user = None if result.rtn_msg.strip().lower() == REDELIVERY_RTN_MSG else route_user_id
+        return self._apply(oc, delivery, confirm, guess_user)
 
     def handle_payment_info(
         self, body: bytes | str, *, is_base64: bool = False, route_transaction_id: str | None = None

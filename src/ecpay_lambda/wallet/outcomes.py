@@ -20,7 +20,7 @@ from typing import Literal, NamedTuple
 from ..ecpay.notifications import ExtraPaidInfo
 from .attempts import attempts_of, find_attempt, replace_attempt, with_attempts
 from .invoice_state import on_paid as invoice_on_paid
-from .ledger import ledger_entry
+from .ledger import entry_of, ledger_entry
 from .models import (
     OPEN_STATUSES,
     Attempt,
@@ -33,14 +33,17 @@ from .models import (
 )
 from .port import (
     AtomicWrite,
+    CreditGuess,
     Decision,
     DuplicateNotification,
+    Guess,
     Reads,
     Snapshot,
     TransactionPut,
     UserDelta,
     UserNotActive,
     WalletStore,
+    run_with_guess,
 )
 from .retry import retry_on_conflict
 
@@ -415,6 +418,46 @@ def decide(
 DecideStep = Callable[[Transaction, Snapshot, datetime, bool], "Skip | Change"]
 
 
+def credit_guess(
+    oc: EcpayOutcome, delivery: Delivery, *, merchant_id: str, user_id: str, now: datetime
+) -> CreditGuess | None:
+    """What :func:`decide` would write of ``oc`` if its deposit (owned by ``user_id``, the callback URL's
+    user) is in the common state (``port.CreditGuess``), or None when the notification alone already
+    says decide() would do something else (not a payment, a simulated one, another merchant's, no
+    TradeNo) or a store could not address it (no user id).
+
+    Applied, its result is ``applied`` without the transaction (the store wrote it unread).
+    """
+    if (
+        oc.kind is not OutcomeKind.PAID
+        or oc.simulate_paid
+        or oc.merchant_id != merchant_id
+        or not oc.trade_no
+        or not user_id
+        or len(user_id) > 64  # from the URL: an id, never a document
+    ):
+        return None
+    info = dict(oc.payment_info)
+    if oc.payment_type:
+        info["payment_type"] = oc.payment_type  # as _paid_attempt adds it
+    tid = oc.transaction_id
+    credit = CreditGuess(
+        transaction_id=tid,
+        user_id=user_id,
+        merchant_trade_no=oc.merchant_trade_no,
+        amount=oc.amount,
+        trade_no=oc.trade_no,
+        payment_info=info,
+        paid_at=oc.paid_at or now,
+        now=now,
+        ledger=entry_of(user_id, tid, "deposit_paid", delta_balance=oc.amount, delta_held=0, at=now),
+        notification=delivery.record(
+            "applied", transaction_id=tid, merchant_trade_no=oc.merchant_trade_no, dedupe_key=oc.dedupe_key
+        ),
+    )
+    return credit
+
+
 def apply_outcome(
     store: WalletStore,
     oc: EcpayOutcome,
@@ -423,16 +466,25 @@ def apply_outcome(
     merchant_id: str,
     confirm: Confirm | None = None,
     clock: Callable[[], datetime],
+    user_id: str | None = None,
 ) -> OutcomeResult:
     r"""Apply ``oc`` once: one store transaction that reads the transaction, :func:`decide`\ s and
     writes the change with ``delivery``'s record (or the record alone when nothing changes).
 
     ``confirm`` (the cross-check with ECPay) runs outside the store transaction, before a credit.
+    ``user_id`` (the callback URL's, untrusted: the store's conditions check it) lets a store that can
+    apply a paid notification speculatively (:func:`credit_guess`, ``port.run_with_guess``) do so in one
+    call; the result is the same either way, except that ``transaction`` is None when the guess applied.
     """
 
     def step(txn: Transaction, snap: Snapshot, now: datetime, user_closed: bool) -> Skip | Change:
         related = snap.transactions.get(txn.related_transaction_id or "") if oc.kind in REFUND_KINDS else None
         return decide(txn, oc, now, merchant_id=merchant_id, related=related, user_closed=user_closed)
+
+    def guess() -> CreditGuess | None:
+        if user_id is None:
+            return None
+        return credit_guess(oc, delivery, merchant_id=merchant_id, user_id=user_id, now=clock())
 
     return apply_change(
         store,
@@ -444,6 +496,7 @@ def apply_outcome(
         dedupe_key=oc.dedupe_key,
         confirm=None if confirm is None else (lambda txn: confirm(txn, oc)),
         clock=clock,
+        guess=guess if user_id is not None else None,
     )
 
 
@@ -458,15 +511,19 @@ def apply_change(
     dedupe_key: str,
     confirm: Callable[[Transaction], str | None] | None,
     clock: Callable[[], datetime],
+    guess: Callable[[], CreditGuess | None] | None = None,
 ) -> OutcomeResult:
     """The one apply loop of every notification kind: read, ``decide_step``, write with the record.
 
     A credit is confirmed with ``confirm`` (outside the store transaction) before it is decided again
     and written; a closed owner is decided again as such (credited and flagged); a duplicate dedupe
-    key records the delivery alone.
+    key records the delivery alone. ``guess`` (a speculative credit, see :func:`credit_guess`) is tried
+    once: on the first run, or after the confirmation when a credit is confirmed (never before it);
+    the retries after a conflict read and decide.
     """
     confirmed = False
     user_closed = False
+    guessing = guess is not None and confirm is None
 
     def record(label: str, key: str | None = None) -> NotificationRecord:
         return delivery.record(
@@ -497,11 +554,20 @@ def apply_change(
         )
         return Decision(OutcomeResult(decided.status, decided.label, decided.puts[0].new), write)
 
+    def run() -> OutcomeResult | Transaction:
+        nonlocal guessing
+        credit = guess() if guess is not None and guessing else None
+        guessing = False
+        if credit is None:
+            return store.run(reads, step)
+        applied: OutcomeResult | Transaction = OutcomeResult("applied", "applied")
+        return run_with_guess(store, reads, step, Guess(credit, applied))
+
     def attempt() -> OutcomeResult | Transaction:
         nonlocal user_closed
         try:
             try:
-                return store.run(reads, step)
+                return run()
             except UserNotActive:
                 if user_closed:
                     raise
@@ -521,6 +587,7 @@ def apply_change(
     if refusal is not None:
         return record_only("rejected", refusal, result)
     confirmed = True
+    guessing = guess is not None
     final = retry_on_conflict(attempt, contention, attempts=MAX_ATTEMPTS)
     assert isinstance(final, OutcomeResult)  # confirmed: no second confirmation is asked
     return final

@@ -104,6 +104,58 @@ class Decision(NamedTuple, Generic[T]):
 Decide = Callable[[Snapshot], Decision[T]]
 
 
+class CreditGuess(NamedTuple):
+    """The write :func:`.outcomes.decide` makes of a verified paid notification when the deposit is in its
+    common state, built from the notification alone (the callback URL's user and transaction ids, ECPay's
+    form): a store may apply it speculatively, in one conditional write, instead of reading first.
+
+    The common state (a store applies the guess only when ALL of it holds, atomically with the write):
+    the transaction ``transaction_id`` exists, is a deposit of ``user_id`` for ``amount``, in status
+    ``awaiting_payment`` or ``awaiting_offline_payment``, without an e-invoice; its attempt
+    ``merchant_trade_no`` exists and is live (awaiting), and no attempt is paid; that attempt's
+    ``payment_info`` equals the deposit's, its ``payment_method`` is absent or the deposit's, its
+    ``expires_at`` is the deposit's (so the deposit's ECPay fields already mirror it); the user exists, is
+    active and has an open transaction to close; no notification with ``notification.dedupe_key`` was
+    recorded.
+
+    The write then is exactly decide()'s: the deposit becomes ``paid`` (version + 1, ``updated_at=now``,
+    ``paid_at``, schedule cleared), the attempt ``paid`` with ``trade_no`` and ``payment_info`` added to
+    its own (and the deposit's, which mirrors it); the deposit's ``merchant_trade_no`` / ``trade_no`` are
+    the attempt's; the user gains ``amount`` and one open transaction less; ``ledger`` and
+    ``notification`` (outcome ``applied``, with its dedupe key) are appended.
+    """
+
+    transaction_id: str
+    user_id: str
+    merchant_trade_no: str
+    amount: int
+    trade_no: str  # ECPay's TradeNo (never empty: decide() keeps the attempt's own otherwise)
+    payment_info: Mapping[str, str]  # what the paid attempt's payment_info gains (card fields, payment_type)
+    paid_at: datetime
+    now: datetime
+    ledger: LedgerEntry
+    notification: NotificationRecord
+
+
+class Guess(NamedTuple, Generic[T]):
+    """A speculative write and the ``result`` the use case returns when the store applied it."""
+
+    credit: CreditGuess
+    result: T
+
+
+class SpeculativeStore(Protocol):
+    """A store that can apply a :class:`Guess` in one call (DynamoDB); see :func:`run_with_guess`."""
+
+    def run_guessed(self, reads: Reads, decide: "Decide[T]", guess: Guess[T]) -> T:
+        """Apply ``guess`` if the stored state is its common state; else :meth:`WalletStore.run`,
+        deciding on what the failed write returned (its old items) instead of reading when it suffices.
+
+        Same contract as ``run`` otherwise: raises what ``decide`` raises or one ``StoreConflict``.
+        """
+        ...
+
+
 class StoreConflict(Exception):
     """Base class of the expected, non-fault outcomes of :meth:`WalletStore.commit`."""
 
@@ -310,3 +362,18 @@ class WalletStore(Protocol):
         """Deposits whose e-invoice has work due by ``due_before`` (``invoice_state.invoice_due``), most
         overdue first: an invoice to issue, or a confirmed refund to void or allow."""
         ...
+
+
+def run_with_guess(store: WalletStore, reads: Reads, decide: "Decide[T]", guess: Guess[T]) -> T:
+    """``store.run(reads, decide)``, trying ``guess`` first on a store that can (``run_guessed``).
+
+    Equivalent by contract: when the guess applies, ``decide`` on the stored state would have made
+    exactly its write and returned ``guess.result`` (tests/unit/store/test_dynamodb_guess.py checks it
+    over many prior states). A store without ``run_guessed`` (SQL: its read and write are already one
+    database transaction) simply runs the use case.
+    """
+    run_guessed = getattr(store, "run_guessed", None)  # SpeculativeStore.run_guessed
+    if run_guessed is None:
+        return store.run(reads, decide)
+    result: T = run_guessed(reads, decide, guess)
+    return result

@@ -533,11 +533,19 @@ class WalletService:
         return CallbackHandler.for_config(self.store, self.ecpay, self.now)
 
     def handle_return(
-        self, body: bytes, *, is_base64: bool = False, route_transaction_id: str | None = None
+        self,
+        body: bytes,
+        *,
+        is_base64: bool = False,
+        route_transaction_id: str | None = None,
+        route_user_id: str | None = None,
     ) -> CallbackReply:
-        """ReturnURL: record, verify, apply the payment result once."""
+        """ReturnURL: record, verify, apply the payment result once (see ``CallbackHandler``)."""
         return self.callbacks().handle_return(
-            body, is_base64=is_base64, route_transaction_id=route_transaction_id
+            body,
+            is_base64=is_base64,
+            route_transaction_id=route_transaction_id,
+            route_user_id=route_user_id,
         )
 
     def handle_payment_info(

@@ -26,6 +26,8 @@ from ecpay_lambda.config import ConfigError, parse_settings
 from ecpay_lambda.store import StoreNotReady
 from ecpay_lambda.store import dynamodb as dynamodb_module
 from ecpay_lambda.store.dynamodb import TABLE_DEFINITION, DynamoDBStore, TableNotFound, TransactionTooLarge
+from ecpay_lambda.store.dynamodb_items import encode_transaction, iso, transaction_listing_key
+from ecpay_lambda.wallet.attempts import attempt_to_json
 from ecpay_lambda.wallet.errors import InvalidRequest
 from ecpay_lambda.wallet.models import (
     Attempt,
@@ -593,7 +595,7 @@ def test_list_transactions_newest_first_with_cursor(store: DynamoDBStore) -> Non
         newest_first[3:]
     )
 
-    # The listing copy follows every version of its transaction.
+    # The listing shows every version of its transaction (it points at the transaction item).
     latest = store.get_transaction(created[0])
     assert latest is not None
     moved = advance(latest, TransactionStatus.AWAITING_PAYMENT, T0 + timedelta(hours=1))
@@ -776,7 +778,7 @@ def test_iter_paid_deposits_drops_what_the_index_has_not_caught_up_with(store: D
     assert list(store.iter_paid_deposits(paid_from=T0, paid_to=T0 + timedelta(days=1))) == []
 
 
-def test_attempts_are_stored_as_a_list_of_maps(store: DynamoDBStore) -> None:
+def test_attempts_are_stored_as_a_map_keyed_by_merchant_trade_no(store: DynamoDBStore) -> None:
     user = make_user(store)
     attempt = Attempt(
         "abc123",
@@ -787,18 +789,62 @@ def test_attempts_are_stored_as_a_list_of_maps(store: DynamoDBStore) -> None:
         {"BankCode": "812"},
         T0 + timedelta(days=3),
     )
+    paid = Attempt("abc124", PaymentMethod.CREDIT, AttemptState.PAID, T0, "2401")
     txn = new_transaction(user.user_id, status=TransactionStatus.AWAITING_OFFLINE_PAYMENT)._replace(
-        attempts=(attempt,)
+        attempts=(attempt, paid)
     )
     store.commit(AtomicWrite(transactions=[TransactionPut(txn, 0)]))
     item = raw_item(store, f"TXN#{txn.transaction_id}", "TXN")
     assert item is not None
-    [stored] = item["attempts"]["L"]
+    stored = item["attempts"]["M"]["abc123"]
     assert stored["M"]["merchant_trade_no"] == {"S": "abc123"}
     assert stored["M"]["payment_info"] == {"M": {"BankCode": {"S": "812"}}}
+    assert stored["M"]["seq"] == {"N": "0"}  # the list's order survives the map
+    assert item["attempts"]["M"]["abc124"]["M"]["seq"] == {"N": "1"}
     assert "trade_no" not in stored["M"]  # None is an absent key, never a NULL
+    assert item["paid_attempt"] == {"S": "abc124"}  # the first paid attempt, for the fast path's condition
     assert store.get_transaction(txn.transaction_id) == txn
-    assert store.list_transactions(user.user_id).items == [txn]  # the listing copy carries them too
+    assert store.list_transactions(user.user_id).items == [txn]
+    listing = raw_item(store, f"USER#{user.user_id}", f"TXN#{iso(txn.created_at)}#{txn.transaction_id}")
+    assert listing is not None and "attempts" not in listing  # a pointer, not a copy
+
+
+def test_items_of_the_previous_layout_still_read(store: DynamoDBStore) -> None:
+    """Attempts as a list of maps and a full listing copy (the layout before the fast path) read back."""
+    user = make_user(store)
+    attempt = Attempt("abc123", PaymentMethod.CREDIT, AttemptState.AWAITING_PAYMENT, T0)
+    txn = new_transaction(user.user_id, status=TransactionStatus.AWAITING_PAYMENT)._replace(
+        attempts=(attempt,), merchant_trade_no="abc123"
+    )
+    store.commit(AtomicWrite(transactions=[TransactionPut(txn, 0)]))
+    old_item = encode_transaction(txn)
+    old_item["attempts"] = {"L": [_old_attempt(attempt)]}
+    old_copy = {**encode_transaction(txn), **transaction_listing_key(txn)}
+    old_copy.pop("gsi1pk", None)
+    old_copy.pop("gsi1sk", None)
+    old_copy["attempts"] = old_item["attempts"]
+    store.client.put_item(TableName=store.table_name, Item=old_item)
+    store.client.put_item(TableName=store.table_name, Item=old_copy)
+    assert store.get_transaction(txn.transaction_id) == txn
+    assert store.list_transactions(user.user_id).items == [txn]
+    # The next write moves it to the map layout; the old full copy is not rewritten, and the listing
+    # still shows the new version (it reads the transaction item).
+    moved = advance(txn, TransactionStatus.AWAITING_PAYMENT, T0 + timedelta(hours=1))
+    store.commit(AtomicWrite(transactions=[TransactionPut(moved, txn.version)]))
+    item = raw_item(store, f"TXN#{txn.transaction_id}", "TXN")
+    assert item is not None and "M" in item["attempts"]
+    assert store.list_transactions(user.user_id).items == [moved]
+
+
+def _old_attempt(attempt: Attempt) -> dict[str, Any]:
+    data = attempt_to_json(attempt)
+    return {
+        "M": {
+            name: {"S": value} if isinstance(value, str) else {"M": {k: {"S": v} for k, v in value.items()}}
+            for name, value in data.items()
+            if value is not None
+        }
+    }
 
 
 def test_reopen_user_is_one_conditional_update(store: DynamoDBStore, calls: CallLog) -> None:

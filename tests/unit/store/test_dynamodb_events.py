@@ -34,7 +34,7 @@ def txn(kind: TransactionType, status: TransactionStatus, version: int = 1, **ex
 
 
 def records(old: Transaction | None, new: Transaction) -> list[dict[str, Any]]:
-    """The two stream records one commit makes: the transaction item and its listing copy."""
+    """Stream records of the transaction item and of its listing entry (a pointer; a full copy before)."""
     out = []
     for encode in (encode_transaction, encode_transaction_listing):
         image = encode(new)

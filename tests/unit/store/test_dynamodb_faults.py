@@ -27,7 +27,8 @@ from ecpay_lambda.wallet.port import (
 
 T0 = datetime(2024, 5, 1, tzinfo=UTC)
 TXN = Transaction("t1", "u1", TransactionType.DEPOSIT, 500, TransactionStatus.PAID, 3, T0, T0)
-# Items in commit order: transaction, its listing copy, the user update.
+# Items in commit order: transaction, the user update (a listing pointer is written only with a new
+# transaction).
 WRITE = AtomicWrite(
     transactions=[TransactionPut(TXN, 2)],
     user_delta=UserDelta("u1", delta_balance=500, delta_open=-1, require_active=True),
@@ -65,7 +66,7 @@ def test_contention_is_retried_with_a_fresh_token(
     stubbed: tuple[DynamoDBStore, Stubber, list[dict[str, Any]]],
 ) -> None:
     store, stubber, sent = stubbed
-    cancel(stubber, NONE, NONE, {"Code": "TransactionConflict", "Message": "conflict"})
+    cancel(stubber, NONE, {"Code": "TransactionConflict", "Message": "conflict"})
     stubber.add_response("transact_write_items", {})
     store.commit(WRITE)
     assert len(sent) == 2
@@ -78,7 +79,7 @@ def test_endless_contention_is_a_fault_not_a_conflict(
 ) -> None:
     store, stubber, sent = stubbed
     for _ in range(4):
-        cancel(stubber, {"Code": "TransactionConflict"}, NONE, {"Code": "ThrottlingError"})
+        cancel(stubber, {"Code": "TransactionConflict"}, {"Code": "ThrottlingError"})
     with pytest.raises(DynamoDBStoreError, match="TransactionConflict"):
         store.commit(WRITE)
     assert len(sent) == 4
@@ -87,8 +88,8 @@ def test_endless_contention_is_a_fault_not_a_conflict(
 @pytest.mark.parametrize(
     "reasons",
     [
-        [NONE, {"Code": "ValidationError", "Message": "bad"}, NONE],
-        [NONE, NONE],  # reasons that do not line up with the items cannot be mapped
+        [NONE, {"Code": "ValidationError", "Message": "bad"}],
+        [NONE],  # reasons that do not line up with the items cannot be mapped
     ],
 )
 def test_unexpected_cancellations_are_faults(
@@ -109,23 +110,21 @@ def test_the_most_specific_failure_wins_whatever_the_order(
     cancel(
         stubber,
         {"Code": "ConditionalCheckFailed", "Item": {}},
-        NONE,
         {"Code": "ConditionalCheckFailed", "Item": closed_user},
     )
     with pytest.raises(VersionConflict):
         store.commit(WRITE)
 
-    cancel(stubber, NONE, NONE, {"Code": "ConditionalCheckFailed", "Item": closed_user})
+    cancel(stubber, NONE, {"Code": "ConditionalCheckFailed", "Item": closed_user})
     with pytest.raises(UserNotActive):
         store.commit(WRITE)
 
     record = NotificationRecord("n1", T0, "return", "body", "applied", "t1", "m", "m:paid:0")
-    # the notification record (keyed by its dedupe key: its own uniqueness), transaction, listing, user
+    # the notification record (keyed by its dedupe key: its own uniqueness), transaction, user
     cancel(
         stubber,
         NONE,
         {"Code": "ConditionalCheckFailed"},
-        NONE,
         {"Code": "TransactionConflict"},
     )
     with pytest.raises(VersionConflict):
@@ -136,7 +135,6 @@ def test_the_most_specific_failure_wins_whatever_the_order(
         stubber,
         {"Code": "ConditionalCheckFailed"},
         {"Code": "ConditionalCheckFailed"},
-        NONE,
         NONE,
     )
     with pytest.raises(DuplicateNotification):

@@ -47,7 +47,7 @@ def test_user_round_trip() -> None:
     assert item["gsi1pk"] == {"S": "USERS"}
 
 
-def test_full_transaction_round_trip_including_listing_copy() -> None:
+def test_full_transaction_round_trip_and_its_listing_pointer() -> None:
     txn = _txn(
         status=TransactionStatus.AWAITING_OFFLINE_PAYMENT,
         payment_method=PaymentMethod.ATM,
@@ -61,8 +61,12 @@ def test_full_transaction_round_trip_including_listing_copy() -> None:
     )
     assert items.decode_transaction(items.encode_transaction(txn)) == txn
     listing = items.encode_transaction_listing(txn)
-    assert items.decode_transaction(listing) == txn
-    assert "gsi1pk" not in listing  # the copy must never appear in a reconciliation listing
+    assert listing == {
+        "pk": {"S": "USER#u1"},
+        "sk": {"S": f"TXN#{items.iso(txn.created_at)}#{txn.transaction_id}"},
+        "entity": {"S": "transaction_listing"},
+        "transaction_id": {"S": txn.transaction_id},
+    }  # a pointer: never in a reconciliation listing, never rewritten by a state change
 
 
 def test_refund_round_trip() -> None:
@@ -176,10 +180,11 @@ def test_attempts_and_schedule_round_trip_exactly() -> None:
         paid_at=T0 + timedelta(minutes=19, microseconds=1),
     )
     item = items.encode_transaction(txn)
-    assert len(item["attempts"]["L"]) == 20
+    assert len(item["attempts"]["M"]) == 20
     assert items.decode_transaction(item) == txn
-    assert items.decode_transaction(items.encode_transaction_listing(txn)) == txn
-    first = item["attempts"]["L"][0]["M"]
+    assert item["paid_attempt"] == {"S": attempts[19].merchant_trade_no}
+    first = item["attempts"]["M"][attempts[0].merchant_trade_no]["M"]
+    assert first["seq"] == {"N": "0"}
     assert "payment_method" not in first and "trade_no" not in first and "expires_at" not in first
     assert first["payment_info"] == {"M": {}}
 
@@ -199,9 +204,22 @@ def test_items_without_the_new_attributes_decode_with_defaults() -> None:
 
 def test_malformed_attempts_are_refused() -> None:
     item = items.encode_transaction(_txn(attempts=(_attempt(1),)))
-    item["attempts"]["L"][0]["M"]["created_at"] = {"N": "1"}
+    [member] = item["attempts"]["M"].values()
+    member["M"]["created_at"] = {"N": "1"}
     with pytest.raises(ValueError):
         items.decode_transaction(item)
+    del member["M"]["seq"]
+    with pytest.raises(ValueError):
+        items.decode_transaction(item)
+
+
+def test_attempts_of_the_previous_layout_decode_in_order() -> None:
+    attempts = tuple(_attempt(i) for i in range(3))
+    item = items.encode_transaction(_txn(attempts=attempts))
+    by_mtn = item["attempts"]["M"]
+    old = [{"M": {k: v for k, v in by_mtn[a.merchant_trade_no]["M"].items() if k != "seq"}} for a in attempts]
+    item["attempts"] = {"L": old}
+    assert items.decode_transaction(item).attempts == attempts
 
 
 def test_iso_is_fixed_width_utc_so_string_order_is_time_order() -> None:
