@@ -12,7 +12,8 @@ Interleaved: both servers stay up, and each load is sent in ``ROUNDS`` slices, e
 server's load followed (or, every other round, preceded) by a slice of the bare server's, so that what
 else runs on the machine slows both alike. Each ratio is the local server's rate over the bare
 server's rate in the same rounds. Client and servers share the machine's cores, so read the ratio,
-not the absolute rate.
+not the absolute rate. Each row also gives the server process's CPU time per request (user + system,
+read from ``/proc`` on Linux): what a request costs the server, whatever else runs on the machine.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from .common import ROOT, TEMPLATE, Table, percentile
 from .wallet_ops import paid_body
@@ -42,9 +43,25 @@ ROUNDS = 6
 _LISTENING = re.compile(r"Listening on http://127\.0\.0\.1:(\d+)")
 
 
+class Served(NamedTuple):
+    """A server process: its loopback port and its pid."""
+
+    port: int
+    pid: int
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """CPU time (user + system) the process ``pid`` has used so far; None without Linux's ``/proc``."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 @contextmanager
-def process(argv: Sequence[str], workdir: Path, env: dict[str, str] | None = None) -> Iterator[int]:
-    """Run ``argv``; yield its port once it prints ``Listening on``; SIGTERM it afterwards."""
+def process(argv: Sequence[str], workdir: Path, env: dict[str, str] | None = None) -> Iterator[Served]:
+    """Run ``argv``; yield its port and pid once it prints ``Listening on``; SIGTERM it afterwards."""
     log_path = workdir / f"server-{time.monotonic_ns()}.log"
     with log_path.open("wb") as log:
         child = subprocess.Popen(
@@ -66,7 +83,7 @@ def process(argv: Sequence[str], workdir: Path, env: dict[str, str] | None = Non
             time.sleep(0.05)
         else:
             raise RuntimeError(f"{argv[:4]} did not start within 180 s")
-        yield int(match.group(1))
+        yield Served(int(match.group(1)), child.pid)
     finally:
         if child.poll() is None:
             child.send_signal(signal.SIGTERM)
@@ -86,6 +103,14 @@ class Load:
     seconds: float
     latencies: list[float]
     errors: int
+    server_cpu: float | None = None  # seconds of the server process's CPU time over the load
+
+    @property
+    def cpu_ms(self) -> float | None:
+        """The server's CPU milliseconds per request."""
+        if self.server_cpu is None or not self.requests:
+            return None
+        return self.server_cpu / self.requests * 1000
 
     @property
     def rate(self) -> float:
@@ -130,7 +155,7 @@ def _drive_slice(
     return latencies, errors
 
 
-def drive(port: int, requests: Sequence[tuple[str, bytes]], name: str, deadline_s: float = 600) -> Load:
+def drive(server: Served, requests: Sequence[tuple[str, bytes]], name: str, deadline_s: float = 600) -> Load:
     """Send ``requests`` (path, form body) over ``CLIENTS`` connections; bounded in time."""
     import multiprocessing  # noqa: PLC0415
 
@@ -140,12 +165,15 @@ def drive(port: int, requests: Sequence[tuple[str, bytes]], name: str, deadline_
     context = multiprocessing.get_context("fork")
     with ProcessPoolExecutor(max_workers=CLIENT_PROCESSES, mp_context=context) as pool:
         list(pool.map(_noop, range(CLIENT_PROCESSES)))  # processes up before the clock starts
+        cpu_before = cpu_seconds(server.pid)
         started = time.perf_counter()
-        futures = [pool.submit(_drive_slice, port, part, threads, end) for part in slices if part]
+        futures = [pool.submit(_drive_slice, server.port, part, threads, end) for part in slices if part]
         results = [f.result(timeout=deadline_s + 60) for f in futures]
         seconds = time.perf_counter() - started
+        cpu_after = cpu_seconds(server.pid)
     latencies = [value for part, _ in results for value in part]
-    return Load(name, len(requests), seconds, latencies, sum(e for _, e in results))
+    cpu = None if cpu_before is None or cpu_after is None else cpu_after - cpu_before
+    return Load(name, len(requests), seconds, latencies, sum(e for _, e in results), cpu)
 
 
 def _noop(_: int) -> None:
@@ -182,18 +210,20 @@ def _prepare(port: int, user_id: str, count: int) -> list[tuple[str, str]]:
 
 
 def _combined(name: str, parts: Sequence[Load]) -> Load:
+    cpus = [p.server_cpu for p in parts]
     return Load(
         name,
         sum(p.requests for p in parts),
         sum(p.seconds for p in parts),
         [v for p in parts for v in p.latencies],
         sum(p.errors for p in parts),
+        None if any(c is None for c in cpus) else sum(c or 0.0 for c in cpus),
     )
 
 
 def _interleaved(
-    base_port: int,
-    port: int,
+    bare_server: Served,
+    server: Served,
     requests: Sequence[tuple[str, bytes]],
     baseline: Sequence[tuple[str, bytes]],
     name: str,
@@ -204,7 +234,7 @@ def _interleaved(
     size = max(1, -(-len(requests) // ROUNDS))
     for index in range(0, len(requests), size):
         chunk = requests[index : index + size]
-        steps = [(bare, base_port, baseline[: len(chunk)]), (ours, port, chunk)]
+        steps = [(bare, bare_server, baseline[: len(chunk)]), (ours, server, chunk)]
         if (index // size) % 2:
             steps.reverse()
         for into, target, load in steps:
@@ -218,13 +248,14 @@ def measure(workdir: Path, duplicates: int, first: int) -> list[tuple[Load, Load
     serve += ["--data-dir", str(workdir / "data"), "--template", str(TEMPLATE)]
     env = {"STORE_URL": f"sqlite:///{workdir / 'data' / 'wallet.db'}", "API_TOKEN": ""}
     baseline_argv = [sys.executable, str(ROOT / "bench" / "baseline_server.py")]
-    with process(serve, workdir, env) as port, process(baseline_argv, workdir) as base_port:
+    with process(serve, workdir, env) as server, process(baseline_argv, workdir) as bare_server:
+        port = server.port
         user = _json(port, "POST", "/users", {"username": f"bench{os.getpid()}", "email": "b@example.com"})
         user_id = user["user_id"]
         fresh = _prepare(port, user_id, first + 10)
         paid_pool = fresh[first:]
         for tid, mtn in paid_pool:  # these become the paid deposits whose notifications are re-sent
-            drive(port, [(f"/users/{user_id}/transactions/{tid}/return", paid_body(mtn, 100))], "pay")
+            drive(server, [(f"/users/{user_id}/transactions/{tid}/return", paid_body(mtn, 100))], "pay")
         resend = [
             (f"/users/{user_id}/transactions/{tid}/return", paid_body(mtn, 100, rtn_msg="paid"))
             for tid, mtn in paid_pool
@@ -233,14 +264,14 @@ def measure(workdir: Path, duplicates: int, first: int) -> list[tuple[Load, Load
         first_requests = [
             (f"/users/{user_id}/transactions/{tid}/return", paid_body(mtn, 100)) for tid, mtn in fresh[:first]
         ]
-        drive(base_port, dup_requests[: min(200, duplicates)], "warm-up")
-        drive(port, dup_requests[: min(100, duplicates)], "warm-up")
+        drive(bare_server, dup_requests[: min(200, duplicates)], "warm-up")
+        drive(server, dup_requests[: min(100, duplicates)], "warm-up")
         return [
             _interleaved(
-                base_port, port, dup_requests, dup_requests, "local server: duplicate notifications"
+                bare_server, server, dup_requests, dup_requests, "local server: duplicate notifications"
             ),
             _interleaved(
-                base_port, port, first_requests, dup_requests, "local server: first deliveries (credit)"
+                bare_server, server, first_requests, dup_requests, "local server: first deliveries (credit)"
             ),
         ]
 
@@ -258,11 +289,13 @@ def table(pairs: list[tuple[Load, Load]]) -> Table:
                     percentile(row.latencies, 50) * 1000,
                     percentile(row.latencies, 99) * 1000,
                     ratio,
+                    float("nan") if row.cpu_ms is None else row.cpu_ms,
                     row.errors,
                 ]
             )
     return Table(
         f"Local server, {CLIENTS} concurrent clients (keep-alive), interleaved ({ROUNDS} rounds)",
-        ["load", "requests", "req/s", "p50 ms", "p99 ms", "ratio to bare", "errors"],
+        ["load", "requests", "req/s", "p50 ms", "p99 ms", "ratio to bare", "server CPU ms/req", "errors"],
         rows,
+        note="server CPU ms/req = the server process's CPU time (user + system) per request, from /proc.",
     )

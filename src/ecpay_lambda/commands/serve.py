@@ -59,6 +59,8 @@ def run(args: argparse.Namespace) -> int:
     setup_logging(args.quiet)
     if args.quiet:
         os.environ["POWERTOOLS_LOG_LEVEL"] = _QUIET_LOG_LEVEL
+        # The metrics' EMF documents are JSON lines on stdout too (one or two per request).
+        os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
     try:
         port = port_from(args.port if args.port is not None else os.environ.get("PORT"), DEFAULT_PORT)
         stack = build_stack(

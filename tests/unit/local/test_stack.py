@@ -136,11 +136,16 @@ def test_serve_command_starts_stops_and_prints_urls(tmp_path: Path) -> None:
         with urllib.request.urlopen(url + "/healthz", timeout=30) as response:
             assert response.status == 200
         assert (tmp_path / "data" / "wallet.db").exists()  # the SQLite store lives in the data folder
+        # A notification: the handler logs a JSON line and counts it in an EMF line, unless quiet.
+        notification = urllib.request.Request(url + "/users/u/transactions/t/return", data=b"a=1")
+        with urllib.request.urlopen(notification, timeout=30) as response:
+            assert response.status == 200
     finally:
         process.send_signal(signal.SIGTERM)
         out, err = process.communicate(timeout=30)
     assert process.returncode == 0, err
     assert "stopped" in out
+    assert "{" not in out + err  # --quiet: no JSON log lines, no EMF metric lines
 
 
 def test_serve_uses_the_port_variable_and_refuses_public_hosts(tmp_path: Path) -> None:

@@ -118,3 +118,47 @@ def test_sqlite_store_does_not_import_boto3(tmp_path: Path) -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert json.loads(out.stdout) is False
+
+
+def test_writers_of_one_file_queue_on_one_process_lock_held_from_before_begin_immediate(
+    tmp_path: Path,
+) -> None:
+    import threading  # noqa: PLC0415
+    from datetime import UTC, datetime  # noqa: PLC0415
+
+    from sqlalchemy import event  # noqa: PLC0415
+
+    from ecpay_lambda.store.sql import sqlite_writer_lock  # noqa: PLC0415
+    from ecpay_lambda.wallet.models import NotificationRecord  # noqa: PLC0415
+
+    store = _store(tmp_path)
+    store.ensure_schema()
+    # The same file by another spelling of its path: the same lock.
+    lock = sqlite_writer_lock(str(tmp_path / "a" / "x" / ".." / "b" / "wallet.db"))
+    held_at: dict[str, bool] = {}
+
+    def held_elsewhere() -> bool:
+        got: list[bool] = []
+
+        def probe() -> None:  # another thread: the lock is reentrant for the one holding it
+            got.append(lock.acquire(blocking=False))
+            if got[0]:
+                lock.release()
+
+        thread = threading.Thread(target=probe)
+        thread.start()
+        thread.join()
+        return not got[0]
+
+    @event.listens_for(store.engine, "before_cursor_execute")
+    def _seen(conn: Connection, cursor: object, statement: str, *args: object) -> None:
+        held_at.setdefault(statement.split(maxsplit=1)[0], held_elsewhere())
+
+    store.record_notification(NotificationRecord("n1", datetime.now(UTC), "return", "a=1", "rejected:x"))
+    assert held_at["BEGIN"] is True  # BEGIN IMMEDIATE: the lock was taken before it
+    assert held_at["INSERT"] is True
+    held_at.clear()
+    assert store.list_notifications("t") == []  # a read: BEGIN without the writers' lock
+    assert held_at["BEGIN"] is False
+    assert not held_elsewhere()  # released after the commit
+    store.dispose()
