@@ -33,6 +33,7 @@ from sqlalchemy import (
     String,
     Table,
     and_,
+    bindparam,
     create_engine,
     delete,
     event,
@@ -299,6 +300,90 @@ class _Abort(Exception):
         self.conflict = conflict
 
 
+# -- statements built once ----------------------------------------------------------------------
+# A request only binds values to these: building a statement tree (and hashing it for SQLAlchemy's
+# compiled cache) on every call cost more CPU than the database round trip it was for. Parameter
+# names start with ``b_`` where a column of the same name is also written (SQLAlchemy reserves
+# column names for the VALUES/SET clause); an INSERT or UPDATE executed with a dict takes its
+# columns from the dict's keys.
+_U = s.users.c
+_T = s.transactions.c
+_INSERT_USER = insert(s.users)
+_INSERT_TRANSACTION = insert(s.transactions)
+_INSERT_LEDGER = insert(s.ledger)
+_INSERT_NOTIFICATION = insert(s.notifications)
+_INSERT_IDEMPOTENCY = insert(s.idempotency)
+_USER = select(s.users).where(_U.user_id == bindparam("b_user_id"))
+_USER_LOCKED = _USER.with_for_update()
+_USER_STATUS = select(_U.status).where(_U.user_id == bindparam("b_user_id"))
+_USER_BY_IDENTITY = select(s.users).where(_U.identity == bindparam("b_identity"))
+_TRANSACTION = select(s.transactions).where(_T.transaction_id == bindparam("b_transaction_id"))
+_TRANSACTIONS_LOCKED = (
+    select(s.transactions)
+    .where(_T.transaction_id.in_(bindparam("b_ids", expanding=True)))
+    .order_by(_T.transaction_id)
+    .with_for_update()
+)
+_UPDATE_TRANSACTION = update(s.transactions).where(
+    _T.transaction_id == bindparam("b_transaction_id"), _T.version == bindparam("b_expected")
+)
+_COUNT_USER_TRANSACTIONS = (
+    select(func.count()).select_from(s.transactions).where(_T.user_id == bindparam("b_user_id"))
+)
+_USER_TRANSACTIONS = (
+    select(s.transactions)
+    .where(_T.user_id == bindparam("b_user_id"))
+    .order_by(_T.created_us.desc(), _T.transaction_id.desc())
+    .limit(bindparam("b_limit"))
+)
+_USER_TRANSACTIONS_PAGE = _USER_TRANSACTIONS.offset(bindparam("b_offset"))
+_USER_TRANSACTIONS_AFTER = _USER_TRANSACTIONS.where(
+    or_(
+        _T.created_us < bindparam("b_micros"),
+        and_(_T.created_us == bindparam("b_micros"), _T.transaction_id < bindparam("b_key")),
+    )
+)
+_LEDGER_OF = (
+    select(s.ledger)
+    .where(s.ledger.c.transaction_id == bindparam("b_transaction_id"))
+    .order_by(s.ledger.c.seq)
+)
+_NOTIFICATIONS_OF = (
+    select(s.notifications)
+    .where(s.notifications.c.transaction_id == bindparam("b_transaction_id"))
+    .order_by(s.notifications.c.seq)
+)
+_EXPIRED_IDEMPOTENCY = delete(s.idempotency).where(
+    s.idempotency.c.user_id == bindparam("b_user_id"),
+    s.idempotency.c.idem_key == bindparam("b_key"),
+    s.idempotency.c.expires_us <= bindparam("b_now"),
+)
+_IDEMPOTENCY = select(s.idempotency).where(
+    s.idempotency.c.user_id == bindparam("b_user_id"), s.idempotency.c.idem_key == bindparam("b_key")
+)
+
+
+@functools.cache
+def _user_delta(require_active: bool, stamped: bool) -> Any:
+    """``UPDATE users``: add the deltas where every counter stays >= 0 (and the user is active)."""
+    conditions = [
+        _U.user_id == bindparam("b_user_id"),
+        _U.balance + bindparam("b_balance") >= 0,
+        _U.held + bindparam("b_held") >= 0,
+        _U.open_transactions + bindparam("b_open") >= 0,
+    ]
+    if require_active:
+        conditions.append(_U.status == str(UserStatus.ACTIVE))
+    values: dict[str, Any] = {
+        "balance": _U.balance + bindparam("b_balance"),
+        "held": _U.held + bindparam("b_held"),
+        "open_transactions": _U.open_transactions + bindparam("b_open"),
+    }
+    if stamped:
+        values["updated_us"] = bindparam("b_stamp")
+    return update(s.users).where(*conditions).values(**values)
+
+
 def normalize_url(url: str) -> str:
     """Pick the project's drivers for bare scheme names (mysql -> pymysql, postgresql -> psycopg 3)."""
     for bare, full in (
@@ -477,7 +562,7 @@ class SqlStore:
 
         def run(conn: Connection) -> None:
             try:
-                conn.execute(insert(s.users).values(**values))
+                conn.execute(_INSERT_USER, values)
             except IntegrityError:
                 raise _Abort(UserExists(f"username {user.username!r} is taken")) from None
 
@@ -494,7 +579,7 @@ class SqlStore:
         """The user bound to ``identity``, or None."""
         self._ensure()
         with self._tx(write=False) as conn:
-            row = conn.execute(select(s.users).where(s.users.c.identity == identity)).mappings().first()
+            row = conn.execute(_USER_BY_IDENTITY, {"b_identity": identity}).mappings().first()
         return None if row is None else _user(row)
 
     @_reconnecting
@@ -502,7 +587,7 @@ class SqlStore:
         """One user, or None."""
         self._ensure()
         with self._tx(write=False) as conn:
-            row = conn.execute(select(s.users).where(s.users.c.user_id == user_id)).mappings().first()
+            row = conn.execute(_USER, {"b_user_id": user_id}).mappings().first()
         return None if row is None else _user(row)
 
     @_reconnecting
@@ -648,15 +733,12 @@ class SqlStore:
                 found.update(self._locked_transactions(conn, related))
         user = None
         if reads.user_id is not None:
-            query = select(s.users).where(s.users.c.user_id == reads.user_id).with_for_update()
-            row = conn.execute(query).mappings().first()
+            row = conn.execute(_USER_LOCKED, {"b_user_id": reads.user_id}).mappings().first()
             user = None if row is None else _user(row)
         return Snapshot(found, user)
 
     def _locked_transactions(self, conn: Connection, ids: Sequence[str]) -> dict[str, Transaction]:
-        c = s.transactions.c
-        query = select(s.transactions).where(c.transaction_id.in_(ids)).order_by(c.transaction_id)
-        rows = conn.execute(query.with_for_update()).mappings()
+        rows = conn.execute(_TRANSACTIONS_LOCKED, {"b_ids": list(ids)}).mappings()
         return {txn.transaction_id: txn for txn in map(_txn, rows)}
 
     def _apply(self, conn: Connection, write: AtomicWrite) -> None:
@@ -672,7 +754,7 @@ class SqlStore:
             self._apply_delta(conn, write.user_delta, write)
         if write.ledger:
             conn.execute(
-                insert(s.ledger),
+                _INSERT_LEDGER,
                 [
                     {
                         "entry_id": e.entry_id,
@@ -689,31 +771,28 @@ class SqlStore:
 
     def _insert_notification(self, conn: Connection, record: NotificationRecord) -> None:
         try:
-            conn.execute(insert(s.notifications).values(**_notification_values(record)))
+            conn.execute(_INSERT_NOTIFICATION, _notification_values(record))
         except IntegrityError:
             if record.dedupe_key is None:
                 raise
             raise _Abort(DuplicateNotification(record.dedupe_key)) from None
 
     def _insert_idempotency(self, conn: Connection, record: IdempotencyRecord) -> None:
-        c = s.idempotency.c
         created = _us(record.created_at)
         # An expired key may be used again: drop the old record in the same transaction.
-        conn.execute(
-            delete(s.idempotency).where(
-                c.user_id == record.user_id, c.idem_key == record.key, c.expires_us <= created
-            )
-        )
+        expired = {"b_user_id": record.user_id, "b_key": record.key, "b_now": created}
+        conn.execute(_EXPIRED_IDEMPOTENCY, expired)
         try:
             conn.execute(
-                insert(s.idempotency).values(
-                    user_id=record.user_id,
-                    idem_key=record.key,
-                    fingerprint=record.request_fingerprint,
-                    transaction_id=record.transaction_id,
-                    created_us=created,
-                    expires_us=_us(record.expires_at),
-                )
+                _INSERT_IDEMPOTENCY,
+                {
+                    "user_id": record.user_id,
+                    "idem_key": record.key,
+                    "fingerprint": record.request_fingerprint,
+                    "transaction_id": record.transaction_id,
+                    "created_us": created,
+                    "expires_us": _us(record.expires_at),
+                },
             )
         except IntegrityError:
             raise _Abort(IdempotencyKeyReused(record.key)) from None
@@ -723,45 +802,33 @@ class SqlStore:
         tid = put.new.transaction_id
         if put.expected_version == 0:
             try:
-                conn.execute(insert(s.transactions).values(**values))
+                conn.execute(_INSERT_TRANSACTION, values)
             except IntegrityError:
                 raise _Abort(VersionConflict(tid)) from None
             return
-        c = s.transactions.c
         del values["transaction_id"]
-        result = conn.execute(
-            update(s.transactions)
-            .where(c.transaction_id == tid, c.version == put.expected_version)
-            .values(**values)
-        )
+        values["b_transaction_id"] = tid
+        values["b_expected"] = put.expected_version
+        result = conn.execute(_UPDATE_TRANSACTION, values)
         if result.rowcount != 1:
             raise _Abort(VersionConflict(tid))
 
     def _apply_delta(self, conn: Connection, delta: UserDelta, write: AtomicWrite) -> None:
-        c = s.users.c
-        conditions = [
-            c.user_id == delta.user_id,
-            c.balance + delta.delta_balance >= 0,
-            c.held + delta.delta_held >= 0,
-            c.open_transactions + delta.delta_open >= 0,
-        ]
-        if delta.require_active:
-            conditions.append(c.status == str(UserStatus.ACTIVE))
         stamp = max(
             [_us(p.new.updated_at) for p in write.transactions] + [_us(e.created_at) for e in write.ledger],
             default=None,
         )
-        values: dict[str, Any] = {
-            "balance": c.balance + delta.delta_balance,
-            "held": c.held + delta.delta_held,
-            "open_transactions": c.open_transactions + delta.delta_open,
+        params = {
+            "b_user_id": delta.user_id,
+            "b_balance": delta.delta_balance,
+            "b_held": delta.delta_held,
+            "b_open": delta.delta_open,
+            "b_stamp": stamp,
         }
-        if stamp is not None:
-            values["updated_us"] = stamp
-        result = conn.execute(update(s.users).where(*conditions).values(**values))
+        result = conn.execute(_user_delta(delta.require_active, stamp is not None), params)
         if result.rowcount == 1:
             return
-        row = conn.execute(select(s.users.c.status).where(c.user_id == delta.user_id)).first()
+        row = conn.execute(_USER_STATUS, {"b_user_id": delta.user_id}).first()
         if row is None or (delta.require_active and row[0] != str(UserStatus.ACTIVE)):
             raise _Abort(UserNotActive(delta.user_id))
         raise _Abort(InsufficientFunds(delta.user_id))
@@ -773,11 +840,7 @@ class SqlStore:
         """One transaction, or None."""
         self._ensure()
         with self._tx(write=False) as conn:
-            row = (
-                conn.execute(select(s.transactions).where(s.transactions.c.transaction_id == transaction_id))
-                .mappings()
-                .first()
-            )
+            row = conn.execute(_TRANSACTION, {"b_transaction_id": transaction_id}).mappings().first()
         return None if row is None else _txn(row)
 
     @_reconnecting
@@ -785,21 +848,12 @@ class SqlStore:
         """A transaction, its ledger and its notifications in one read transaction."""
         self._ensure()
         with self._tx(write=False) as conn:
-            row = (
-                conn.execute(select(s.transactions).where(s.transactions.c.transaction_id == transaction_id))
-                .mappings()
-                .first()
-            )
+            key = {"b_transaction_id": transaction_id}
+            row = conn.execute(_TRANSACTION, key).mappings().first()
             if row is None:
                 return None
-            ledger = s.ledger.c
-            entries = conn.execute(
-                select(s.ledger).where(ledger.transaction_id == transaction_id).order_by(ledger.seq)
-            ).mappings()
-            notes = s.notifications.c
-            records = conn.execute(
-                select(s.notifications).where(notes.transaction_id == transaction_id).order_by(notes.seq)
-            ).mappings()
+            entries = conn.execute(_LEDGER_OF, key).mappings()
+            records = conn.execute(_NOTIFICATIONS_OF, key).mappings()
             return TransactionRecords(
                 _txn(row), [_entry(r) for r in entries], [_notification(r) for r in records]
             )
@@ -811,24 +865,16 @@ class SqlStore:
         """A user's transactions, newest first (a cursor continues only this user's listing)."""
         _check_page(page, page_size)
         self._ensure()
-        c = s.transactions.c
-        query = (
-            select(s.transactions)
-            .where(c.user_id == user_id)
-            .order_by(c.created_us.desc(), c.transaction_id.desc())
-            .limit(page_size + 1)
-        )
+        params: dict[str, Any] = {"b_user_id": user_id, "b_limit": page_size + 1}
         if cursor is not None:
-            micros, key = _decode_cursor(f"t:{user_id}", cursor)
-            query = query.where(
-                or_(c.created_us < micros, and_(c.created_us == micros, c.transaction_id < key))
-            )
+            params["b_micros"], params["b_key"] = _decode_cursor(f"t:{user_id}", cursor)
+            query = _USER_TRANSACTIONS_AFTER
         else:
-            query = query.offset((page - 1) * page_size)
-        count = select(func.count()).select_from(s.transactions).where(c.user_id == user_id)
+            params["b_offset"] = (page - 1) * page_size
+            query = _USER_TRANSACTIONS_PAGE
         with self._tx(write=False) as conn:
-            total = int(conn.execute(count).scalar() or 0)
-            rows = conn.execute(query).mappings().all()
+            total = int(conn.execute(_COUNT_USER_TRANSACTIONS, params).scalar() or 0)
+            rows = conn.execute(query, params).mappings().all()
         items = [_txn(r) for r in rows[:page_size]]
         more = len(rows) > page_size
         next_cursor = (
@@ -902,13 +948,8 @@ class SqlStore:
     def get_idempotency(self, user_id: str, key: str) -> IdempotencyRecord | None:
         """The stored idempotency record (possibly expired)."""
         self._ensure()
-        c = s.idempotency.c
         with self._tx(write=False) as conn:
-            row = (
-                conn.execute(select(s.idempotency).where(c.user_id == user_id, c.idem_key == key))
-                .mappings()
-                .first()
-            )
+            row = conn.execute(_IDEMPOTENCY, {"b_user_id": user_id, "b_key": key}).mappings().first()
         return None if row is None else _idempotency(row)
 
     # -- ledger and notifications -----------------------------------------------------------
