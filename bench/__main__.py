@@ -154,7 +154,12 @@ def main(argv: list[str] | None = None) -> int:
         else:
             raw["seed_ms"] = {
                 side: {
-                    op: {"p50": comparison.p(side, op, 50), "p99": comparison.p(side, op, 99)} for op in ops
+                    op: {
+                        "p50": comparison.p(side, op, 50),
+                        "p99": comparison.p(side, op, 99),
+                        "cpu_p50": comparison.cpu_p(side, op, 50),
+                    }
+                    for op in ops
                 }
                 for side, ops in comparison.samples.items()
             }
