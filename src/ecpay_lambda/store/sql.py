@@ -845,8 +845,9 @@ class SqlStore:
             "b_balance": delta.delta_balance,
             "b_held": delta.delta_held,
             "b_open": delta.delta_open,
-            "b_stamp": stamp,
         }
+        if stamp is not None:
+            params["b_stamp"] = stamp
         result = conn.execute(_user_delta(delta.require_active, stamp is not None), params)
         if result.rowcount == 1:
             return
