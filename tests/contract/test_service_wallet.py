@@ -123,6 +123,29 @@ def test_unknown_and_closed_users_get_typed_errors(service: WalletService) -> No
         service.create_transaction(user.user_id, TransactionType.REFUND, 100)
 
 
+def test_a_create_refused_by_the_write_says_why(service: WalletService) -> None:
+    # A new transaction is one conditional write, no read of the user first: the refusal alone must
+    # still tell a missing user, a closed one and a short balance apart (and write nothing).
+    with pytest.raises(errors.NotFound):
+        service.create_transaction("u-nobody", TransactionType.WITHDRAW, 100, idempotency_key="k1")
+    assert service.store.get_idempotency("u-nobody", "k1") is None
+    user = new_user(service)
+    with pytest.raises(errors.InsufficientBalance):
+        service.create_transaction(user.user_id, TransactionType.WITHDRAW, 100)
+    service.close_user(user.user_id)
+    with pytest.raises(errors.UserClosed):  # closed and short of money: closed is the answer
+        service.create_transaction(user.user_id, TransactionType.WITHDRAW, 100)
+    assert service.list_transactions(user.user_id).total == 0
+
+
+def test_a_missing_users_listing_is_not_found_whatever_the_cursor(service: WalletService) -> None:
+    with pytest.raises(errors.NotFound):
+        service.list_transactions("u-nobody", cursor="not-a-cursor")
+    user = new_user(service)
+    with pytest.raises(errors.InvalidRequest):
+        service.list_transactions(user.user_id, cursor="not-a-cursor")
+
+
 def test_user_with_money_or_open_transactions_cannot_close(service: WalletService) -> None:
     user = new_user(service)
     deposit, _ = service.create_transaction(user.user_id, TransactionType.DEPOSIT, 100)

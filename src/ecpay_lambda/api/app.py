@@ -11,7 +11,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, CORSConfig, Response, content_types
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.event_handler.openapi.exceptions import (
@@ -22,18 +21,17 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import (
 from .. import __version__
 from ..config import load_settings
 from ..wallet.errors import WalletError
-from . import metrics
+from . import logs, metrics
 from .auth import AuthScheme, auth_scheme
 from .errors import RETRY_AFTER_SECONDS, STORE_UNAVAILABLE, to_http_error
 from .events import error_body, stage_prefix
-from .logs import SERVICE
 from .routes import events, meta, payments, transactions, users
 from .routes.common import ApiError
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.event_handler.openapi.models import SecurityScheme, Server
 
-logger = Logger(service=SERVICE, child=True)
+logger = logs.get_logger("ecpay_lambda.api.app")
 
 TITLE = "aws-lambda-ecpay-api"
 DESCRIPTION = (

@@ -8,21 +8,31 @@ checked once: it must be readable (size, base64, UTF-8) and, outside the public 
 from __future__ import annotations
 
 import functools
+import gc
 from typing import Any
 
-from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
-from aws_lambda_powertools.logging import correlation_paths
 
 from ..config import ConfigError, Settings, load_settings
-from . import auth, metrics
+from . import auth, logs, metrics
 from .app import PUBLIC_PATHS, create_app
 from .errors import MISCONFIGURED
-from .events import BadEvent, Event, LambdaResponse, body_bytes, header, http_method, json_error, route_path
-from .logs import SERVICE
+from .events import (
+    BadEvent,
+    Event,
+    LambdaResponse,
+    body_bytes,
+    header,
+    http_method,
+    json_error,
+    request_id,
+    route_path,
+)
 from .seed import seed_view, wants_seed_vocabulary
 
-logger = Logger(service=SERVICE)
+# The package's JSON lines (api/logs.py), as the callback function writes them: the same fields
+# Powertools' Logger wrote (correlation_id = API Gateway's request id), without its per-request work.
+logger = logs.get_logger("ecpay_lambda.api.handlers")
 
 
 @functools.cache
@@ -78,9 +88,16 @@ def _gate(event: Event, settings: Settings) -> LambdaResponse | None:
     return None
 
 
-@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP, clear_state=True)
 def handler(event: dict[str, Any], context: Any) -> LambdaResponse:
     """Lambda entry point: gate, then route with the Powertools resolver."""
+    logs.start_invocation(request_id(event), context)
+    try:
+        return _handle(event, context)
+    finally:
+        logs.end_invocation()
+
+
+def _handle(event: dict[str, Any], context: Any) -> LambdaResponse:
     try:
         settings = load_settings()
     except ConfigError as exc:
@@ -95,3 +112,11 @@ def handler(event: dict[str, Any], context: Any) -> LambdaResponse:
     if wants_seed_vocabulary(event):
         response = seed_view(response)  # the seed front end's status words (see api/seed.py)
     return response
+
+
+# Last, once this module and everything it imported exist: those objects (modules, classes, the
+# resolver's pydantic machinery; some 50,000) live as long as the process, so they are moved out of
+# the garbage collector's sight. The collections that the first request's imports (boto3, the store)
+# and every later request set off then no longer walk them again: about a tenth of the cold import's
+# CPU (the cold-start rule, docs/performance.md).
+gc.freeze()

@@ -1,9 +1,9 @@
-"""A small structured JSON logger for the lean entry points (ECPay callbacks, the schedule).
+"""A small structured JSON logger for every entry point (management API, ECPay callbacks, the schedule).
 
-The management API uses Powertools' Logger; importing it costs about a quarter of a bare ``import
-boto3`` (the cold-start rule, docs/performance.md), so the lean functions write the
-same shape of line (``level``, ``message``, ``service``, ``correlation_id``, ``cold_start``...) with the
-standard library.
+The shape of Powertools' Logger lines (``level``, ``message``, ``service``, ``correlation_id``,
+``cold_start``...) written with the standard library: the lean functions cannot afford to import
+Powertools (the cold-start rule, docs/performance.md), and the management function, which does,
+saves the Logger's per-request work (its ``inject_lambda_context`` decorator) on every request.
 """
 
 from __future__ import annotations

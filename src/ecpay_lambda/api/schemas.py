@@ -3,7 +3,8 @@
 Only the management function imports this module (never the ECPay callback function).
 """
 
-from __future__ import annotations
+# Annotations evaluated, not postponed: pydantic reads each model's field types when the class is
+# created, and strings would have to be compiled and evaluated first (the cold-start rule).
 
 import re
 from datetime import datetime
@@ -226,7 +227,7 @@ class UserOut(_Model):
     invoice_settings: InvoiceSettingsOut | None = None
 
     @classmethod
-    def of(cls, user: User) -> UserOut:
+    def of(cls, user: User) -> "UserOut":
         """From the domain record."""
         return cls(
             user_id=user.user_id,
@@ -398,7 +399,7 @@ class AttemptOut(_Model):
     created_at: datetime
 
     @classmethod
-    def of(cls, attempt: Attempt) -> AttemptOut:
+    def of(cls, attempt: Attempt) -> "AttemptOut":
         """From the domain record."""
         return cls(
             merchant_trade_no=attempt.merchant_trade_no,
@@ -440,7 +441,7 @@ class TransactionOut(_Model):
     invoice: InvoiceOut | None = Field(default=None, description="deposits made while invoicing is on")
 
     @classmethod
-    def of(cls, tx: Transaction) -> TransactionOut:
+    def of(cls, tx: Transaction) -> "TransactionOut":
         """From the domain record."""
         return cls(
             transaction_id=tx.transaction_id,
@@ -487,7 +488,7 @@ class LedgerEntryOut(_Model):
     created_at: datetime
 
     @classmethod
-    def of(cls, entry: LedgerEntry) -> LedgerEntryOut:
+    def of(cls, entry: LedgerEntry) -> "LedgerEntryOut":
         """From the domain record."""
         return cls(
             entry_id=entry.entry_id,
@@ -508,7 +509,7 @@ class NotificationOut(_Model):
     merchant_trade_no: str | None
 
     @classmethod
-    def of(cls, record: NotificationRecord) -> NotificationOut:
+    def of(cls, record: NotificationRecord) -> "NotificationOut":
         """From the domain record."""
         return cls(
             notification_id=record.notification_id,
@@ -526,7 +527,7 @@ class TransactionDetailOut(TransactionOut):
     notifications: list[NotificationOut]
 
     @classmethod
-    def of_detail(cls, detail: TransactionDetail) -> TransactionDetailOut:
+    def of_detail(cls, detail: TransactionDetail) -> "TransactionDetailOut":
         """From the wallet's detail view."""
         return cls(
             **TransactionOut.of(detail.transaction).model_dump(),

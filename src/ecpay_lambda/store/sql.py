@@ -33,6 +33,7 @@ from sqlalchemy import (
     String,
     Table,
     and_,
+    bindparam,
     create_engine,
     delete,
     event,
@@ -201,30 +202,52 @@ def _user(row: RowMapping) -> User:
     )
 
 
-def _txn(row: RowMapping) -> Transaction:
+# Where each column of ``wallet_transactions`` sits in a row of ``select(s.transactions)``: transaction
+# rows are read by position (a listing decodes 20 of them; by-name access cost more than the rest).
+_TC = {column.name: index for index, column in enumerate(s.transactions.columns)}
+_T_ID, _T_USER, _T_TYPE, _T_AMOUNT, _T_STATUS, _T_VERSION = (
+    _TC[n] for n in ("transaction_id", "user_id", "transaction_type", "amount", "status", "version")
+)
+_T_CREATED, _T_UPDATED, _T_METHOD, _T_MTN, _T_TRADE_NO, _T_INFO = (
+    _TC[n]
+    for n in ("created_us", "updated_us", "payment_method", "merchant_trade_no", "trade_no", "payment_info")
+)
+_T_EXPIRES, _T_REFUNDED, _T_RELATED, _T_FLAGS, _T_ATTEMPTS, _T_NEXT_CHECK = (
+    _TC[n]
+    for n in ("expires_us", "refunded_amount", "related_transaction_id", "flags", "attempts", "next_check_us")
+)
+_T_CHECKS, _T_PAID, _T_PLAN, _T_INVOICE = (_TC[n] for n in ("check_count", "paid_us", "plan", "invoice"))
+
+
+def _txn(row: Sequence[Any]) -> Transaction:
+    """A transaction from a row of ``select(s.transactions)`` (by position, see ``_TC``)."""
+    method, info, flags, attempts, plan = (
+        row[_T_METHOD], row[_T_INFO], row[_T_FLAGS], row[_T_ATTEMPTS], row[_T_PLAN],
+    )  # fmt: skip
     return Transaction(
-        transaction_id=row["transaction_id"],
-        user_id=row["user_id"],
-        transaction_type=TransactionType(row["transaction_type"]),
-        amount=int(row["amount"]),
-        status=TransactionStatus(row["status"]),
-        version=int(row["version"]),
-        created_at=_dt(row["created_us"]),
-        updated_at=_dt(row["updated_us"]),
-        payment_method=None if row["payment_method"] is None else PaymentMethod(row["payment_method"]),
-        merchant_trade_no=row["merchant_trade_no"],
-        trade_no=row["trade_no"],
-        payment_info=json.loads(row["payment_info"]),
-        expires_at=_opt_dt(row["expires_us"]),
-        refunded_amount=int(row["refunded_amount"]),
-        related_transaction_id=row["related_transaction_id"],
-        flags=frozenset(json.loads(row["flags"])),
-        attempts=attempts_from_json(json.loads(row["attempts"])) if row["attempts"] else (),
-        next_check_at=_opt_dt(row["next_check_us"]),
-        check_count=int(row["check_count"] or 0),
-        paid_at=_opt_dt(row["paid_us"]),
-        plan=plan_from_json(json.loads(row["plan"])) if row["plan"] else None,
-        invoice=loads_invoice(row["invoice"]),
+        transaction_id=row[_T_ID],
+        user_id=row[_T_USER],
+        transaction_type=TransactionType(row[_T_TYPE]),
+        amount=int(row[_T_AMOUNT]),
+        status=TransactionStatus(row[_T_STATUS]),
+        version=int(row[_T_VERSION]),
+        created_at=_dt(row[_T_CREATED]),
+        updated_at=_dt(row[_T_UPDATED]),
+        payment_method=None if method is None else PaymentMethod(method),
+        merchant_trade_no=row[_T_MTN],
+        trade_no=row[_T_TRADE_NO],
+        # The empty JSON values most rows hold, without the parser.
+        payment_info={} if info == "{}" else json.loads(info),
+        expires_at=_opt_dt(row[_T_EXPIRES]),
+        refunded_amount=int(row[_T_REFUNDED]),
+        related_transaction_id=row[_T_RELATED],
+        flags=frozenset() if flags == "[]" else frozenset(json.loads(flags)),
+        attempts=attempts_from_json(json.loads(attempts)) if attempts and attempts != "[]" else (),
+        next_check_at=_opt_dt(row[_T_NEXT_CHECK]),
+        check_count=int(row[_T_CHECKS] or 0),
+        paid_at=_opt_dt(row[_T_PAID]),
+        plan=plan_from_json(json.loads(plan)) if plan else None,
+        invoice=loads_invoice(row[_T_INVOICE]),
     )
 
 
@@ -241,12 +264,12 @@ def _txn_values(t: Transaction) -> dict[str, Any]:
         "payment_method": None if t.payment_method is None else str(t.payment_method),
         "merchant_trade_no": t.merchant_trade_no,
         "trade_no": t.trade_no,
-        "payment_info": json.dumps(dict(t.payment_info), sort_keys=True),
+        "payment_info": json.dumps(dict(t.payment_info), sort_keys=True) if t.payment_info else "{}",
         "expires_us": None if t.expires_at is None else _us(t.expires_at),
         "refunded_amount": t.refunded_amount,
         "related_transaction_id": t.related_transaction_id,
-        "flags": json.dumps(sorted(t.flags)),
-        "attempts": json.dumps(attempts_to_json(t.attempts), sort_keys=True),
+        "flags": json.dumps(sorted(t.flags)) if t.flags else "[]",
+        "attempts": json.dumps(attempts_to_json(t.attempts), sort_keys=True) if t.attempts else "[]",
         "next_check_us": None if t.next_check_at is None else _us(t.next_check_at),
         "check_count": t.check_count,
         "paid_us": None if t.paid_at is None else _us(t.paid_at),
@@ -311,6 +334,90 @@ class _Abort(Exception):
     def __init__(self, conflict: StoreConflict) -> None:
         super().__init__(str(conflict))
         self.conflict = conflict
+
+
+# -- statements built once ----------------------------------------------------------------------
+# A request only binds values to these: building a statement tree (and hashing it for SQLAlchemy's
+# compiled cache) on every call cost more CPU than the database round trip it was for. Parameter
+# names start with ``b_`` where a column of the same name is also written (SQLAlchemy reserves
+# column names for the VALUES/SET clause); an INSERT or UPDATE executed with a dict takes its
+# columns from the dict's keys.
+_U = s.users.c
+_T = s.transactions.c
+_INSERT_USER = insert(s.users)
+_INSERT_TRANSACTION = insert(s.transactions)
+_INSERT_LEDGER = insert(s.ledger)
+_INSERT_NOTIFICATION = insert(s.notifications)
+_INSERT_IDEMPOTENCY = insert(s.idempotency)
+_USER = select(s.users).where(_U.user_id == bindparam("b_user_id"))
+_USER_LOCKED = _USER.with_for_update()
+_USER_STATUS = select(_U.status).where(_U.user_id == bindparam("b_user_id"))
+_USER_BY_IDENTITY = select(s.users).where(_U.identity == bindparam("b_identity"))
+_TRANSACTION = select(s.transactions).where(_T.transaction_id == bindparam("b_transaction_id"))
+_TRANSACTIONS_LOCKED = (
+    select(s.transactions)
+    .where(_T.transaction_id.in_(bindparam("b_ids", expanding=True)))
+    .order_by(_T.transaction_id)
+    .with_for_update()
+)
+_UPDATE_TRANSACTION = update(s.transactions).where(
+    _T.transaction_id == bindparam("b_transaction_id"), _T.version == bindparam("b_expected")
+)
+_COUNT_USER_TRANSACTIONS = (
+    select(func.count()).select_from(s.transactions).where(_T.user_id == bindparam("b_user_id"))
+)
+_USER_TRANSACTIONS = (
+    select(s.transactions)
+    .where(_T.user_id == bindparam("b_user_id"))
+    .order_by(_T.created_us.desc(), _T.transaction_id.desc())
+    .limit(bindparam("b_limit"))
+)
+_USER_TRANSACTIONS_PAGE = _USER_TRANSACTIONS.offset(bindparam("b_offset"))
+_USER_TRANSACTIONS_AFTER = _USER_TRANSACTIONS.where(
+    or_(
+        _T.created_us < bindparam("b_micros"),
+        and_(_T.created_us == bindparam("b_micros"), _T.transaction_id < bindparam("b_key")),
+    )
+)
+_LEDGER_OF = (
+    select(s.ledger)
+    .where(s.ledger.c.transaction_id == bindparam("b_transaction_id"))
+    .order_by(s.ledger.c.seq)
+)
+_NOTIFICATIONS_OF = (
+    select(s.notifications)
+    .where(s.notifications.c.transaction_id == bindparam("b_transaction_id"))
+    .order_by(s.notifications.c.seq)
+)
+_EXPIRED_IDEMPOTENCY = delete(s.idempotency).where(
+    s.idempotency.c.user_id == bindparam("b_user_id"),
+    s.idempotency.c.idem_key == bindparam("b_key"),
+    s.idempotency.c.expires_us <= bindparam("b_now"),
+)
+_IDEMPOTENCY = select(s.idempotency).where(
+    s.idempotency.c.user_id == bindparam("b_user_id"), s.idempotency.c.idem_key == bindparam("b_key")
+)
+
+
+@functools.cache
+def _user_delta(require_active: bool, stamped: bool) -> Any:
+    """``UPDATE users``: add the deltas where every counter stays >= 0 (and the user is active)."""
+    conditions = [
+        _U.user_id == bindparam("b_user_id"),
+        _U.balance + bindparam("b_balance") >= 0,
+        _U.held + bindparam("b_held") >= 0,
+        _U.open_transactions + bindparam("b_open") >= 0,
+    ]
+    if require_active:
+        conditions.append(_U.status == str(UserStatus.ACTIVE))
+    values: dict[str, Any] = {
+        "balance": _U.balance + bindparam("b_balance"),
+        "held": _U.held + bindparam("b_held"),
+        "open_transactions": _U.open_transactions + bindparam("b_open"),
+    }
+    if stamped:
+        values["updated_us"] = bindparam("b_stamp")
+    return update(s.users).where(*conditions).values(**values)
 
 
 def normalize_url(url: str) -> str:
@@ -496,7 +603,7 @@ class SqlStore:
 
         def run(conn: Connection) -> None:
             try:
-                conn.execute(insert(s.users).values(**values))
+                conn.execute(_INSERT_USER, values)
             except IntegrityError:
                 raise _Abort(UserExists(f"username {user.username!r} is taken")) from None
 
@@ -513,7 +620,7 @@ class SqlStore:
         """The user bound to ``identity``, or None."""
         self._ensure()
         with self._tx(write=False) as conn:
-            row = conn.execute(select(s.users).where(s.users.c.identity == identity)).mappings().first()
+            row = conn.execute(_USER_BY_IDENTITY, {"b_identity": identity}).mappings().first()
         return None if row is None else _user(row)
 
     @_reconnecting
@@ -521,7 +628,7 @@ class SqlStore:
         """One user, or None."""
         self._ensure()
         with self._tx(write=False) as conn:
-            row = conn.execute(select(s.users).where(s.users.c.user_id == user_id)).mappings().first()
+            row = conn.execute(_USER, {"b_user_id": user_id}).mappings().first()
         return None if row is None else _user(row)
 
     @_reconnecting
@@ -667,15 +774,12 @@ class SqlStore:
                 found.update(self._locked_transactions(conn, related))
         user = None
         if reads.user_id is not None:
-            query = select(s.users).where(s.users.c.user_id == reads.user_id).with_for_update()
-            row = conn.execute(query).mappings().first()
+            row = conn.execute(_USER_LOCKED, {"b_user_id": reads.user_id}).mappings().first()
             user = None if row is None else _user(row)
         return Snapshot(found, user)
 
     def _locked_transactions(self, conn: Connection, ids: Sequence[str]) -> dict[str, Transaction]:
-        c = s.transactions.c
-        query = select(s.transactions).where(c.transaction_id.in_(ids)).order_by(c.transaction_id)
-        rows = conn.execute(query.with_for_update()).mappings()
+        rows = conn.execute(_TRANSACTIONS_LOCKED, {"b_ids": list(ids)})
         return {txn.transaction_id: txn for txn in map(_txn, rows)}
 
     def _apply(self, conn: Connection, write: AtomicWrite) -> None:
@@ -691,7 +795,7 @@ class SqlStore:
             self._apply_delta(conn, write.user_delta, write)
         if write.ledger:
             conn.execute(
-                insert(s.ledger),
+                _INSERT_LEDGER,
                 [
                     {
                         "entry_id": e.entry_id,
@@ -708,31 +812,28 @@ class SqlStore:
 
     def _insert_notification(self, conn: Connection, record: NotificationRecord) -> None:
         try:
-            conn.execute(insert(s.notifications).values(**_notification_values(record)))
+            conn.execute(_INSERT_NOTIFICATION, _notification_values(record))
         except IntegrityError:
             if record.dedupe_key is None:
                 raise
             raise _Abort(DuplicateNotification(record.dedupe_key)) from None
 
     def _insert_idempotency(self, conn: Connection, record: IdempotencyRecord) -> None:
-        c = s.idempotency.c
         created = _us(record.created_at)
         # An expired key may be used again: drop the old record in the same transaction.
-        conn.execute(
-            delete(s.idempotency).where(
-                c.user_id == record.user_id, c.idem_key == record.key, c.expires_us <= created
-            )
-        )
+        expired = {"b_user_id": record.user_id, "b_key": record.key, "b_now": created}
+        conn.execute(_EXPIRED_IDEMPOTENCY, expired)
         try:
             conn.execute(
-                insert(s.idempotency).values(
-                    user_id=record.user_id,
-                    idem_key=record.key,
-                    fingerprint=record.request_fingerprint,
-                    transaction_id=record.transaction_id,
-                    created_us=created,
-                    expires_us=_us(record.expires_at),
-                )
+                _INSERT_IDEMPOTENCY,
+                {
+                    "user_id": record.user_id,
+                    "idem_key": record.key,
+                    "fingerprint": record.request_fingerprint,
+                    "transaction_id": record.transaction_id,
+                    "created_us": created,
+                    "expires_us": _us(record.expires_at),
+                },
             )
         except IntegrityError:
             raise _Abort(IdempotencyKeyReused(record.key)) from None
@@ -742,45 +843,34 @@ class SqlStore:
         tid = put.new.transaction_id
         if put.expected_version == 0:
             try:
-                conn.execute(insert(s.transactions).values(**values))
+                conn.execute(_INSERT_TRANSACTION, values)
             except IntegrityError:
                 raise _Abort(VersionConflict(tid)) from None
             return
-        c = s.transactions.c
         del values["transaction_id"]
-        result = conn.execute(
-            update(s.transactions)
-            .where(c.transaction_id == tid, c.version == put.expected_version)
-            .values(**values)
-        )
+        values["b_transaction_id"] = tid
+        values["b_expected"] = put.expected_version
+        result = conn.execute(_UPDATE_TRANSACTION, values)
         if result.rowcount != 1:
             raise _Abort(VersionConflict(tid))
 
     def _apply_delta(self, conn: Connection, delta: UserDelta, write: AtomicWrite) -> None:
-        c = s.users.c
-        conditions = [
-            c.user_id == delta.user_id,
-            c.balance + delta.delta_balance >= 0,
-            c.held + delta.delta_held >= 0,
-            c.open_transactions + delta.delta_open >= 0,
-        ]
-        if delta.require_active:
-            conditions.append(c.status == str(UserStatus.ACTIVE))
         stamp = max(
             [_us(p.new.updated_at) for p in write.transactions] + [_us(e.created_at) for e in write.ledger],
             default=None,
         )
-        values: dict[str, Any] = {
-            "balance": c.balance + delta.delta_balance,
-            "held": c.held + delta.delta_held,
-            "open_transactions": c.open_transactions + delta.delta_open,
+        params = {
+            "b_user_id": delta.user_id,
+            "b_balance": delta.delta_balance,
+            "b_held": delta.delta_held,
+            "b_open": delta.delta_open,
         }
         if stamp is not None:
-            values["updated_us"] = stamp
-        result = conn.execute(update(s.users).where(*conditions).values(**values))
+            params["b_stamp"] = stamp
+        result = conn.execute(_user_delta(delta.require_active, stamp is not None), params)
         if result.rowcount == 1:
             return
-        row = conn.execute(select(s.users.c.status).where(c.user_id == delta.user_id)).first()
+        row = conn.execute(_USER_STATUS, {"b_user_id": delta.user_id}).first()
         if row is None or (delta.require_active and row[0] != str(UserStatus.ACTIVE)):
             raise _Abort(UserNotActive(delta.user_id))
         raise _Abort(InsufficientFunds(delta.user_id))
@@ -792,11 +882,7 @@ class SqlStore:
         """One transaction, or None."""
         self._ensure()
         with self._tx(write=False) as conn:
-            row = (
-                conn.execute(select(s.transactions).where(s.transactions.c.transaction_id == transaction_id))
-                .mappings()
-                .first()
-            )
+            row = conn.execute(_TRANSACTION, {"b_transaction_id": transaction_id}).first()
         return None if row is None else _txn(row)
 
     @_reconnecting
@@ -804,21 +890,12 @@ class SqlStore:
         """A transaction, its ledger and its notifications in one read transaction."""
         self._ensure()
         with self._tx(write=False) as conn:
-            row = (
-                conn.execute(select(s.transactions).where(s.transactions.c.transaction_id == transaction_id))
-                .mappings()
-                .first()
-            )
+            key = {"b_transaction_id": transaction_id}
+            row = conn.execute(_TRANSACTION, key).first()
             if row is None:
                 return None
-            ledger = s.ledger.c
-            entries = conn.execute(
-                select(s.ledger).where(ledger.transaction_id == transaction_id).order_by(ledger.seq)
-            ).mappings()
-            notes = s.notifications.c
-            records = conn.execute(
-                select(s.notifications).where(notes.transaction_id == transaction_id).order_by(notes.seq)
-            ).mappings()
+            entries = conn.execute(_LEDGER_OF, key).mappings()
+            records = conn.execute(_NOTIFICATIONS_OF, key).mappings()
             return TransactionRecords(
                 _txn(row), [_entry(r) for r in entries], [_notification(r) for r in records]
             )
@@ -830,24 +907,16 @@ class SqlStore:
         """A user's transactions, newest first (a cursor continues only this user's listing)."""
         _check_page(page, page_size)
         self._ensure()
-        c = s.transactions.c
-        query = (
-            select(s.transactions)
-            .where(c.user_id == user_id)
-            .order_by(c.created_us.desc(), c.transaction_id.desc())
-            .limit(page_size + 1)
-        )
+        params: dict[str, Any] = {"b_user_id": user_id, "b_limit": page_size + 1}
         if cursor is not None:
-            micros, key = _decode_cursor(f"t:{user_id}", cursor)
-            query = query.where(
-                or_(c.created_us < micros, and_(c.created_us == micros, c.transaction_id < key))
-            )
+            params["b_micros"], params["b_key"] = _decode_cursor(f"t:{user_id}", cursor)
+            query = _USER_TRANSACTIONS_AFTER
         else:
-            query = query.offset((page - 1) * page_size)
-        count = select(func.count()).select_from(s.transactions).where(c.user_id == user_id)
+            params["b_offset"] = (page - 1) * page_size
+            query = _USER_TRANSACTIONS_PAGE
         with self._tx(write=False) as conn:
-            total = int(conn.execute(count).scalar() or 0)
-            rows = conn.execute(query).mappings().all()
+            total = int(conn.execute(_COUNT_USER_TRANSACTIONS, params).scalar() or 0)
+            rows = conn.execute(query, params).all()
         items = [_txn(r) for r in rows[:page_size]]
         more = len(rows) > page_size
         next_cursor = (
@@ -875,7 +944,7 @@ class SqlStore:
             .limit(limit)
         )
         with self._tx(write=False) as conn:
-            return [_txn(r) for r in conn.execute(query).mappings().all()]
+            return [_txn(r) for r in conn.execute(query).all()]
 
     def list_awaiting_payment(self, *, due_before: datetime, limit: int = 100) -> list[Transaction]:
         """Deposits in an awaiting_* status due for a check, most overdue first."""
@@ -909,7 +978,7 @@ class SqlStore:
                 )
             query = query.order_by(c.paid_us, c.transaction_id).limit(_PAID_PAGE)
             with self._tx(write=False) as conn:
-                rows = [_txn(r) for r in conn.execute(query).mappings().all()]
+                rows = [_txn(r) for r in conn.execute(query).all()]
             yield from rows
             if len(rows) < _PAID_PAGE:
                 return
@@ -921,13 +990,8 @@ class SqlStore:
     def get_idempotency(self, user_id: str, key: str) -> IdempotencyRecord | None:
         """The stored idempotency record (possibly expired)."""
         self._ensure()
-        c = s.idempotency.c
         with self._tx(write=False) as conn:
-            row = (
-                conn.execute(select(s.idempotency).where(c.user_id == user_id, c.idem_key == key))
-                .mappings()
-                .first()
-            )
+            row = conn.execute(_IDEMPOTENCY, {"b_user_id": user_id, "b_key": key}).mappings().first()
         return None if row is None else _idempotency(row)
 
     # -- ledger and notifications -----------------------------------------------------------
@@ -1021,7 +1085,7 @@ class SqlStore:
             .limit(limit)
         )
         with self._tx(write=False) as conn:
-            return [_txn(r) for r in conn.execute(query).mappings().all()]
+            return [_txn(r) for r in conn.execute(query).all()]
 
     @_reconnecting
     def list_active_users(

@@ -113,6 +113,17 @@ def decide_create(
         raise errors.NotFound(f"user {txn.user_id} not found")
     if user.status is UserStatus.CLOSED:
         raise errors.UserClosed(f"user {txn.user_id} is closed")
+    return Decision(txn, create_write(txn, idempotency))
+
+
+def create_write(txn: Transaction, idempotency: IdempotencyRecord | None) -> AtomicWrite:
+    """What creating ``txn`` writes, its checks on the user carried by the write's own conditions.
+
+    The ``UserDelta`` requires an active user and counters that stay >= 0, so the write alone refuses
+    a missing or closed user (``UserNotActive``) and a withdrawal above the balance
+    (``InsufficientFunds``): the service needs no read of the user first (:func:`decide_create` is
+    the same write after a read).
+    """
     if txn.transaction_type is TransactionType.WITHDRAW:
         delta = UserDelta(txn.user_id, -txn.amount, txn.amount, 1, require_active=True)
         ledger: tuple[LedgerEntry, ...] = (
@@ -121,10 +132,9 @@ def decide_create(
     else:
         delta = UserDelta(txn.user_id, delta_open=1, require_active=True)
         ledger = ()
-    write = AtomicWrite(
+    return AtomicWrite(
         transactions=(TransactionPut(txn, 0),), user_delta=delta, ledger=ledger, idempotency=idempotency
     )
-    return Decision(txn, write)
 
 
 # -- withdraw: complete or cancel ----------------------------------------------------------------

@@ -12,7 +12,9 @@ USER_ID_LENGTH = 16
 
 
 def _random_base36(length: int) -> str:
-    return "".join(secrets.choice(_ALPHABET) for _ in range(length))
+    # One draw below 36**length written in base 36: the same uniform choice as one secrets.choice
+    # per character, with one call to the system's random source instead of one per character.
+    return _base36(secrets.randbelow(36**length), length)
 
 
 def _base36(value: int, width: int) -> str:

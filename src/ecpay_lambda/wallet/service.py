@@ -30,9 +30,9 @@ from .audit import run_audit
 from .decisions import (
     WithdrawAction,
     check_method_amount,
+    create_write,
     decide_cancel_deposit,
     decide_checkout,
-    decide_create,
     decide_refund,
     decide_withdraw_action,
     describe_attempt,
@@ -64,6 +64,7 @@ from .port import (
     Decision,
     IdempotencyKeyReused,
     InsufficientFunds,
+    InvalidCursor,
     Reads,
     Snapshot,
     UserExists,
@@ -343,10 +344,13 @@ class WalletService:
         )
         idem = idempotency_record(user_id, idempotency_key, fp, txn.transaction_id, now)
         try:
-            self.store.run(Reads(user_id=user_id), lambda snap: decide_create(snap.user, txn, idem))
+            # One conditional write, no read first: its conditions refuse a missing or closed user
+            # and a withdrawal above the balance; only a refusal reads the user, to say which.
+            self.store.commit(create_write(txn, idem))
         except InsufficientFunds:
             raise errors.InsufficientBalance(f"balance is below {amount}") from None
         except UserNotActive:
+            self._user(user_id)  # NotFound when there is no such user
             raise errors.UserClosed(f"user {user_id} is closed") from None
         except IdempotencyKeyReused as exc:
             # A concurrent request with the same key won the race: answer as it did.
@@ -400,8 +404,16 @@ class WalletService:
     ) -> Page[Transaction]:
         """A user's transactions, newest first."""
         self._validate_page(page, page_size)
-        self._user(user_id)
-        return self.store.list_transactions(user_id, page=page, page_size=page_size, cursor=cursor)
+        try:
+            found = self.store.list_transactions(user_id, page=page, page_size=page_size, cursor=cursor)
+        except InvalidCursor:
+            self._user(user_id)  # a missing user is NotFound, whatever the cursor
+            raise
+        if found.total == 0:
+            # Only an empty listing can be a missing user's: a user with transactions exists (users
+            # are never deleted), so the common case costs no read of the user.
+            self._user(user_id)
+        return found
 
     def update_withdraw(self, user_id: str, transaction_id: str, action: WithdrawAction) -> Transaction:
         """Complete or cancel a pending withdraw; a deposit cannot be completed (``InvalidState``)."""

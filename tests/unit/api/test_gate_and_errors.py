@@ -11,17 +11,20 @@ from typing import Any
 import pytest
 from tests.unit.api.apitest import TOKEN, Api, LambdaContext, make_event, match, to_resp
 
-from ecpay_lambda.api import auth, composition, handlers
+from ecpay_lambda.api import app, auth, composition, handlers, logs
 from ecpay_lambda.config import parse_settings
 
 USERS = "/users"
 
 
 @pytest.fixture
-def powertools_log(monkeypatch: pytest.MonkeyPatch) -> Iterator[io.StringIO]:
-    """What the management Logger writes (its handler keeps the stdout it was created with)."""
+def management_log(monkeypatch: pytest.MonkeyPatch) -> Iterator[io.StringIO]:
+    """What the management function's loggers write (each handler keeps the stdout it was created with)."""
     buffer = io.StringIO()
-    monkeypatch.setattr(handlers.logger.registered_handler, "stream", buffer)
+    for logger in (handlers.logger, app.logger):
+        for log_handler in logger.handlers:
+            if isinstance(log_handler.formatter, logs.JsonFormatter):
+                monkeypatch.setattr(log_handler, "stream", buffer)
     yield buffer
 
 
@@ -191,7 +194,7 @@ def test_a_path_no_route_serves_is_a_json_404(api_env: pytest.MonkeyPatch) -> No
 
 
 def test_an_unexpected_fault_is_a_bare_500(
-    api: Api, monkeypatch: pytest.MonkeyPatch, powertools_log: io.StringIO
+    api: Api, monkeypatch: pytest.MonkeyPatch, management_log: io.StringIO
 ) -> None:
     service = composition.get_service()
 
@@ -204,7 +207,7 @@ def test_an_unexpected_fault_is_a_bare_500(
     assert resp.status == 500
     assert resp.json() == {"error": {"code": "internal_error", "message": "internal error"}}
     assert "Traceback" not in resp.body and "boom" not in resp.body
-    logged = powertools_log.getvalue()
+    logged = management_log.getvalue()
     # The trace goes to the log, with the request id as correlation id.
     assert "unhandled error" in logged and '"correlation_id"' in logged
 
@@ -240,9 +243,9 @@ def test_cors_headers_for_allowed_origins(api_env: pytest.MonkeyPatch) -> None:
     assert other.header("Access-Control-Allow-Origin") in (None, "")
 
 
-def test_logs_are_json_with_the_request_id_as_correlation_id(api: Api, powertools_log: io.StringIO) -> None:
+def test_logs_are_json_with_the_request_id_as_correlation_id(api: Api, management_log: io.StringIO) -> None:
     api.request("GET", USERS, token="wrong")
-    lines = [json.loads(line) for line in powertools_log.getvalue().splitlines() if line.startswith("{")]
+    lines = [json.loads(line) for line in management_log.getvalue().splitlines() if line.startswith("{")]
     refused = [line for line in lines if line.get("message") == "request refused"]
     assert refused and refused[0]["correlation_id"] and refused[0]["service"] == "ecpay-lambda"
     assert "wrong" not in json.dumps(lines)  # the presented token is never logged

@@ -51,7 +51,8 @@ MANAGEMENT = "ecpay_lambda.api.handlers"
 OPENAPI_MODELS = "aws_lambda_powertools.event_handler.openapi.models"
 # ecpay_lambda.local holds the local JWT issuer, gateway and sandbox: local mode only, never a function's.
 # SQLAlchemy: every function here runs on DynamoDB as deployed (the SQL stores are for laptops).
-_NEVER = ("sqlalchemy", "ecpay_lambda.local", "ecpay_lambda.ecpay.testing")
+# The events outbox is local mode's stand-in for the Pipe (store/outbox.py).
+_NEVER = ("sqlalchemy", "ecpay_lambda.local", "ecpay_lambda.ecpay.testing", "ecpay_lambda.store.outbox")
 _LEAN = (*_NEVER, "pydantic", "aws_lambda_powertools")
 # Modules (and their submodules) each deployed handler must not load on import or first request.
 FORBIDDEN: dict[str, tuple[str, ...]] = {

@@ -10,7 +10,6 @@ from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Query
 
 from ...config import load_settings
-from ...store.outbox import read_outbox
 from ..schemas import EventList, WalletEventOut
 from .common import SECURITY, ApiError, json_response, operator_only, responses
 
@@ -38,6 +37,9 @@ def list_events(limit: Limit = 100) -> Response[Any]:
     outbox = load_settings().events_outbox
     if not outbox:
         raise ApiError(404, "events_on_bus", "events are published on the wallet event bus (docs/events.md)")
+    # Local mode's file only (on AWS the route answers above): deployed functions never load it.
+    from ...store.outbox import read_outbox  # noqa: PLC0415
+
     events = read_outbox(Path(outbox))
     return json_response(
         200,

@@ -4,18 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 
 from ..composition import get_service
 from ..errors import RETRY_AFTER_SECONDS
-from ..logs import SERVICE
+from ..logs import get_logger
 from ..schemas import Health
 from .common import json_response
 
 router = Router()  # type: ignore[no-untyped-call]  # Powertools' __init__ is unannotated
-logger = Logger(service=SERVICE, child=True)
+logger = get_logger("ecpay_lambda.api.routes.meta")
 
 
 @router.get(
