@@ -441,7 +441,7 @@ def credit_guess(
     if oc.payment_type:
         info["payment_type"] = oc.payment_type  # as _paid_attempt adds it
     tid = oc.transaction_id
-    credit = CreditGuess(
+    return CreditGuess(
         transaction_id=tid,
         user_id=user_id,
         merchant_trade_no=oc.merchant_trade_no,
@@ -455,7 +455,6 @@ def credit_guess(
             "applied", transaction_id=tid, merchant_trade_no=oc.merchant_trade_no, dedupe_key=oc.dedupe_key
         ),
     )
-    return credit
 
 
 def apply_outcome(
@@ -481,10 +480,8 @@ def apply_outcome(
         related = snap.transactions.get(txn.related_transaction_id or "") if oc.kind in REFUND_KINDS else None
         return decide(txn, oc, now, merchant_id=merchant_id, related=related, user_closed=user_closed)
 
-    def guess() -> CreditGuess | None:
-        if user_id is None:
-            return None
-        return credit_guess(oc, delivery, merchant_id=merchant_id, user_id=user_id, now=clock())
+    def guess(user: str) -> Callable[[], CreditGuess | None]:
+        return lambda: credit_guess(oc, delivery, merchant_id=merchant_id, user_id=user, now=clock())
 
     return apply_change(
         store,
@@ -496,7 +493,7 @@ def apply_outcome(
         dedupe_key=oc.dedupe_key,
         confirm=None if confirm is None else (lambda txn: confirm(txn, oc)),
         clock=clock,
-        guess=guess if user_id is not None else None,
+        guess=None if user_id is None else guess(user_id),
     )
 
 
