@@ -74,6 +74,41 @@ def test_no_control_is_covered_on_a_phone_or_a_desktop(
     expect(drawer).to_be_hidden()
 
 
+STALE_TOP_HEIGHTS_JS = """
+() => {
+  // Registered after the page's own observers, so it runs right after them on every change of the
+  // top: whatever runs next (a click, a scroll, a test's check) must already see the bar's height.
+  const top = document.querySelector(".top-sticky");
+  window.__staleTopHeights = [];
+  new MutationObserver(() => {
+    const published = document.documentElement.style.getPropertyValue("--top-height");
+    const actual = `${top.offsetHeight}px`;
+    if (published !== actual) window.__staleTopHeights.push(`${published} for ${actual}`);
+  }).observe(top, { childList: true, subtree: true, characterData: true, attributes: true });
+}
+"""
+
+
+@pytest.mark.parametrize("viewport", [PHONE, DESKTOP], ids=["phone", "desktop"])
+def test_the_bar_height_is_published_before_anything_can_run_after_a_message(
+    open_page: Callable[..., Page], seeder: Seeder, local_stack: str, viewport: dict[str, int]
+) -> None:
+    """CI once found every control "covered" right after an error appeared: scrolling used the bar's
+    height from before the message until the next frame's ResizeObserver callback."""
+    user = seeder.user("bar")
+    dashboard = Dashboard(open_page(viewport), local_stack.rstrip("/"))
+    dashboard.open_with_user(user["user_id"], "en")
+    dashboard.page.evaluate(STALE_TOP_HEIGHTS_JS)
+    dashboard.withdraw(100_000)
+    expect(dashboard.errors).to_have_count(1)
+    dashboard.withdraw(200_000)  # the same error again replaces the first
+    expect(dashboard.errors).to_have_count(1)
+    dashboard.errors.first.locator(".toast-close").click()
+    expect(dashboard.errors).to_have_count(0)
+    dashboard.set_language("zh-TW")
+    assert dashboard.page.evaluate("window.__staleTopHeights") == []
+
+
 # ---- live refresh keeps what the user typed ----------------------------------------------------------
 
 

@@ -1933,11 +1933,15 @@ function wireForms() {
   window.addEventListener("pageshow", (event) => {
     if (event.persisted) reloadEverything().catch(showError);
   });
-  // The users card sticks under the top bar on wide screens: it needs the bar's current height
-  // (messages make the bar taller), or the bar would cover its first controls.
+  // The users card sticks under the top bar on wide screens, and scrolling to a control stops below
+  // the bar: both need the bar's current height (messages make it taller), or the bar would cover
+  // controls. A ResizeObserver alone reports at the next rendering frame, so for a frame (longer on a
+  // busy machine) a new message covered what sat under it; the MutationObserver publishes the height
+  // before anything else can run after the change. The ResizeObserver still catches a resized window.
   const top = $(".top-sticky");
   const publishHeight = () => document.documentElement.style.setProperty("--top-height", `${top.offsetHeight}px`);
   new ResizeObserver(publishHeight).observe(top);
+  new MutationObserver(publishHeight).observe(top, { childList: true, subtree: true, characterData: true, attributes: true });
   publishHeight();
 }
 
