@@ -38,22 +38,15 @@ import pytest
 
 from ecpay_lambda.api.composition import build_store, ecpay_config
 from ecpay_lambda.config import parse_settings
-from ecpay_lambda.ecpay.timezone import TAIPEI
 from ecpay_lambda.wallet.audit import EVERYTHING
 from ecpay_lambda.wallet.service import WalletService
+from tests.support.clock import daytime_offset
 
 from .conftest import ServerFactory, audit, open_test_store
 from .harness import Api, ServerProcess, run_parallel, size, wait_until
 
 WORKERS = 4
 STATES = ("authorised", "to_be_closed", "closed")
-
-
-def daytime_offset(hour: int = 10) -> float:
-    """A sandbox ``clock_offset_seconds`` putting its business time at ``hour``:00 Taipei today."""
-    now = datetime.now(UTC)
-    target = now.astimezone(TAIPEI).replace(hour=hour, minute=0, second=0, microsecond=0)
-    return (target - now).total_seconds()
 
 
 def _sandbox(server: ServerProcess) -> Api:
@@ -222,7 +215,8 @@ def test_kill9_during_refunds_then_reconcile_settles_by_ecpay(
     later = WalletService(
         build_store(settings),
         ecpay_config(settings),
-        clock=lambda: datetime.now(UTC) + timedelta(minutes=16),  # past the refunds' 15-minute grace
+        # The server's wallet reads the sandbox's clock: past the refunds' 15-minute grace by that clock.
+        clock=lambda: datetime.now(UTC) + timedelta(seconds=offset, minutes=16),
     )
     report = later.reconcile(limit=10_000)
     print(f"reconcile: {report}")

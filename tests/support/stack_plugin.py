@@ -23,8 +23,8 @@ from pathlib import Path
 
 import pytest
 
-from ecpay_lambda.ecpay.timezone import TAIPEI
 from ecpay_lambda.local.sandbox.client import SandboxClient
+from tests.support.clock import daytime_offset
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 START_TIMEOUT = 60.0  # seconds; a bound on a loaded CI machine, not a measurement
@@ -146,13 +146,6 @@ def start_local_stack(data_dir: Path, extra_env: Mapping[str, str] | None = None
     stack.clock_offset = daytime_offset()
     stack.sandbox.settings(clock_offset_seconds=stack.clock_offset)
     return stack
-
-
-def daytime_offset(hour: int = 10, minute: int = 0) -> float:
-    """Seconds that put a clock at ``hour:minute`` Taipei today (the sandbox's ``clock_offset_seconds``)."""
-    now = datetime.now(UTC)
-    target = now.astimezone(TAIPEI).replace(hour=hour, minute=minute, second=0, microsecond=0)
-    return (target - now).total_seconds()
 
 
 def stop_local_stack(process: subprocess.Popen[str]) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.support.stack_plugin import daytime_offset
+from tests.support.clock import daytime_offset
 from tests.unit.api.apitest import TOKEN, Api
 
 from ecpay_lambda.api import composition

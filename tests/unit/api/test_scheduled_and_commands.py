@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -97,7 +97,7 @@ def test_reconcile_command_applies_what_ecpay_says(
 
     monkeypatch.setattr(composition, "build_service", with_fake)
     # The grace period keeps fresh deposits out of reconciliation: run it from an hour later.
-    later = datetime.now(UTC) + timedelta(hours=1)
+    later = composition.wallet_clock() + timedelta(hours=1)  # the tests' pinned clock
     monkeypatch.setattr(WalletService, "now", lambda self: later)
     assert main(["reconcile", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)

@@ -3,30 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
 from itertools import count
 
 import pytest
 
 from ecpay_lambda.ecpay.checkmac import check_mac_value
 from ecpay_lambda.ecpay.credentials import MerchantCredentials
-from ecpay_lambda.ecpay.timezone import TAIPEI
 
 STAGE = MerchantCredentials.stage_test_merchant()
 _numbers = count(1)
 
 CheckoutFactory = Callable[..., dict[str, str]]
-
-
-def daytime_offset(hour: int = 10, minute: int = 0) -> float:
-    """A ``clock_offset_seconds`` putting the sandbox at ``hour:minute`` Taipei today.
-
-    Card trades change state at 20:15 Taipei and refuse DoAction until 20:30: a test that uses the
-    real clock pins the sandbox's time of day with this, so it passes whenever it runs.
-    """
-    now = datetime.now(UTC)
-    target = now.astimezone(TAIPEI).replace(hour=hour, minute=minute, second=0, microsecond=0)
-    return (target - now).total_seconds()
 
 
 @pytest.fixture

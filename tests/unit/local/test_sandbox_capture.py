@@ -8,6 +8,7 @@ import urllib.request
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from tests.support.clock import daytime_offset
 
 from ecpay_lambda.ecpay.checkmac import check_mac_value
 from ecpay_lambda.ecpay.client import EcpayClient, parse_raw_pairs
@@ -16,7 +17,7 @@ from ecpay_lambda.local.sandbox import ActionError, Sandbox, SandboxSettings, Tr
 from ecpay_lambda.local.sandbox.capture import CardState, closes_due, in_close_window, next_close_after
 from ecpay_lambda.local.sandbox.client import SandboxError
 
-from .conftest import STAGE, CheckoutFactory, daytime_offset
+from .conftest import STAGE, CheckoutFactory
 
 RETURN_URL = "http://127.0.0.1:9/return"
 

@@ -10,13 +10,14 @@ import urllib.parse
 import urllib.request
 
 import pytest
+from tests.support.clock import daytime_offset
 
 from ecpay_lambda.ecpay.checkmac import check_mac_value, verify_check_mac_value
 from ecpay_lambda.ecpay.client import EcpayClient, parse_raw_pairs
 from ecpay_lambda.ecpay.credentials import MerchantCredentials
 from ecpay_lambda.ecpay.errors import RateLimitedError, RejectedError
 
-from .conftest import STAGE, CheckoutFactory, daytime_offset
+from .conftest import STAGE, CheckoutFactory
 
 
 @pytest.fixture
