@@ -8,10 +8,12 @@ Two loads on the local server (``ecpay-lambda serve --quiet``, SQLite store):
 - duplicates: re-deliveries of paid deposits (verified, recorded, answered ``1|OK``: one commit each);
 - first deliveries: one notification per deposit awaiting payment (verified, credited, recorded).
 
-Interleaved: both servers stay up, and each load is sent in ``ROUNDS`` slices, each slice of the local
-server's load followed (or, every other round, preceded) by a slice of the bare server's, so that what
-else runs on the machine slows both alike. Each ratio is the local server's rate over the bare
-server's rate in the same rounds. Client and servers share the machine's cores, so read the ratio,
+A third server is the floor for any server that keeps what it acknowledges: the bare server plus one
+row committed durably in SQLite per request (``baseline_server.py --durable-commit``).
+
+Interleaved: the servers stay up, and each load is sent in ``ROUNDS`` slices, the servers taking turns
+to go first, so that what else runs on the machine slows them alike. Each ratio is a server's rate over
+the bare server's rate in the same rounds. Client and servers share the machine's cores, so read the ratio,
 not the absolute rate. Each row also gives the server process's CPU time per request (user + system,
 read from ``/proc`` on Linux): what a request costs the server, whatever else runs on the machine.
 """
@@ -223,32 +225,46 @@ def _combined(name: str, parts: Sequence[Load]) -> Load:
 
 def _interleaved(
     bare_server: Served,
+    durable_server: Served,
     server: Served,
     requests: Sequence[tuple[str, bytes]],
     baseline: Sequence[tuple[str, bytes]],
     name: str,
-) -> tuple[Load, Load]:
-    """(bare server, local server) on ``ROUNDS`` alternating slices of the same size."""
+) -> tuple[Load, ...]:
+    """(bare server, bare server with a durable commit, local server) on ``ROUNDS`` rotating slices."""
+    floor: list[Load] = []
+    durable: list[Load] = []
     ours: list[Load] = []
-    bare: list[Load] = []
     size = max(1, -(-len(requests) // ROUNDS))
     for index in range(0, len(requests), size):
         chunk = requests[index : index + size]
-        steps = [(bare, bare_server, baseline[: len(chunk)]), (ours, server, chunk)]
-        if (index // size) % 2:
-            steps.reverse()
-        for into, target, load in steps:
+        steps = [
+            (floor, bare_server, baseline[: len(chunk)]),
+            (durable, durable_server, chunk),
+            (ours, server, chunk),
+        ]
+        turn = (index // size) % len(steps)  # each server goes first, second and last in turn
+        for into, target, load in steps[turn:] + steps[:turn]:
             into.append(drive(target, load, name))
-    return _combined(f"bare stdlib server, same rounds as {name}", bare), _combined(name, ours)
+    return (
+        _combined(f"bare stdlib server, same rounds as {name}", floor),
+        _combined(f"bare server + one durable SQLite commit, same rounds as {name}", durable),
+        _combined(name, ours),
+    )
 
 
-def measure(workdir: Path, duplicates: int, first: int) -> list[tuple[Load, Load]]:
-    """(bare server, local server) for duplicates, then for first deliveries, interleaved."""
+def measure(workdir: Path, duplicates: int, first: int) -> list[tuple[Load, ...]]:
+    """Per load: the bare server, the bare server with a durable commit, the local server, interleaved."""
     serve = [sys.executable, "-m", "ecpay_lambda.cli", "serve", "--port", "0", "--quiet"]
     serve += ["--data-dir", str(workdir / "data"), "--template", str(TEMPLATE)]
     env = {"STORE_URL": f"sqlite:///{workdir / 'data' / 'wallet.db'}", "API_TOKEN": ""}
     baseline_argv = [sys.executable, str(ROOT / "bench" / "baseline_server.py")]
-    with process(serve, workdir, env) as server, process(baseline_argv, workdir) as bare_server:
+    durable_argv = [*baseline_argv, "--durable-commit", str(workdir / "floor.db")]
+    with (
+        process(serve, workdir, env) as server,
+        process(baseline_argv, workdir) as bare_server,
+        process(durable_argv, workdir) as durable_server,
+    ):
         port = server.port
         user = _json(port, "POST", "/users", {"username": f"bench{os.getpid()}", "email": "b@example.com"})
         user_id = user["user_id"]
@@ -265,22 +281,33 @@ def measure(workdir: Path, duplicates: int, first: int) -> list[tuple[Load, Load
             (f"/users/{user_id}/transactions/{tid}/return", paid_body(mtn, 100)) for tid, mtn in fresh[:first]
         ]
         drive(bare_server, dup_requests[: min(200, duplicates)], "warm-up")
+        drive(durable_server, dup_requests[: min(200, duplicates)], "warm-up")
         drive(server, dup_requests[: min(100, duplicates)], "warm-up")
         return [
             _interleaved(
-                bare_server, server, dup_requests, dup_requests, "local server: duplicate notifications"
+                bare_server,
+                durable_server,
+                server,
+                dup_requests,
+                dup_requests,
+                "local server: duplicate notifications",
             ),
             _interleaved(
-                bare_server, server, first_requests, dup_requests, "local server: first deliveries (credit)"
+                bare_server,
+                durable_server,
+                server,
+                first_requests,
+                dup_requests,
+                "local server: first deliveries (credit)",
             ),
         ]
 
 
-def table(pairs: list[tuple[Load, Load]]) -> Table:
+def table(groups: list[tuple[Load, ...]]) -> Table:
     """Rate, latency and the ratio to the bare server measured in the same rounds."""
     rows = []
-    for bare, load in pairs:
-        for row, ratio in ((bare, 1.0), (load, load.rate / (bare.rate or 1.0))):
+    for bare, *others in groups:
+        for row, ratio in ((bare, 1.0), *((load, load.rate / (bare.rate or 1.0)) for load in others)):
             rows.append(
                 [
                     row.name,
@@ -297,5 +324,9 @@ def table(pairs: list[tuple[Load, Load]]) -> Table:
         f"Local server, {CLIENTS} concurrent clients (keep-alive), interleaved ({ROUNDS} rounds)",
         ["load", "requests", "req/s", "p50 ms", "p99 ms", "ratio to bare", "server CPU ms/req", "errors"],
         rows,
-        note="server CPU ms/req = the server process's CPU time (user + system) per request, from /proc.",
+        note=(
+            "server CPU ms/req = the server process's CPU time (user + system) per request, from /proc. "
+            "bare server + one durable SQLite commit = the floor for any server that keeps what it "
+            "acknowledges (one row, WAL, synchronous=FULL, one request at a time, as local mode runs events)."
+        ),
     )
