@@ -49,7 +49,6 @@ _AUTH_SENTENCE: dict[AuthScheme, str] = {
     "jwt": "its management routes require a JWT from the configured issuer (`bearerAuth`).",
     "none": "a local server without `API_TOKEN`, so no route requires credentials.",
 }
-PUBLIC_PATHS = frozenset({"/openapi.json", "/docs", "/healthz"})
 
 
 def _error(
