@@ -11,11 +11,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import NamedTuple
 
-from ..wallet.models import Page, PaymentMethod, Transaction, TransactionType, User
+from ..wallet.errors import InvalidRequest
+from ..wallet.models import Page, PaymentMethod, Transaction, TransactionStatus, TransactionType, User
 from ..wallet.port import IdentityBound
 from ..wallet.recurring import plan_from_request
-from ..wallet.service import TransactionDetail, WalletService
-from .access import caller, own_wallet
+from ..wallet.service import TransactionDetail, WalletService, WithdrawAction
+from .access import caller, operator_only, own_wallet
 from .composition import get_service
 from .errors import ApiError
 from .events import Event
@@ -55,6 +56,20 @@ def create_user(event: Event, username: str, email: str) -> UserAnswer:
             if existing is None:
                 raise
     return UserAnswer(200, existing)
+
+
+def list_users(
+    event: Event, page: int, page_size: int, cursor: str | None, include_closed: bool
+) -> Page[User]:
+    """GET /users: one page; closed users only with ``include_closed`` (operators only: 404 otherwise)."""
+    operator_only(event)
+    service = get_service()
+    if include_closed:
+        return service.list_users(page=page, page_size=page_size, cursor=cursor)
+    try:
+        return service.store.list_active_users(page=page, page_size=page_size, cursor=cursor)
+    except (ValueError, InvalidRequest):
+        raise ApiError(400, "invalid_request", "invalid cursor") from None
 
 
 def get_user(event: Event, user_id: str) -> User:
@@ -126,6 +141,31 @@ def get_transaction(event: Event, user_id: str, transaction_id: str) -> Transact
     """GET /users/{userId}/transactions/{transactionId}: with its ledger and notifications."""
     own_wallet(event, user_id)
     return get_service().get_transaction(user_id, transaction_id)
+
+
+def withdraw_action(action: str | None, status: TransactionStatus | None) -> WithdrawAction:
+    """What a PATCH asks: ``action`` or the seed's ``status`` (if both, they must agree); else complete."""
+    from_status: WithdrawAction | None = None
+    if status == TransactionStatus.COMPLETED:
+        from_status = "complete"
+    elif status == TransactionStatus.CANCELLED:
+        from_status = "cancel"
+    if action is not None and from_status is not None and action != from_status:
+        raise ApiError(422, "validation_error", "action and status disagree")
+    if action == "cancel":
+        return "cancel"
+    if action == "complete":
+        return "complete"
+    return from_status or "complete"
+
+
+def update_transaction(
+    event: Event, user_id: str, transaction_id: str, action: str | None, status: TransactionStatus | None
+) -> Transaction:
+    """PATCH /users/{userId}/transactions/{transactionId}: complete (default) or cancel (operators)."""
+    operator_only(event)
+    service = get_service()
+    return service.update_withdraw(user_id, transaction_id, withdraw_action(action, status))
 
 
 def store_writable() -> bool:

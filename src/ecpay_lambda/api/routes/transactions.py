@@ -8,11 +8,8 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Body
 
-from ...wallet.models import TransactionStatus, TransactionType
-from ...wallet.service import WithdrawAction
+from ...wallet.models import TransactionType
 from .. import operations
-from ..composition import get_service
-from ..errors import ApiError
 from ..schemas import (
     TransactionCreate,
     TransactionDetailOut,
@@ -29,7 +26,6 @@ from .common import (
     TransactionId,
     UserId,
     json_response,
-    operator_only,
     responses,
 )
 
@@ -115,19 +111,6 @@ def get_transaction(user_id: UserId, transaction_id: TransactionId) -> Response[
     return json_response(200, TransactionDetailOut.of_detail(detail))
 
 
-def _withdraw_action(update: WithdrawUpdate | None) -> WithdrawAction:
-    if update is None:
-        return "complete"
-    from_status: WithdrawAction | None = None
-    if update.status == TransactionStatus.COMPLETED:
-        from_status = "complete"
-    elif update.status == TransactionStatus.CANCELLED:
-        from_status = "cancel"
-    if update.action is not None and from_status is not None and update.action != from_status:
-        raise ApiError(422, "validation_error", "action and status disagree")
-    return update.action or from_status or "complete"
-
-
 @router.patch(
     "/users/<userId>/transactions/<transactionId>",
     summary="Complete (default) or cancel a pending withdrawal; cancel an unpaid deposit",
@@ -148,6 +131,11 @@ def update_transaction(
     user_id: UserId, transaction_id: TransactionId, body: Annotated[WithdrawUpdate | None, Body()] = None
 ) -> Response[Any]:
     """PATCH /users/{userId}/transactions/{transactionId}: the seed sends no body to complete (operators)."""
-    operator_only(router)
-    transaction = get_service().update_withdraw(user_id, transaction_id, _withdraw_action(body))
+    transaction = operations.update_transaction(
+        router.current_event.raw_event,
+        user_id,
+        transaction_id,
+        None if body is None else body.action,
+        None if body is None else body.status,
+    )
     return json_response(200, TransactionOut.of(transaction))

@@ -8,10 +8,8 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 
-from ...wallet.errors import InvalidRequest
 from .. import operations
 from ..composition import get_service
-from ..errors import ApiError
 from ..schemas import InvoiceSettingsIn, UserCreate, UserList, UserOut
 from .common import (
     SECURITY,
@@ -77,15 +75,7 @@ def list_users(
     ("deleted"); operators list them too with ``include_closed=true``. ``GET /users/{id}`` still
     answers for a closed user (status ``closed``). Operators only (404 for an end user).
     """
-    operator_only(router)
-    service = get_service()
-    if include_closed:
-        listing = service.list_users(page=page, page_size=page_size, cursor=cursor)
-    else:
-        try:
-            listing = service.store.list_active_users(page=page, page_size=page_size, cursor=cursor)
-        except (ValueError, InvalidRequest):
-            raise ApiError(400, "invalid_request", "invalid cursor") from None
+    listing = operations.list_users(router.current_event.raw_event, page, page_size, cursor, include_closed)
     return json_response(
         200,
         UserList(
