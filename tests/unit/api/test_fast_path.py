@@ -37,6 +37,7 @@ from ecpay_lambda.api.schemas import (
     TransactionList,
     TransactionOut,
     UserCreate,
+    UserList,
     UserOut,
 )
 from ecpay_lambda.config import load_settings
@@ -267,6 +268,22 @@ def _normal_events(twins: Twins, claims: dict[str, Any] | None = None) -> list[d
         event_for("GET", "/users/nobody", **kw),
         event_for("GET", "/healthz", **kw),
         event_for("GET", f"/users/{amy}", stage="$default", **kw),
+        event_for("GET", "/users", **kw),
+        event_for("GET", "/users", query={"include_closed": "true", "pageSize": "1", "page": "2"}, **kw),
+        event_for("GET", "/users", query={"include_closed": "false"}, headers={"accept": "*/*"}, **kw),
+        # PATCH: the seed's empty body completes; action/status; disagreeing (422); a deposit (409).
+        event_for(
+            "POST", f"/users/{amy}/transactions", body={"transaction_type": "withdraw", "amount": 1}, **kw
+        ),
+        event_for(
+            "PATCH",
+            f"/users/{amy}/transactions/{tx}",
+            body={"action": "complete", "status": "cancelled"},
+            **kw,
+        ),
+        event_for("PATCH", f"/users/{amy}/transactions/{tx}", body={"action": "complete"}, **kw),
+        event_for("PATCH", f"/users/{amy}/transactions/{tx}", **kw),
+        event_for("PATCH", f"/users/{amy}/transactions/{tx}", body={"status": "cancelled", "x": 1}, **kw),
     ]
 
 
@@ -302,7 +319,10 @@ def test_the_cases_it_hands_on_are_answered_by_the_resolver(twins: Twins) -> Non
         event_for("GET", f"/users/{amy}/transactions", query={"pageSize": "0"}),
         event_for("GET", f"/users/{amy}/transactions", query={"page_size": "5"}),
         event_for("GET", "/users/" + "u" * 65),
-        event_for("GET", "/users"),
+        event_for("GET", "/users", query={"include_closed": "1"}),
+        event_for("PATCH", f"/users/{amy}/transactions/x", body={"action": "Complete"}),
+        event_for("PATCH", f"/users/{amy}/transactions/x", raw_body=""),
+        event_for("GET", "/events"),
     ]
     for event in handed_on:
         assert not twins.check(event), event
@@ -441,7 +461,8 @@ def events(draw: st.DrawFn, users: list[str], transactions: list[str]) -> dict[s
         )
     )
     transaction = draw(st.sampled_from([*transactions, "000000000000", "t" * 65]))
-    route = draw(st.sampled_from(["create_user", "get_user", "create_tx", "list_tx", "get_tx", "health"]))
+    routes = ["create_user", "get_user", "create_tx", "list_tx", "get_tx", "health", "list_users", "patch"]
+    route = draw(st.sampled_from(routes))
     headers: dict[str, str] = {}
     if draw(st.booleans()):
         headers["accept"] = draw(st.sampled_from(["*/*", "application/json", " */* "]))
@@ -463,6 +484,30 @@ def events(draw: st.DrawFn, users: list[str], transactions: list[str]) -> dict[s
         return event_for("GET", f"/users/{user}/transactions", query=draw(queries()), body=body, **kw)
     if route == "get_tx":
         return event_for("GET", f"/users/{user}/transactions/{transaction}", **kw)
+    if route == "list_users":
+        query = draw(queries())
+        if draw(st.booleans()):
+            query = {
+                **(query or {}),
+                "include_closed": draw(st.sampled_from(["true", "false", "1", "True", ""])),
+            }
+        return event_for("GET", "/users", query=query, **kw)
+    if route == "patch":
+        body = draw(
+            st.one_of(
+                st.none(),
+                st.fixed_dictionaries(
+                    {},
+                    optional={
+                        "action": st.sampled_from(["complete", "cancel", "Complete", None, 1]),
+                        "status": st.sampled_from(["completed", "cancelled", "pending", None]),
+                        "note": st.integers(),
+                    },
+                ),
+                st.sampled_from([[], "x"]),
+            )
+        )
+        return event_for("PATCH", f"/users/{user}/transactions/{transaction}", body=body, **kw)
     return event_for("GET", "/healthz", **kw)
 
 
@@ -583,9 +628,13 @@ def test_the_lean_rendering_is_byte_for_byte_the_models(tx: Transaction, users: 
     assert render.transaction_detail(detail) == TransactionDetailOut.of_detail(detail).model_dump_json(
         by_alias=True
     )
+    records = []
     for name, email, created in users:
         user = User("u1", name, email, 5, 0, UserStatus.ACTIVE, 0, created, created)
         assert render.user(user) == UserOut.of(user).model_dump_json(by_alias=True)
+        records.append(user)
+    expected_users = UserList(users=[UserOut.of(u) for u in records], total=3, page=1, pageSize=2)
+    assert render.user_page(Page(records, 3), 1, 2) == expected_users.model_dump_json(by_alias=True)
 
 
 def test_the_plain_cases_are_rendered_without_the_models(monkeypatch: pytest.MonkeyPatch) -> None:

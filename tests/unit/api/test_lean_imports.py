@@ -359,6 +359,8 @@ def test_first_management_requests_as_deployed_import_only_what_the_benchmark_co
         "list transactions": (_management_event("GET", transactions), 200),
         "get transaction": (_management_event("GET", f"{transactions}/{deposit.transaction_id}"), 200),
         "health": (_management_event("GET", "/healthz"), 200),
+        "list users": (_management_event("GET", "/users"), 200),
+        "complete a deposit": (_management_event("PATCH", f"{transactions}/{deposit.transaction_id}"), 409),
     }
     for name, (event, status) in cases.items():
         report = _first_request(

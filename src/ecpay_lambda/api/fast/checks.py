@@ -14,7 +14,7 @@ import re
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
-from ...wallet.models import PaymentMethod, TransactionType
+from ...wallet.models import PaymentMethod, TransactionStatus, TransactionType
 from ..events import Event
 from ..patterns import (
     AMOUNT_PATTERN,
@@ -37,6 +37,10 @@ PAGE_MAX = 1_000_000
 PAGE_SIZE_MAX = 100
 IDEMPOTENCY_KEY_MAX = 255
 _LIST_QUERY = frozenset({"page", "pageSize", "cursor"})
+_USERS_QUERY = frozenset({*_LIST_QUERY, "include_closed"})
+_BOOLEANS = {"true": True, "false": False}
+_ACTIONS = frozenset({"complete", "cancel"})
+_UPDATE_STATUSES = {s.value: s for s in (TransactionStatus.COMPLETED, TransactionStatus.CANCELLED)}
 _TYPES = {t.value: t for t in (TransactionType.DEPOSIT, TransactionType.WITHDRAW)}
 _METHODS = {m.value: m for m in PaymentMethod}
 _MISSING = object()
@@ -64,6 +68,22 @@ class ListQuery(NamedTuple):
     page: int
     page_size: int
     cursor: str | None
+
+
+class ListUsersQuery(NamedTuple):
+    """GET /users's valid query."""
+
+    page: int
+    page_size: int
+    cursor: str | None
+    include_closed: bool
+
+
+class UpdateTransaction(NamedTuple):
+    """A valid PATCH body (no body at all: both None, the seed's way to complete)."""
+
+    action: str | None
+    status: TransactionStatus | None
 
 
 def ids(parameters: Mapping[str, str]) -> bool:
@@ -186,10 +206,10 @@ def _query_int(value: object, default: int, limit: int) -> int | None:
     return number if number <= limit else None
 
 
-def list_query(event: Event) -> ListQuery | None:
+def list_query(event: Event, allowed: frozenset[str] = _LIST_QUERY) -> ListQuery | None:
     """A listing's ``page``, ``pageSize`` and ``cursor`` (any other query parameter: unsure)."""
     query = event.get("queryStringParameters") or {}
-    if not isinstance(query, Mapping) or not _LIST_QUERY.issuperset(query):
+    if not isinstance(query, Mapping) or not allowed.issuperset(query):
         return None
     page = _query_int(query.get("page", _MISSING), 1, PAGE_MAX)
     page_size = _query_int(query.get("pageSize", _MISSING), 20, PAGE_SIZE_MAX)
@@ -199,3 +219,32 @@ def list_query(event: Event) -> ListQuery | None:
     if page is None or page_size is None:
         return None
     return ListQuery(page, page_size, cursor)
+
+
+def list_users_query(event: Event) -> ListUsersQuery | None:
+    """GET /users's query: a listing's, and ``include_closed`` written ``true`` or ``false``."""
+    listing = list_query(event, _USERS_QUERY)
+    if listing is None:
+        return None
+    query = event.get("queryStringParameters") or {}
+    include_closed = query.get("include_closed", "false")
+    if include_closed not in _BOOLEANS:
+        return None
+    return ListUsersQuery(*listing, _BOOLEANS[include_closed])
+
+
+def update_transaction(event: Event) -> UpdateTransaction | None:
+    """A PATCH body: none at all (and no content type), or an object with a known action and status."""
+    if event.get("body") is None and not event.get("isBase64Encoded"):
+        if _headers_named(event, "content-type"):
+            return None
+        return UpdateTransaction(None, None)
+    data = _json_object(event)
+    if data is None:
+        return None
+    action, status = data.get("action"), data.get("status")
+    if action is not None and (type(action) is not str or action not in _ACTIONS):
+        return None
+    if status is not None and (type(status) is not str or status not in _UPDATE_STATUSES):
+        return None
+    return UpdateTransaction(action, None if status is None else _UPDATE_STATUSES[status])

@@ -180,6 +180,16 @@ def _page(listing: Page[Transaction], page: int, page_size: int) -> dict[str, An
     }
 
 
+def _user_page(listing: Page[User], page: int, page_size: int) -> dict[str, Any]:
+    return {
+        "users": [_user(u) for u in listing.items],
+        "total": _int(listing.total),
+        "page": page,
+        "pageSize": page_size,
+        "next_cursor": _maybe_str(listing.next_cursor),
+    }
+
+
 def _detail(detail: TransactionDetail) -> dict[str, Any]:
     return {
         **_transaction(detail.transaction),
@@ -229,6 +239,23 @@ def transaction_page(listing: Page[Transaction], page: int, page_size: int) -> s
 
     model = TransactionList(
         transactions=[TransactionOut.of(t) for t in listing.items],
+        total=listing.total,
+        page=page,
+        pageSize=page_size,
+        next_cursor=listing.next_cursor,
+    )
+    return model.model_dump_json(by_alias=True)
+
+
+def user_page(listing: Page[User], page: int, page_size: int) -> str:
+    """The ``UserList`` of one page, as GET /users renders it."""
+    body = _lean(lambda: _user_page(listing, page, page_size))
+    if body is not None:
+        return body
+    from ..schemas import UserList, UserOut  # noqa: PLC0415
+
+    model = UserList(
+        users=[UserOut.of(u) for u in listing.items],
         total=listing.total,
         page=page,
         pageSize=page_size,

@@ -89,6 +89,35 @@ def _get_transaction(event: Event, parameters: Mapping[str, str]) -> Answer | No
     )
 
 
+def _list_users(event: Event, parameters: Mapping[str, str]) -> Answer | None:
+    query = checks.list_users_query(event)
+    if query is None or not checks.no_body(event):
+        return None
+
+    def run() -> Answer:
+        listing = operations.list_users(
+            event, query.page, query.page_size, query.cursor, query.include_closed
+        )
+        return 200, render.user_page(listing, query.page, query.page_size), None
+
+    return _run(run)
+
+
+def _update_transaction(event: Event, parameters: Mapping[str, str]) -> Answer | None:
+    request = checks.update_transaction(event)
+    if request is None or not checks.ids(parameters):
+        return None
+    user_id, transaction_id = parameters["userId"], parameters["transactionId"]
+
+    def run() -> Answer:
+        transaction = operations.update_transaction(
+            event, user_id, transaction_id, request.action, request.status
+        )
+        return 200, render.transaction(transaction), None
+
+    return _run(run)
+
+
 def _healthz(event: Event, parameters: Mapping[str, str]) -> Answer | None:
     if not checks.no_body(event):
         return None
@@ -112,6 +141,8 @@ _SERVE: dict[str, Callable[[Event, Mapping[str, str]], Answer | None]] = {
     "list_transactions": _list_transactions,
     "get_transaction": _get_transaction,
     "healthz": _healthz,
+    "list_users": _list_users,
+    "update_transaction": _update_transaction,
 }
 
 

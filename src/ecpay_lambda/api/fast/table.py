@@ -42,11 +42,13 @@ def _route(method: str, rule: str, name: str) -> HotRoute:
 
 HOT_ROUTES: tuple[HotRoute, ...] = (
     _route("POST", "/users", "create_user"),
+    _route("GET", "/users", "list_users"),
     _route("GET", "/healthz", "healthz"),
     _route("GET", "/users/<userId>", "get_user"),
     _route("POST", "/users/<userId>/transactions", "create_transaction"),
     _route("GET", "/users/<userId>/transactions", "list_transactions"),
     _route("GET", "/users/<userId>/transactions/<transactionId>", "get_transaction"),
+    _route("PATCH", "/users/<userId>/transactions/<transactionId>", "update_transaction"),
 )
 
 
