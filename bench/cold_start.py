@@ -57,13 +57,10 @@ FIRST_NOTIFICATION: tuple[str, ...] = (
     "encodings.idna",
 )
 
-# What a management function's first request imports beyond its handler module (checked the same way):
-FIRST_MANAGEMENT_REQUEST: tuple[str, ...] = (
-    STORE,
-    "encodings.idna",
-    # Powertools' request validation, loaded by the resolver's first request.
-    "aws_lambda_powertools.event_handler.middlewares.openapi_validation",
-)
+# What a management function's first hot request imports beyond its handler module (checked the same
+# way): the lean path (api/fast/) serves it without Powertools' resolver or pydantic, which only a
+# request it hands on (a refusal, a rare route, /docs) imports.
+FIRST_MANAGEMENT_REQUEST: tuple[str, ...] = (STORE, "encodings.idna")
 MANAGEMENT_TARGET = "handlers (first request)"
 MANAGEMENT_BUDGET = 1.3
 

@@ -21,17 +21,18 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import (
 from .. import __version__
 from ..config import load_settings
 from ..wallet.errors import WalletError
-from . import logs, metrics
+from . import answers
+from .answers import ErrorAnswer, answer_exception, error_answer
 from .auth import AuthScheme, auth_scheme
-from .errors import RETRY_AFTER_SECONDS, STORE_UNAVAILABLE, to_http_error
-from .events import error_body, stage_prefix
+from .errors import ApiError
+from .events import stage_prefix
 from .routes import events, meta, payments, transactions, users
-from .routes.common import ApiError
+
+# The routes' fault log, written by api/answers.py for both request paths.
+logger = answers.logger
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.event_handler.openapi.models import SecurityScheme, Server
-
-logger = logs.get_logger("ecpay_lambda.api.app")
 
 TITLE = "aws-lambda-ecpay-api"
 DESCRIPTION = (
@@ -48,7 +49,6 @@ _AUTH_SENTENCE: dict[AuthScheme, str] = {
     "jwt": "its management routes require a JWT from the configured issuer (`bearerAuth`).",
     "none": "a local server without `API_TOKEN`, so no route requires credentials.",
 }
-PUBLIC_PATHS = frozenset({"/openapi.json", "/docs", "/healthz"})
 
 
 def _error(
@@ -58,13 +58,15 @@ def _error(
     details: list[dict[str, Any]] | dict[str, object] | None = None,
     headers: dict[str, str] | None = None,
 ) -> Response[Any]:
-    body = error_body(code, message)
-    if details is not None:
-        body = json.dumps(
-            {"error": {"code": code, "message": message, "details": details}}, ensure_ascii=False
-        )
+    return _response(error_answer(status, code, message, details, headers))
+
+
+def _response(answer: ErrorAnswer) -> Response[Any]:
     return Response(
-        status_code=status, content_type=content_types.APPLICATION_JSON, body=body, headers=headers
+        status_code=answer.status,
+        content_type=content_types.APPLICATION_JSON,
+        body=answer.body,
+        headers=answer.headers,
     )
 
 
@@ -187,12 +189,11 @@ def _invalid_request(exc: RequestValidationError) -> Response[Any]:
 
 
 def _api_error(exc: ApiError) -> Response[Any]:
-    return _error(exc.status, exc.code, exc.message)
+    return _response(answer_exception(exc))
 
 
 def _wallet_error(exc: WalletError) -> Response[Any]:
-    mapped = to_http_error(exc)
-    return _error(mapped.status, mapped.code, mapped.message, exc.details)
+    return _response(answer_exception(exc))
 
 
 def _route_not_found(exc: NotFoundError) -> Response[Any]:
@@ -200,15 +201,4 @@ def _route_not_found(exc: NotFoundError) -> Response[Any]:
 
 
 def _fault(exc: Exception) -> Response[Any]:
-    mapped = to_http_error(exc)
-    if mapped is STORE_UNAVAILABLE:
-        # An outage, not a bug: one line without the trace, and the client is told when to retry.
-        logger.warning("store unavailable", extra={"error_code": mapped.code, "error": type(exc).__name__})
-        metrics.fault(metrics.STORE_ERRORS)
-        return _error(
-            mapped.status, mapped.code, mapped.message, headers={"Retry-After": str(RETRY_AFTER_SECONDS)}
-        )
-    # The trace goes to the log (with the correlation id); the client gets the code alone.
-    logger.exception("unhandled error", extra={"error_code": mapped.code})
-    metrics.fault(metrics.CONFIG_ERRORS if mapped.status == 503 else metrics.STORE_ERRORS)
-    return _error(mapped.status, mapped.code, mapped.message)
+    return _response(answer_exception(exc))

@@ -18,6 +18,9 @@ from typing import Any, Literal, NamedTuple
 from ..config import Settings
 from .events import Event, header, request_context
 
+# The routes that need no credentials (api/app.py registers /openapi.json and /docs, meta /healthz).
+PUBLIC_PATHS = frozenset({"/openapi.json", "/docs", "/healthz"})
+
 
 @dataclass(frozen=True)
 class AuthFailure:

@@ -42,6 +42,16 @@ def wallet_status(exc: WalletError) -> int:
     return next(STATUS_OF[cls] for cls in type(exc).__mro__ if cls in STATUS_OF)
 
 
+class ApiError(Exception):
+    """An HTTP error raised by a route (beyond the wallet's domain errors)."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+
+
 INTERNAL = HttpError(500, "internal_error", "internal error")
 MISCONFIGURED = HttpError(503, "service_unavailable", "the service is not configured correctly")
 STORE_UNAVAILABLE = HttpError(503, "store_unavailable", "the store is unavailable; retry shortly")

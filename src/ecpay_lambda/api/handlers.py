@@ -9,13 +9,11 @@ from __future__ import annotations
 
 import functools
 import gc
-from typing import Any
-
-from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
+from typing import TYPE_CHECKING, Any
 
 from ..config import ConfigError, Settings, load_settings
 from . import auth, logs, metrics
-from .app import PUBLIC_PATHS, create_app
+from .auth import PUBLIC_PATHS
 from .errors import MISCONFIGURED
 from .events import (
     BadEvent,
@@ -28,7 +26,11 @@ from .events import (
     request_id,
     route_path,
 )
+from .fast.serve import serve
 from .seed import seed_view, wants_seed_vocabulary
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
 
 # The package's JSON lines (api/logs.py), as the callback function writes them: the same fields
 # Powertools' Logger wrote (correlation_id = API Gateway's request id), without its per-request work.
@@ -37,7 +39,13 @@ logger = logs.get_logger("ecpay_lambda.api.handlers")
 
 @functools.cache
 def get_app(cors_origins: tuple[str, ...] = ()) -> APIGatewayHttpResolver:
-    """The resolver, built once per cold start (per CORS configuration)."""
+    """The resolver, built once per cold start (per CORS configuration), when a request first needs it.
+
+    Imported here, not at the top: Powertools' event_handler and pydantic cost more than boto3 itself,
+    and the common requests never need them (api/fast/, the cold-start rule in docs/performance.md).
+    """
+    from .app import create_app  # noqa: PLC0415
+
     return create_app(cors_origins)
 
 
@@ -89,7 +97,7 @@ def _gate(event: Event, settings: Settings) -> LambdaResponse | None:
 
 
 def handler(event: dict[str, Any], context: Any) -> LambdaResponse:
-    """Lambda entry point: gate, then route with the Powertools resolver."""
+    """Lambda entry point: gate, then the lean path (api/fast/) or the Powertools resolver."""
     logs.start_invocation(request_id(event), context)
     try:
         return _handle(event, context)
@@ -108,7 +116,10 @@ def _handle(event: dict[str, Any], context: Any) -> LambdaResponse:
     refused = _gate(event, settings)
     if refused is not None:
         return refused
-    response: LambdaResponse = get_app(settings.cors_origins).resolve(event, context)
+    # The lean path serves the common, well-formed requests; everything else goes to the resolver.
+    response = serve(event, settings)
+    if response is None:
+        response = get_app(settings.cors_origins).resolve(event, context)
     if wants_seed_vocabulary(event):
         response = seed_view(response)  # the seed front end's status words (see api/seed.py)
     return response

@@ -37,10 +37,15 @@ from ..wallet.models import (
 )
 from ..wallet.recurring import plan_view
 from ..wallet.service import MAX_AMOUNT, TransactionDetail
+from .patterns import (
+    AMOUNT_PATTERN,
+    EMAIL_MAX,
+    EMAIL_PATTERN,
+    USERNAME_MAX,
+    USERNAME_PATTERN,
+    strip_white_space,
+)
 
-# The string form of an amount: 1 to MAX_AMOUNT in digits, no sign, no leading zero.
-AMOUNT_PATTERN = r"^(?:[1-9][0-9]{0,7}|100000000)$"
-assert MAX_AMOUNT == 100_000_000, "AMOUNT_PATTERN spells MAX_AMOUNT out"  # import-time guard
 _AMOUNT_RE = re.compile(AMOUNT_PATTERN)
 
 
@@ -77,37 +82,16 @@ Amount = Annotated[
     ),
 ]
 
-# Names and addresses are stripped of surrounding white space (Unicode White_Space, as pydantic's
-# own strip does), so the published pattern allows it around the value; lengths count the raw input.
-# The same regular expression is checked here and published in the spec: the two cannot disagree.
-# Written as \uXXXX escapes, which ECMA-262 (JSON Schema), Python's re and Rust's regex all read alike.
-_WHITE_SPACE = (
-    "\t\n\x0b\x0c\r \x85\xa0\u1680"
-    + "".join(map(chr, range(0x2000, 0x200B)))
-    + "\u2028\u2029\u202f\u205f\u3000"
-)
-_WS = "".join(f"\\u{ord(c):04x}" for c in _WHITE_SPACE)
-_CONTROL = "\\u0000-\\u001f"
-USERNAME_PATTERN = (
-    f"^[{_WS}]*[^{_WS}{_CONTROL}\\u007f](?:[^{_CONTROL}\\u007f]*[^{_WS}{_CONTROL}\\u007f])?[{_WS}]*$"
-)
-EMAIL_PATTERN = f"^[{_WS}]*[^@{_WS}{_CONTROL}]+@[^@{_WS}{_CONTROL}]+[{_WS}]*$"
-
-
-def _strip(value: str) -> str:
-    return value.strip(_WHITE_SPACE)
-
-
 Username = Annotated[
     str,
-    StringConstraints(max_length=64, pattern=USERNAME_PATTERN),
-    AfterValidator(_strip),
+    StringConstraints(max_length=USERNAME_MAX, pattern=USERNAME_PATTERN),
+    AfterValidator(strip_white_space),
     Field(description="1 to 64 characters, no control characters; surrounding white space is dropped"),
 ]
 Email = Annotated[
     str,
-    StringConstraints(max_length=254, pattern=EMAIL_PATTERN),
-    AfterValidator(_strip),
+    StringConstraints(max_length=EMAIL_MAX, pattern=EMAIL_PATTERN),
+    AfterValidator(strip_white_space),
     Field(description="an address with one @; surrounding white space is dropped"),
 ]
 

@@ -10,10 +10,8 @@ from aws_lambda_powertools.event_handler.openapi.params import Header, Path, Que
 from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse, OpenAPIResponseHeader
 from pydantic import BaseModel
 
-from ...config import load_settings
-from ...wallet.errors import NotFound
-from ..auth import Principal, principal
-from ..composition import get_service
+from .. import access
+from ..auth import Principal
 from ..schemas import ErrorResponse
 
 # Management routes need credentials (bearer token or JWT); the OpenAPI spec says so per route.
@@ -56,16 +54,6 @@ _ERROR_TEXT = {
 _RETRY_AFTER: dict[str, OpenAPIResponseHeader] = {
     "Retry-After": {"description": "seconds to wait before retrying", "schema": {"type": "integer"}}
 }
-
-
-class ApiError(Exception):
-    """An HTTP error raised by a route (beyond the wallet's domain errors)."""
-
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
 
 
 def responses(
@@ -112,29 +100,15 @@ IdempotencyKey = Annotated[
 
 
 def caller(router: Router) -> Principal:
-    """Who sent the request ``router`` is serving (see :func:`ecpay_lambda.api.auth.principal`).
-
-    An end user whose identity created a wallet (``POST /users``) reaches that wallet, whatever
-    their user claim says; otherwise the claim names it.
-    """
-    found = principal(router.current_event.raw_event, load_settings())
-    if not found.operator and found.identity is not None:
-        bound = get_service().store.get_user_by_identity(found.identity)
-        if bound is not None:
-            return found._replace(user_id=bound.user_id)
-    return found
+    """Who sent the request ``router`` is serving (see :func:`ecpay_lambda.api.access.caller`)."""
+    return access.caller(router.current_event.raw_event)
 
 
 def own_wallet(router: Router, user_id: str) -> None:
-    """Refuse a caller who may not act on wallet ``user_id``: 404, exactly as for an unknown user.
-
-    Never 403: an end user must not learn that another user's id exists.
-    """
-    if not caller(router).may_reach(user_id):
-        raise NotFound(f"user {user_id} not found")
+    """Refuse a caller who may not act on wallet ``user_id`` (see :func:`.access.own_wallet`)."""
+    access.own_wallet(router.current_event.raw_event, user_id)
 
 
 def operator_only(router: Router) -> None:
-    """Refuse an end user on an operator route: 404, as for a route that does not exist."""
-    if not caller(router).operator:
-        raise ApiError(404, "route_not_found", "no such route")
+    """Refuse an end user on an operator route (see :func:`ecpay_lambda.api.access.operator_only`)."""
+    access.operator_only(router.current_event.raw_event)

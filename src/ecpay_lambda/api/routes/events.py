@@ -10,8 +10,9 @@ from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Query
 
 from ...config import load_settings
+from ..errors import ApiError
 from ..schemas import EventList, WalletEventOut
-from .common import SECURITY, ApiError, json_response, operator_only, responses
+from .common import SECURITY, json_response, operator_only, responses
 
 router = Router()  # type: ignore[no-untyped-call]  # Powertools' __init__ is unannotated
 

@@ -7,14 +7,12 @@ from typing import Any
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 
-from ..composition import get_service
+from .. import operations
 from ..errors import RETRY_AFTER_SECONDS
-from ..logs import get_logger
 from ..schemas import Health
 from .common import json_response
 
 router = Router()  # type: ignore[no-untyped-call]  # Powertools' __init__ is unannotated
-logger = get_logger("ecpay_lambda.api.routes.meta")
 
 
 @router.get(
@@ -34,15 +32,7 @@ logger = get_logger("ecpay_lambda.api.routes.meta")
 )
 def healthz() -> Response[Any]:
     """GET /healthz -> 200 ``{status: ok, store: true}`` or 503 ``degraded`` when the store cannot write."""
-    try:
-        # A write, not a read: a full disk or a read-only replica still answers SELECT 1.
-        get_service().store.probe_write()
-        writable = True
-    except Exception:
-        # The answer here, not a fault of this route: a failing probe means "the store cannot write".
-        logger.warning("store write probe failed", exc_info=True)
-        writable = False
-    if writable:
+    if operations.store_writable():
         return json_response(200, Health(status="ok", store=True))
     return json_response(
         503, Health(status="degraded", store=False), **{"Retry-After": str(RETRY_AFTER_SECONDS)}

@@ -17,11 +17,11 @@ from ...wallet.models import PaymentMethod
 from ...wallet.service import CheckoutUrls
 from .. import metrics
 from ..composition import get_service
+from ..errors import ApiError
 from ..events import header, public_base_url
 from ..schemas import CheckoutFormOut, CheckoutRequest, RecurringAction, RefundRequest, TransactionOut
 from .common import (
     SECURITY,
-    ApiError,
     IdempotencyKey,
     TransactionId,
     UserId,

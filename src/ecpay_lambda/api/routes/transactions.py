@@ -8,10 +8,8 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Body
 
-from ...wallet.models import TransactionStatus, TransactionType
-from ...wallet.recurring import plan_from_request
-from ...wallet.service import WalletService, WithdrawAction
-from ..composition import get_service
+from ...wallet.models import TransactionType
+from .. import operations
 from ..schemas import (
     TransactionCreate,
     TransactionDetailOut,
@@ -21,7 +19,6 @@ from ..schemas import (
 )
 from .common import (
     SECURITY,
-    ApiError,
     Cursor,
     IdempotencyKey,
     Page,
@@ -29,8 +26,6 @@ from .common import (
     TransactionId,
     UserId,
     json_response,
-    operator_only,
-    own_wallet,
     responses,
 )
 
@@ -62,19 +57,15 @@ def create_transaction(
     user_id: UserId, body: Annotated[TransactionCreate, Body()], idempotency_key: IdempotencyKey = None
 ) -> Response[Any]:
     """POST /users/{userId}/transactions ``{transaction_type, amount}`` -> ``{transaction_id, ...}``."""
-    own_wallet(router, user_id)
-    recurring = None
-    if body.recurring is not None:
-        recurring = plan_from_request(body.recurring.model_dump(), body.payment_method)
-    service = get_service()
-    transaction, replayed = service.create_transaction(
+    transaction, replayed = operations.create_transaction(
+        router.current_event.raw_event,
         user_id,
         TransactionType(body.transaction_type),
         body.amount,
         payment_method=body.payment_method,
         idempotency_key=idempotency_key,
-        recurring=recurring,
-        invoice=_invoice_override(service, user_id, body),
+        recurring=None if body.recurring is None else body.recurring.model_dump(),
+        invoice=None if body.invoice is None else body.invoice.as_mapping(),
     )
     if replayed:
         return json_response(200, TransactionOut.of(transaction), **{"Idempotent-Replayed": "true"})
@@ -93,8 +84,7 @@ def list_transactions(
     user_id: UserId, page: Page = 1, page_size: PageSize = 20, cursor: Cursor = None
 ) -> Response[Any]:
     """GET /users/{userId}/transactions?page&pageSize -> ``{transactions, total, ...}``."""
-    own_wallet(router, user_id)
-    listing = get_service().list_transactions(user_id, page=page, page_size=page_size, cursor=cursor)
+    listing = operations.list_transactions(router.current_event.raw_event, user_id, page, page_size, cursor)
     return json_response(
         200,
         TransactionList(
@@ -117,22 +107,8 @@ def list_transactions(
 )
 def get_transaction(user_id: UserId, transaction_id: TransactionId) -> Response[Any]:
     """GET /users/{userId}/transactions/{transactionId}."""
-    own_wallet(router, user_id)
-    detail = get_service().get_transaction(user_id, transaction_id)
+    detail = operations.get_transaction(router.current_event.raw_event, user_id, transaction_id)
     return json_response(200, TransactionDetailOut.of_detail(detail))
-
-
-def _withdraw_action(update: WithdrawUpdate | None) -> WithdrawAction:
-    if update is None:
-        return "complete"
-    from_status: WithdrawAction | None = None
-    if update.status == TransactionStatus.COMPLETED:
-        from_status = "complete"
-    elif update.status == TransactionStatus.CANCELLED:
-        from_status = "cancel"
-    if update.action is not None and from_status is not None and update.action != from_status:
-        raise ApiError(422, "validation_error", "action and status disagree")
-    return update.action or from_status or "complete"
 
 
 @router.patch(
@@ -155,24 +131,11 @@ def update_transaction(
     user_id: UserId, transaction_id: TransactionId, body: Annotated[WithdrawUpdate | None, Body()] = None
 ) -> Response[Any]:
     """PATCH /users/{userId}/transactions/{transactionId}: the seed sends no body to complete (operators)."""
-    operator_only(router)
-    transaction = get_service().update_withdraw(user_id, transaction_id, _withdraw_action(body))
+    transaction = operations.update_transaction(
+        router.current_event.raw_event,
+        user_id,
+        transaction_id,
+        None if body is None else body.action,
+        None if body is None else body.status,
+    )
     return json_response(200, TransactionOut.of(transaction))
-
-
-def _invoice_override(service: WalletService, user_id: str, body: TransactionCreate) -> dict[str, str] | None:
-    """A deposit's own e-invoice buyer settings, validated as the user's are (None: use the user's)."""
-    if body.invoice is None:
-        return None
-    # Imported here: the e-invoice library loads only when a request carries invoice settings.
-    from ...wallet.invoices import InvoiceSettingsInvalid, checked_settings  # noqa: PLC0415
-    from ..invoicing import get_invoice_client  # noqa: PLC0415
-
-    if body.transaction_type is not TransactionType.DEPOSIT:
-        raise InvoiceSettingsInvalid("deposits_only", "only a deposit is invoiced: 'invoice' is for deposits")
-    if not service.invoicing:
-        raise InvoiceSettingsInvalid(
-            "invoicing_off", "invoicing is off: a deposit cannot carry invoice settings"
-        )
-
-    return checked_settings(service.store, user_id, body.invoice.as_mapping(), get_invoice_client())

@@ -8,18 +8,15 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 
-from ...wallet.errors import InvalidRequest
-from ...wallet.port import IdentityBound
+from .. import operations
 from ..composition import get_service
 from ..schemas import InvoiceSettingsIn, UserCreate, UserList, UserOut
 from .common import (
     SECURITY,
-    ApiError,
     Cursor,
     Page,
     PageSize,
     UserId,
-    caller,
     json_response,
     operator_only,
     own_wallet,
@@ -57,22 +54,8 @@ router = Router()  # type: ignore[no-untyped-call]  # Powertools' __init__ is un
 )
 def create_user(body: Annotated[UserCreate, Body()]) -> Response[Any]:
     """POST /users ``{username, email}`` -> 201 with the user; an end user's second create -> 200."""
-    who = caller(router)
-    service = get_service()
-    if who.operator:
-        return json_response(201, UserOut.of(service.create_user(body.username, body.email)))
-    if who.identity is None:
-        raise ApiError(404, "route_not_found", "no such route")  # a token naming nobody
-    existing = service.store.get_user_by_identity(who.identity)
-    if existing is None:
-        try:
-            user = service.create_user(body.username, body.email, identity=who.identity)
-            return json_response(201, UserOut.of(user))
-        except IdentityBound:
-            existing = service.store.get_user_by_identity(who.identity)  # a concurrent create won
-            if existing is None:
-                raise
-    return json_response(200, UserOut.of(existing))
+    answer = operations.create_user(router.current_event.raw_event, body.username, body.email)
+    return json_response(answer.status, UserOut.of(answer.user))
 
 
 @router.get(
@@ -92,15 +75,7 @@ def list_users(
     ("deleted"); operators list them too with ``include_closed=true``. ``GET /users/{id}`` still
     answers for a closed user (status ``closed``). Operators only (404 for an end user).
     """
-    operator_only(router)
-    service = get_service()
-    if include_closed:
-        listing = service.list_users(page=page, page_size=page_size, cursor=cursor)
-    else:
-        try:
-            listing = service.store.list_active_users(page=page, page_size=page_size, cursor=cursor)
-        except (ValueError, InvalidRequest):
-            raise ApiError(400, "invalid_request", "invalid cursor") from None
+    listing = operations.list_users(router.current_event.raw_event, page, page_size, cursor, include_closed)
     return json_response(
         200,
         UserList(
@@ -123,8 +98,7 @@ def list_users(
 )
 def get_user(user_id: UserId) -> Response[Any]:
     """GET /users/{userId} (an end user: only their own)."""
-    own_wallet(router, user_id)
-    return json_response(200, UserOut.of(get_service().get_user(user_id)))
+    return json_response(200, UserOut.of(operations.get_user(router.current_event.raw_event, user_id)))
 
 
 @router.delete(
