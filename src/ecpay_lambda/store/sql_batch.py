@@ -93,19 +93,26 @@ def _announce(conn: Connection, cursor: Any, sql: str, args: Any) -> None:
         conn.dispatch.before_cursor_execute(conn, cursor, sql, args, None, False)
 
 
-def fetch(conn: Connection, query: Step) -> list[tuple[Any, ...]]:
-    """The rows of one SELECT, on the DBAPI cursor."""
+def fetch(conn: Connection, *queries: Step) -> list[list[tuple[Any, ...]]]:
+    """The rows of each SELECT of ``queries``, sent together (one turn), on the DBAPI cursor."""
     cursor = conn.connection.cursor()
+    sql = ""
+    results: list[list[tuple[Any, ...]]] = []
     try:
-        _announce(conn, cursor, query.sql, query.values)
+        sql = ";\n".join(cursor.mogrify(q.sql, q.values) for q in queries)
+        _announce(conn, cursor, sql, None)
         try:
-            cursor.execute(query.sql, query.values)
-            rows: list[tuple[Any, ...]] = list(cursor.fetchall())
+            cursor.execute(sql)
+            results.append(list(cursor.fetchall()))
+            while cursor.nextset():
+                results.append(list(cursor.fetchall()))
         except conn.dialect.loaded_dbapi.Error as exc:
-            raise _wrapped(conn, exc, query.sql, query.values) from exc
+            raise _wrapped(conn, exc, sql, None) from exc
     finally:
         cursor.close()
-    return rows
+    if len(results) != len(queries):
+        raise AssertionError(f"{len(queries)} queries answered {len(results)} results")
+    return results
 
 
 def run_batch(conn: Connection, steps: Iterable[Step]) -> list[int]:

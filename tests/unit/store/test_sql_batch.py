@@ -137,6 +137,13 @@ def test_the_pre_rendered_statements_are_what_sqlalchemy_sends(store: SqlStore) 
         (sql._EXPIRED_IDEMPOTENCY, {"b_user_id": user.user_id, "b_key": "k1", "b_now": 5}),
         (sql._INSERT_IDEMPOTENCY, sql._idempotency_values(idem)),
         (sql._TRANSACTION_LOCKED, {"b_transaction_id": txn.transaction_id}),
+        (sql._TRANSACTION_LOCKED_JSON, {"b_transaction_id": txn.transaction_id}),
+        (sql._COUNT_USER_TRANSACTIONS, {"b_user_id": user.user_id}),
+        (sql._USER_TRANSACTIONS_PAGE_JSON, {"b_user_id": user.user_id, "b_limit": 21, "b_offset": 20}),
+        (
+            sql._USER_TRANSACTIONS_AFTER_JSON,
+            {"b_user_id": user.user_id, "b_limit": 21, "b_micros": 5, "b_key": txn.transaction_id},
+        ),
     ]
     seen = _sent(store)
     with store.engine.connect() as conn, conn.begin() as outer:
@@ -241,3 +248,36 @@ def test_a_killed_connection_under_the_locked_read_runs_the_use_case_again(store
     assert len(reads) == 1  # the dead connection failed the read itself; the retry read and wrote
     stored = store.get_transaction(txn.transaction_id)
     assert stored is not None and stored.status is TransactionStatus.PAID
+
+
+# Every character class a JSON encoder must escape or pass through: quotes, backslash, each control
+# character, NUL-free non-ASCII (CJK, an astral emoji, the JavaScript line separators).
+AWKWARD = (
+    '"quoted" \\back\\slash ' + "".join(map(chr, range(1, 32))) + " 綠界 \U0001f4b3 \u2028\u2029 %s %(x)s"
+)
+
+
+def test_a_transaction_read_as_one_json_column_is_the_stored_one(store: SqlStore) -> None:
+    user, txn = _setup(store)
+    awkward = txn._replace(
+        version=2,
+        updated_at=T1,
+        payment_info={"card": AWKWARD, AWKWARD: "key"},
+        flags=frozenset({AWKWARD, "needs_review"}),
+        trade_no="2611281200" + "9" * 10,
+        expires_at=T1 + timedelta(days=3),
+        refunded_amount=2**40,
+        paid_at=None,
+    )
+    store.commit(AtomicWrite(transactions=(TransactionPut(awkward, 1),)))
+    expected = store.get_transaction(txn.transaction_id)  # SQLAlchemy's own path: 25 columns
+    assert expected == awkward
+    seen: list[Transaction] = []
+
+    def decide(snap: Snapshot) -> Decision[str]:
+        seen.append(snap.transactions[txn.transaction_id])
+        return Decision("read", None)
+
+    store.run(Reads((txn.transaction_id,)), decide)  # the locked read, one JSON column
+    assert seen == [expected]
+    assert store.list_transactions(user.user_id).items == [expected]
