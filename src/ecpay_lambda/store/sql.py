@@ -285,7 +285,7 @@ def _txn_values(t: Transaction) -> dict[str, Any]:
     }
 
 
-def _entry(row: RowMapping) -> LedgerEntry:
+def _entry(row: Mapping[Any, Any]) -> LedgerEntry:
     return LedgerEntry(
         entry_id=row["entry_id"],
         user_id=row["user_id"],
@@ -297,7 +297,7 @@ def _entry(row: RowMapping) -> LedgerEntry:
     )
 
 
-def _notification(row: RowMapping) -> NotificationRecord:
+def _notification(row: Mapping[Any, Any]) -> NotificationRecord:
     return NotificationRecord(
         notification_id=row["notification_id"],
         received_at=_dt(row["received_us"]),
@@ -392,6 +392,7 @@ _USER_TRANSACTIONS_AFTER = _USER_TRANSACTIONS.where(
 # description and value; one column instead of 25 is about half a listing's CPU (and of the
 # notification's locked read). JSON keeps each value's type: numbers, strings, null.
 _T_JSON = func.json_array(*s.transactions.columns)
+_TRANSACTION_JSON = _TRANSACTION.with_only_columns(_T_JSON)
 _TRANSACTION_LOCKED_JSON = _TRANSACTION_LOCKED.with_only_columns(_T_JSON)
 _USER_TRANSACTIONS_PAGE_JSON = _USER_TRANSACTIONS_PAGE.with_only_columns(_T_JSON)
 _USER_TRANSACTIONS_AFTER_JSON = _USER_TRANSACTIONS_AFTER.with_only_columns(_T_JSON)
@@ -405,6 +406,10 @@ _NOTIFICATIONS_OF = (
     .where(s.notifications.c.transaction_id == bindparam("b_transaction_id"))
     .order_by(s.notifications.c.seq)
 )
+# Column names of a ledger or notification row read on the DBAPI cursor (tuples), for ``_entry`` and
+# ``_notification``.
+_LEDGER_NAMES = tuple(c.name for c in s.ledger.columns)
+_NOTIFICATION_NAMES = tuple(c.name for c in s.notifications.columns)
 _EXPIRED_IDEMPOTENCY = delete(s.idempotency).where(
     s.idempotency.c.user_id == bindparam("b_user_id"),
     s.idempotency.c.idem_key == bindparam("b_key"),
@@ -985,16 +990,35 @@ class SqlStore:
     def get_transaction(self, transaction_id: str) -> Transaction | None:
         """One transaction, or None."""
         self._ensure()
+        key = {"b_transaction_id": transaction_id}
+        if self._batched:
+            (rows,) = batch.read(self.engine, batch.step(_TRANSACTION_JSON, self.engine.dialect, key))
+            return _txn_json(rows[0]) if rows else None
         with self._tx(write=False) as conn:
-            row = conn.execute(_TRANSACTION, {"b_transaction_id": transaction_id}).first()
+            row = conn.execute(_TRANSACTION, key).first()
         return None if row is None else _txn(row)
 
     @_reconnecting
     def get_transaction_records(self, transaction_id: str) -> TransactionRecords | None:
         """A transaction, its ledger and its notifications in one read transaction."""
         self._ensure()
+        key = {"b_transaction_id": transaction_id}
+        if self._batched:
+            dialect = self.engine.dialect
+            found, ledger, notes = batch.read(
+                self.engine,
+                batch.step(_TRANSACTION_JSON, dialect, key),
+                batch.step(_LEDGER_OF, dialect, key),
+                batch.step(_NOTIFICATIONS_OF, dialect, key),
+            )
+            if not found:
+                return None
+            return TransactionRecords(
+                _txn_json(found[0]),
+                [_entry(dict(zip(_LEDGER_NAMES, r, strict=True))) for r in ledger],
+                [_notification(dict(zip(_NOTIFICATION_NAMES, r, strict=True))) for r in notes],
+            )
         with self._tx(write=False) as conn:
-            key = {"b_transaction_id": transaction_id}
             row = conn.execute(_TRANSACTION, key).first()
             if row is None:
                 return None
@@ -1018,19 +1042,20 @@ class SqlStore:
         else:
             params["b_offset"] = (page - 1) * page_size
             query, query_json = _USER_TRANSACTIONS_PAGE, _USER_TRANSACTIONS_PAGE_JSON
-        with self._tx(write=False) as conn:
-            if self._batched:
-                # The count and the page sent together (one turn), each row one JSON column.
-                count = batch.step(_COUNT_USER_TRANSACTIONS, conn.dialect, {"b_user_id": user_id})
-                counted, found = batch.fetch(conn, count, batch.step(query_json, conn.dialect, params))
-                total = int(counted[0][0])
-                items = [_txn_json(r) for r in found[:page_size]]
-                more = len(found) > page_size
-            else:
+        if self._batched:
+            # The count, the page and the COMMIT sent together (one turn), each row one JSON column.
+            dialect = self.engine.dialect
+            count = batch.step(_COUNT_USER_TRANSACTIONS, dialect, {"b_user_id": user_id})
+            counted, found = batch.read(self.engine, count, batch.step(query_json, dialect, params))
+            total = int(counted[0][0])
+            items = [_txn_json(r) for r in found[:page_size]]
+            more = len(found) > page_size
+        else:
+            with self._tx(write=False) as conn:
                 total = int(conn.execute(_COUNT_USER_TRANSACTIONS, params).scalar() or 0)
                 rows = conn.execute(query, params).all()
-                items = [_txn(r) for r in rows[:page_size]]
-                more = len(rows) > page_size
+            items = [_txn(r) for r in rows[:page_size]]
+            more = len(rows) > page_size
         next_cursor = (
             _encode_cursor(f"t:{user_id}", _us(items[-1].created_at), items[-1].transaction_id)
             if more

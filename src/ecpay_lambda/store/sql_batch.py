@@ -22,7 +22,7 @@ import functools
 from collections.abc import Iterable, Mapping
 from typing import Any, NamedTuple
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, Engine
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql.expression import ClauseElement
@@ -113,6 +113,26 @@ def fetch(conn: Connection, *queries: Step) -> list[list[tuple[Any, ...]]]:
     if len(results) != len(queries):
         raise AssertionError(f"{len(queries)} queries answered {len(results)} results")
     return results
+
+
+# Ends a read sent with its queries (:func:`read`).
+COMMIT = Step("COMMIT", {})
+
+
+def read(engine: Engine, *queries: Step) -> list[list[tuple[Any, ...]]]:
+    """The rows of each SELECT of ``queries``, read in ONE turn: the queries and a ``COMMIT`` sent
+    together on a pooled connection, outside SQLAlchemy's transaction (which would send its own
+    ``COMMIT``, a second turn). At READ COMMITTED each statement sees the newest committed rows either
+    way; the ``COMMIT`` ends the transaction the first SELECT opened, so the connection goes back to
+    the pool clean (and holds no metadata lock meanwhile)."""
+    with engine.connect() as conn:
+        try:
+            results = fetch(conn, *queries, COMMIT)
+        except BaseException:
+            # Its transaction may still be open: never give this connection back to the pool.
+            conn.invalidate()
+            raise
+    return results[:-1]
 
 
 def run_batch(conn: Connection, steps: Iterable[Step]) -> list[int]:

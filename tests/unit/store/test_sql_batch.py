@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, ProgrammingError
 
 from ecpay_lambda.store import sql, sql_batch
 from ecpay_lambda.store.sql import SqlStore
@@ -138,6 +138,9 @@ def test_the_pre_rendered_statements_are_what_sqlalchemy_sends(store: SqlStore) 
         (sql._INSERT_IDEMPOTENCY, sql._idempotency_values(idem)),
         (sql._TRANSACTION_LOCKED, {"b_transaction_id": txn.transaction_id}),
         (sql._TRANSACTION_LOCKED_JSON, {"b_transaction_id": txn.transaction_id}),
+        (sql._TRANSACTION_JSON, {"b_transaction_id": txn.transaction_id}),
+        (sql._LEDGER_OF, {"b_transaction_id": txn.transaction_id}),
+        (sql._NOTIFICATIONS_OF, {"b_transaction_id": txn.transaction_id}),
         (sql._COUNT_USER_TRANSACTIONS, {"b_user_id": user.user_id}),
         (sql._USER_TRANSACTIONS_PAGE_JSON, {"b_user_id": user.user_id, "b_limit": 21, "b_offset": 20}),
         (
@@ -281,3 +284,40 @@ def test_a_transaction_read_as_one_json_column_is_the_stored_one(store: SqlStore
     store.run(Reads((txn.transaction_id,)), decide)  # the locked read, one JSON column
     assert seen == [expected]
     assert store.list_transactions(user.user_id).items == [expected]
+
+
+def test_reads_are_one_turn_and_read_what_sqlalchemy_reads(store: SqlStore) -> None:
+    user, txn = _setup(store)
+    store.commit(_paid(txn))
+    for _ in range(3):
+        store.commit(AtomicWrite(transactions=(TransactionPut(_deposit(user)._replace(created_at=T1), 0),)))
+    plain = SqlStore(create_engine(store.engine.url))  # SQLAlchemy's own path (not batched)
+    try:
+        seen = _sent(store)
+        records = store.get_transaction_records(txn.transaction_id)
+        first = store.list_transactions(user.user_id, page_size=2)
+        assert first.next_cursor is not None
+        after = store.list_transactions(user.user_id, page_size=2, cursor=first.next_cursor)
+        assert store.get_transaction(txn.transaction_id) == plain.get_transaction(txn.transaction_id)
+        assert store.get_transaction("missing") is None and store.get_transaction_records("missing") is None
+        # Each read: its queries and the COMMIT sent together.
+        assert len(seen) == 6 and all(statement.endswith(";\nCOMMIT") for statement, _ in seen)
+        assert records == plain.get_transaction_records(txn.transaction_id)
+        assert records is not None and len(records.ledger) == 1 and len(records.notifications) == 1
+        assert first == plain.list_transactions(user.user_id, page_size=2)
+        assert after == plain.list_transactions(user.user_id, page_size=2, cursor=first.next_cursor)
+        assert first.total == 4 and len(first.items) + len(after.items) == 4
+    finally:
+        plain.dispose()
+
+
+def test_a_failed_read_never_returns_its_open_transaction_to_the_pool(store: SqlStore) -> None:
+    _, txn = _setup(store)
+    opened = sql_batch.step(
+        sql._TRANSACTION_JSON, store.engine.dialect, {"b_transaction_id": txn.transaction_id}
+    )
+    with pytest.raises(ProgrammingError):  # the first SELECT opened a transaction, the second fails
+        sql_batch.read(store.engine, opened, sql_batch.Step("SELECT * FROM no_such_table", {}))
+    with store.engine.connect() as conn:
+        assert conn.exec_driver_sql("SELECT @@in_transaction").scalar_one() == 0
+        conn.rollback()
