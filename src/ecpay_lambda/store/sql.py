@@ -84,6 +84,7 @@ from ..wallet.port import (
     VersionConflict,
 )
 from . import PAID_DEPOSIT_STATUSES
+from . import sql_batch as batch
 from . import sql_schema as s
 
 T = TypeVar("T")
@@ -251,6 +252,11 @@ def _txn(row: Sequence[Any]) -> Transaction:
     )
 
 
+def _txn_json(row: Sequence[Any]) -> Transaction:
+    """A transaction from a row of one of the ``*_JSON`` statements (one JSON array column)."""
+    return _txn(json.loads(row[0]))
+
+
 def _txn_values(t: Transaction) -> dict[str, Any]:
     return {
         "transaction_id": t.transaction_id,
@@ -279,7 +285,7 @@ def _txn_values(t: Transaction) -> dict[str, Any]:
     }
 
 
-def _entry(row: RowMapping) -> LedgerEntry:
+def _entry(row: Mapping[Any, Any]) -> LedgerEntry:
     return LedgerEntry(
         entry_id=row["entry_id"],
         user_id=row["user_id"],
@@ -291,7 +297,7 @@ def _entry(row: RowMapping) -> LedgerEntry:
     )
 
 
-def _notification(row: RowMapping) -> NotificationRecord:
+def _notification(row: Mapping[Any, Any]) -> NotificationRecord:
     return NotificationRecord(
         notification_id=row["notification_id"],
         received_at=_dt(row["received_us"]),
@@ -354,6 +360,8 @@ _USER_LOCKED = _USER.with_for_update()
 _USER_STATUS = select(_U.status).where(_U.user_id == bindparam("b_user_id"))
 _USER_BY_IDENTITY = select(s.users).where(_U.identity == bindparam("b_identity"))
 _TRANSACTION = select(s.transactions).where(_T.transaction_id == bindparam("b_transaction_id"))
+# One transaction locked: the common read of a use case, as ``_TRANSACTIONS_LOCKED`` with one id.
+_TRANSACTION_LOCKED = _TRANSACTION.with_for_update()
 _TRANSACTIONS_LOCKED = (
     select(s.transactions)
     .where(_T.transaction_id.in_(bindparam("b_ids", expanding=True)))
@@ -379,6 +387,15 @@ _USER_TRANSACTIONS_AFTER = _USER_TRANSACTIONS.where(
         and_(_T.created_us == bindparam("b_micros"), _T.transaction_id < bindparam("b_key")),
     )
 )
+# MariaDB/MySQL (batched): a transaction row read as ONE column, the JSON array of its columns in
+# ``_TC``'s order (``_txn_json``). PyMySQL's pure-Python protocol code parses every column's
+# description and value; one column instead of 25 is about half a listing's CPU (and of the
+# notification's locked read). JSON keeps each value's type: numbers, strings, null.
+_T_JSON = func.json_array(*s.transactions.columns)
+_TRANSACTION_JSON = _TRANSACTION.with_only_columns(_T_JSON)
+_TRANSACTION_LOCKED_JSON = _TRANSACTION_LOCKED.with_only_columns(_T_JSON)
+_USER_TRANSACTIONS_PAGE_JSON = _USER_TRANSACTIONS_PAGE.with_only_columns(_T_JSON)
+_USER_TRANSACTIONS_AFTER_JSON = _USER_TRANSACTIONS_AFTER.with_only_columns(_T_JSON)
 _LEDGER_OF = (
     select(s.ledger)
     .where(s.ledger.c.transaction_id == bindparam("b_transaction_id"))
@@ -389,6 +406,10 @@ _NOTIFICATIONS_OF = (
     .where(s.notifications.c.transaction_id == bindparam("b_transaction_id"))
     .order_by(s.notifications.c.seq)
 )
+# Column names of a ledger or notification row read on the DBAPI cursor (tuples), for ``_entry`` and
+# ``_notification``.
+_LEDGER_NAMES = tuple(c.name for c in s.ledger.columns)
+_NOTIFICATION_NAMES = tuple(c.name for c in s.notifications.columns)
 _EXPIRED_IDEMPOTENCY = delete(s.idempotency).where(
     s.idempotency.c.user_id == bindparam("b_user_id"),
     s.idempotency.c.idem_key == bindparam("b_key"),
@@ -420,6 +441,62 @@ def _user_delta(require_active: bool, stamped: bool) -> Any:
     return update(s.users).where(*conditions).values(**values)
 
 
+def _delta_statement(delta: UserDelta, write: AtomicWrite) -> tuple[Any, dict[str, Any]]:
+    """``delta``'s conditional UPDATE and its values; ``updated_us`` stamped with the write's newest time."""
+    stamp = max(
+        [_us(p.new.updated_at) for p in write.transactions] + [_us(e.created_at) for e in write.ledger],
+        default=None,
+    )
+    params = {
+        "b_user_id": delta.user_id,
+        "b_balance": delta.delta_balance,
+        "b_held": delta.delta_held,
+        "b_open": delta.delta_open,
+    }
+    if stamp is not None:
+        params["b_stamp"] = stamp
+    return _user_delta(delta.require_active, stamp is not None), params
+
+
+def _txn_update_values(put: TransactionPut) -> dict[str, Any]:
+    """``_UPDATE_TRANSACTION``'s values: every column but the id, where the version is the expected one."""
+    values = _txn_values(put.new)
+    values["b_transaction_id"] = values.pop("transaction_id")
+    values["b_expected"] = put.expected_version
+    return values
+
+
+def _entry_values(e: LedgerEntry) -> dict[str, Any]:
+    return {
+        "entry_id": e.entry_id,
+        "user_id": e.user_id,
+        "transaction_id": e.transaction_id,
+        "kind": e.kind,
+        "delta_balance": e.delta_balance,
+        "delta_held": e.delta_held,
+        "created_us": _us(e.created_at),
+    }
+
+
+def _idempotency_values(record: IdempotencyRecord) -> dict[str, Any]:
+    return {
+        "user_id": record.user_id,
+        "idem_key": record.key,
+        "fingerprint": record.request_fingerprint,
+        "transaction_id": record.transaction_id,
+        "created_us": _us(record.created_at),
+        "expires_us": _us(record.expires_at),
+    }
+
+
+def _multi_statements(_dialect: Any, _record: Any, _cargs: Any, cparams: dict[str, Any]) -> None:
+    """PyMySQL's connect() with ``CLIENT.MULTI_STATEMENTS`` added to the flags SQLAlchemy set
+    (FOUND_ROWS: row counts are matched rows, which the compare-and-set checks rely on)."""
+    from pymysql.constants import CLIENT  # noqa: PLC0415 (the driver is loaded by now)
+
+    cparams["client_flag"] = int(cparams.get("client_flag", 0)) | CLIENT.MULTI_STATEMENTS
+
+
 def normalize_url(url: str) -> str:
     """Pick the project's drivers for bare scheme names (mysql -> pymysql, postgresql -> psycopg 3)."""
     for bare, full in (
@@ -436,8 +513,11 @@ def normalize_url(url: str) -> str:
 class SqlStore:
     """``WalletStore`` on SQLAlchemy Core; the schema is created/migrated on first use."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, *, batched: bool = False) -> None:
         self.engine = engine
+        # MariaDB/MySQL opened by ``from_url`` (multi-statements on): the hot statements go on the
+        # DBAPI cursor, a write's statements as one batch (store/sql_batch.py).
+        self._batched = batched
         self._dialect = engine.dialect.name
         self._sqlite = self._dialect == "sqlite"
         database = engine.url.database
@@ -470,7 +550,12 @@ class SqlStore:
         if backend in ("mysql", "mariadb"):
             if "charset" not in parsed.query:
                 parsed = parsed.update_query_dict({"charset": "utf8mb4"})
-        elif backend != "postgresql":
+            engine = create_engine(parsed, **kwargs)
+            if parsed.get_driver_name() == "pymysql":
+                event.listen(engine, "do_connect", _multi_statements)
+                return cls(engine, batched=True)
+            return cls(engine)
+        if backend != "postgresql":
             raise ValueError(f"unsupported SQL store URL scheme {parsed.drivername!r}")
         return cls(create_engine(parsed, **kwargs))
 
@@ -779,12 +864,19 @@ class SqlStore:
         return Snapshot(found, user)
 
     def _locked_transactions(self, conn: Connection, ids: Sequence[str]) -> dict[str, Transaction]:
-        rows = conn.execute(_TRANSACTIONS_LOCKED, {"b_ids": list(ids)})
-        return {txn.transaction_id: txn for txn in map(_txn, rows)}
+        if self._batched and len(ids) == 1:
+            query = batch.step(_TRANSACTION_LOCKED_JSON, conn.dialect, {"b_transaction_id": ids[0]})
+            (rows,) = batch.fetch(conn, query)
+            return {txn.transaction_id: txn for txn in map(_txn_json, rows)}
+        locked = conn.execute(_TRANSACTIONS_LOCKED, {"b_ids": list(ids)})
+        return {txn.transaction_id: txn for txn in map(_txn, locked)}
 
     def _apply(self, conn: Connection, write: AtomicWrite) -> None:
         # Statement order is the lock order (notification, idempotency, transactions by id, user):
         # the same in every write, so concurrent writers queue instead of deadlocking.
+        if self._batched:
+            self._apply_batched(conn, write)
+            return
         if write.notification is not None:
             self._insert_notification(conn, write.notification)
         if write.idempotency is not None:
@@ -794,21 +886,60 @@ class SqlStore:
         if write.user_delta is not None:
             self._apply_delta(conn, write.user_delta, write)
         if write.ledger:
-            conn.execute(
-                _INSERT_LEDGER,
-                [
-                    {
-                        "entry_id": e.entry_id,
-                        "user_id": e.user_id,
-                        "transaction_id": e.transaction_id,
-                        "kind": e.kind,
-                        "delta_balance": e.delta_balance,
-                        "delta_held": e.delta_held,
-                        "created_us": _us(e.created_at),
-                    }
-                    for e in write.ledger
-                ],
-            )
+            conn.execute(_INSERT_LEDGER, [_entry_values(e) for e in write.ledger])
+
+    def _apply_batched(self, conn: Connection, write: AtomicWrite) -> None:
+        """``_apply`` as one multi-statement batch (MariaDB/MySQL): the same statements in the same
+        order, each one's failure or row count mapped to the same conflict, all checked before the
+        caller's COMMIT (a conflict rolls the whole write back)."""
+        dialect = conn.dialect
+        steps: list[batch.Step] = []
+        # Per statement: the conflict its IntegrityError means, and whether it must match one row.
+        duplicate: list[StoreConflict | None] = []
+        one_row: list[StoreConflict | None] = []
+
+        def add(statement: Any, values: Mapping[str, Any], dup: StoreConflict | None = None) -> None:
+            steps.append(batch.step(statement, dialect, values))
+            duplicate.append(dup)
+            one_row.append(None)
+
+        if write.notification is not None:
+            key = write.notification.dedupe_key
+            dup = None if key is None else DuplicateNotification(key)
+            add(_INSERT_NOTIFICATION, _notification_values(write.notification), dup)
+        if write.idempotency is not None:
+            record = write.idempotency
+            created = _us(record.created_at)
+            add(_EXPIRED_IDEMPOTENCY, {"b_user_id": record.user_id, "b_key": record.key, "b_now": created})
+            add(_INSERT_IDEMPOTENCY, _idempotency_values(record), IdempotencyKeyReused(record.key))
+        for put in sorted(write.transactions, key=lambda p: p.new.transaction_id):
+            tid = put.new.transaction_id
+            if put.expected_version == 0:
+                add(_INSERT_TRANSACTION, _txn_values(put.new), VersionConflict(tid))
+            else:
+                add(_UPDATE_TRANSACTION, _txn_update_values(put))
+                one_row[-1] = VersionConflict(tid)
+        delta_at = -1
+        if write.user_delta is not None:
+            statement, params = _delta_statement(write.user_delta, write)
+            add(statement, params)
+            delta_at = len(steps) - 1
+        for entry in write.ledger:
+            add(_INSERT_LEDGER, _entry_values(entry))
+        try:
+            counts = batch.run_batch(conn, steps)
+        except batch.BatchFailed as failed:
+            conflict = duplicate[failed.index]
+            if conflict is not None and isinstance(failed.error, IntegrityError):
+                raise _Abort(conflict) from None
+            raise failed.error from failed.error.orig
+        for index, count in enumerate(counts):
+            if index == delta_at and count != 1:
+                assert write.user_delta is not None
+                raise _Abort(self._delta_refused(conn, write.user_delta))
+            conflict = one_row[index]
+            if conflict is not None and count != 1:
+                raise _Abort(conflict)
 
     def _insert_notification(self, conn: Connection, record: NotificationRecord) -> None:
         try:
@@ -824,56 +955,34 @@ class SqlStore:
         expired = {"b_user_id": record.user_id, "b_key": record.key, "b_now": created}
         conn.execute(_EXPIRED_IDEMPOTENCY, expired)
         try:
-            conn.execute(
-                _INSERT_IDEMPOTENCY,
-                {
-                    "user_id": record.user_id,
-                    "idem_key": record.key,
-                    "fingerprint": record.request_fingerprint,
-                    "transaction_id": record.transaction_id,
-                    "created_us": created,
-                    "expires_us": _us(record.expires_at),
-                },
-            )
+            conn.execute(_INSERT_IDEMPOTENCY, _idempotency_values(record))
         except IntegrityError:
             raise _Abort(IdempotencyKeyReused(record.key)) from None
 
     def _put_transaction(self, conn: Connection, put: TransactionPut) -> None:
-        values = _txn_values(put.new)
         tid = put.new.transaction_id
         if put.expected_version == 0:
             try:
-                conn.execute(_INSERT_TRANSACTION, values)
+                conn.execute(_INSERT_TRANSACTION, _txn_values(put.new))
             except IntegrityError:
                 raise _Abort(VersionConflict(tid)) from None
             return
-        del values["transaction_id"]
-        values["b_transaction_id"] = tid
-        values["b_expected"] = put.expected_version
-        result = conn.execute(_UPDATE_TRANSACTION, values)
+        result = conn.execute(_UPDATE_TRANSACTION, _txn_update_values(put))
         if result.rowcount != 1:
             raise _Abort(VersionConflict(tid))
 
     def _apply_delta(self, conn: Connection, delta: UserDelta, write: AtomicWrite) -> None:
-        stamp = max(
-            [_us(p.new.updated_at) for p in write.transactions] + [_us(e.created_at) for e in write.ledger],
-            default=None,
-        )
-        params = {
-            "b_user_id": delta.user_id,
-            "b_balance": delta.delta_balance,
-            "b_held": delta.delta_held,
-            "b_open": delta.delta_open,
-        }
-        if stamp is not None:
-            params["b_stamp"] = stamp
-        result = conn.execute(_user_delta(delta.require_active, stamp is not None), params)
-        if result.rowcount == 1:
-            return
+        statement, params = _delta_statement(delta, write)
+        if conn.execute(statement, params).rowcount != 1:
+            raise _Abort(self._delta_refused(conn, delta))
+
+    def _delta_refused(self, conn: Connection, delta: UserDelta) -> StoreConflict:
+        """Why ``delta``'s conditional UPDATE matched no row: the user is missing or not active, or a
+        counter would go below 0."""
         row = conn.execute(_USER_STATUS, {"b_user_id": delta.user_id}).first()
         if row is None or (delta.require_active and row[0] != str(UserStatus.ACTIVE)):
-            raise _Abort(UserNotActive(delta.user_id))
-        raise _Abort(InsufficientFunds(delta.user_id))
+            return UserNotActive(delta.user_id)
+        return InsufficientFunds(delta.user_id)
 
     # -- transactions -----------------------------------------------------------------------
 
@@ -881,16 +990,35 @@ class SqlStore:
     def get_transaction(self, transaction_id: str) -> Transaction | None:
         """One transaction, or None."""
         self._ensure()
+        key = {"b_transaction_id": transaction_id}
+        if self._batched:
+            (rows,) = batch.read(self.engine, batch.step(_TRANSACTION_JSON, self.engine.dialect, key))
+            return _txn_json(rows[0]) if rows else None
         with self._tx(write=False) as conn:
-            row = conn.execute(_TRANSACTION, {"b_transaction_id": transaction_id}).first()
+            row = conn.execute(_TRANSACTION, key).first()
         return None if row is None else _txn(row)
 
     @_reconnecting
     def get_transaction_records(self, transaction_id: str) -> TransactionRecords | None:
         """A transaction, its ledger and its notifications in one read transaction."""
         self._ensure()
+        key = {"b_transaction_id": transaction_id}
+        if self._batched:
+            dialect = self.engine.dialect
+            found, ledger, notes = batch.read(
+                self.engine,
+                batch.step(_TRANSACTION_JSON, dialect, key),
+                batch.step(_LEDGER_OF, dialect, key),
+                batch.step(_NOTIFICATIONS_OF, dialect, key),
+            )
+            if not found:
+                return None
+            return TransactionRecords(
+                _txn_json(found[0]),
+                [_entry(dict(zip(_LEDGER_NAMES, r, strict=True))) for r in ledger],
+                [_notification(dict(zip(_NOTIFICATION_NAMES, r, strict=True))) for r in notes],
+            )
         with self._tx(write=False) as conn:
-            key = {"b_transaction_id": transaction_id}
             row = conn.execute(_TRANSACTION, key).first()
             if row is None:
                 return None
@@ -910,15 +1038,24 @@ class SqlStore:
         params: dict[str, Any] = {"b_user_id": user_id, "b_limit": page_size + 1}
         if cursor is not None:
             params["b_micros"], params["b_key"] = _decode_cursor(f"t:{user_id}", cursor)
-            query = _USER_TRANSACTIONS_AFTER
+            query, query_json = _USER_TRANSACTIONS_AFTER, _USER_TRANSACTIONS_AFTER_JSON
         else:
             params["b_offset"] = (page - 1) * page_size
-            query = _USER_TRANSACTIONS_PAGE
-        with self._tx(write=False) as conn:
-            total = int(conn.execute(_COUNT_USER_TRANSACTIONS, params).scalar() or 0)
-            rows = conn.execute(query, params).all()
-        items = [_txn(r) for r in rows[:page_size]]
-        more = len(rows) > page_size
+            query, query_json = _USER_TRANSACTIONS_PAGE, _USER_TRANSACTIONS_PAGE_JSON
+        if self._batched:
+            # The count, the page and the COMMIT sent together (one turn), each row one JSON column.
+            dialect = self.engine.dialect
+            count = batch.step(_COUNT_USER_TRANSACTIONS, dialect, {"b_user_id": user_id})
+            counted, found = batch.read(self.engine, count, batch.step(query_json, dialect, params))
+            total = int(counted[0][0])
+            items = [_txn_json(r) for r in found[:page_size]]
+            more = len(found) > page_size
+        else:
+            with self._tx(write=False) as conn:
+                total = int(conn.execute(_COUNT_USER_TRANSACTIONS, params).scalar() or 0)
+                rows = conn.execute(query, params).all()
+            items = [_txn(r) for r in rows[:page_size]]
+            more = len(rows) > page_size
         next_cursor = (
             _encode_cursor(f"t:{user_id}", _us(items[-1].created_at), items[-1].transaction_id)
             if more
