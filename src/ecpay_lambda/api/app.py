@@ -154,9 +154,8 @@ def create_app(cors_origins: Sequence[str] = ()) -> APIGatewayHttpResolver:
     # Registered without decorator syntax: Powertools' decorators are unannotated (mypy --strict).
     app.exception_handler(RequestUnsupportedContentType)(_unsupported_content_type)
     app.exception_handler(RequestValidationError)(_invalid_request)
-    app.exception_handler(ApiError)(_api_error)
-    app.exception_handler(WalletError)(_wallet_error)
-    app.exception_handler(Exception)(_fault)
+    for raised in (ApiError, WalletError, Exception):
+        app.exception_handler(raised)(_answered)  # api/answers.py decides, as on the lean path
     app.not_found(_route_not_found)
     return app
 
@@ -188,17 +187,9 @@ def _invalid_request(exc: RequestValidationError) -> Response[Any]:
     return _error(422, "validation_error", "the request does not match the schema", _details(errors))
 
 
-def _api_error(exc: ApiError) -> Response[Any]:
-    return _response(answer_exception(exc))
-
-
-def _wallet_error(exc: WalletError) -> Response[Any]:
-    return _response(answer_exception(exc))
-
-
 def _route_not_found(exc: NotFoundError) -> Response[Any]:
     return _error(404, "route_not_found", "no such route")
 
 
-def _fault(exc: Exception) -> Response[Any]:
+def _answered(exc: Exception) -> Response[Any]:
     return _response(answer_exception(exc))
