@@ -489,14 +489,6 @@ def _idempotency_values(record: IdempotencyRecord) -> dict[str, Any]:
     }
 
 
-def _multi_statements(_dialect: Any, _record: Any, _cargs: Any, cparams: dict[str, Any]) -> None:
-    """PyMySQL's connect() with ``CLIENT.MULTI_STATEMENTS`` added to the flags SQLAlchemy set
-    (FOUND_ROWS: row counts are matched rows, which the compare-and-set checks rely on)."""
-    from pymysql.constants import CLIENT  # noqa: PLC0415 (the driver is loaded by now)
-
-    cparams["client_flag"] = int(cparams.get("client_flag", 0)) | CLIENT.MULTI_STATEMENTS
-
-
 def normalize_url(url: str) -> str:
     """Pick the project's drivers for bare scheme names (mysql -> pymysql, postgresql -> psycopg 3)."""
     for bare, full in (
@@ -552,7 +544,7 @@ class SqlStore:
                 parsed = parsed.update_query_dict({"charset": "utf8mb4"})
             engine = create_engine(parsed, **kwargs)
             if parsed.get_driver_name() == "pymysql":
-                event.listen(engine, "do_connect", _multi_statements)
+                event.listen(engine, "do_connect", batch.connect)
                 return cls(engine, batched=True)
             return cls(engine)
         if backend != "postgresql":
@@ -890,18 +882,36 @@ class SqlStore:
 
     def _apply_batched(self, conn: Connection, write: AtomicWrite) -> None:
         """``_apply`` as one multi-statement batch (MariaDB/MySQL): the same statements in the same
-        order, each one's failure or row count mapped to the same conflict, all checked before the
-        caller's COMMIT (a conflict rolls the whole write back)."""
+        order, each one's failure or row count mapped to the same conflict.
+
+        On MariaDB the batch also ends the transaction: each compare-and-set is followed by an
+        in-SQL check (``batch.ONE_ROW``) and the batch by ``COMMIT``, so a write is one turn and a
+        compare-and-set that matched nothing stops the batch before its ``COMMIT``. On MySQL (no
+        compound statements outside a stored program) the row counts are checked here, before the
+        caller's ``COMMIT``. Either way a conflict rolls the whole write back."""
         dialect = conn.dialect
+        in_sql = bool(getattr(dialect, "is_mariadb", False))
         steps: list[batch.Step] = []
-        # Per statement: the conflict its IntegrityError means, and whether it must match one row.
-        duplicate: list[StoreConflict | None] = []
-        one_row: list[StoreConflict | None] = []
+        duplicate: list[StoreConflict | None] = []  # per statement: the conflict its IntegrityError means
+        # Statements that must match one row -> their conflict (None: the user delta's, whose reason
+        # is read after the refusal); on MariaDB keyed by the index of the check that follows them.
+        one_row: dict[int, StoreConflict | None] = {}
 
         def add(statement: Any, values: Mapping[str, Any], dup: StoreConflict | None = None) -> None:
             steps.append(batch.step(statement, dialect, values))
             duplicate.append(dup)
-            one_row.append(None)
+
+        def must_match_one_row(conflict: StoreConflict | None) -> None:
+            if in_sql:
+                steps.append(batch.ONE_ROW)
+                duplicate.append(None)
+            one_row[len(steps) - 1] = conflict
+
+        def refused(conflict: StoreConflict | None) -> StoreConflict:
+            if conflict is not None:
+                return conflict
+            assert write.user_delta is not None
+            return self._delta_refused(conn, write.user_delta)
 
         if write.notification is not None:
             key = write.notification.dedupe_key
@@ -918,28 +928,28 @@ class SqlStore:
                 add(_INSERT_TRANSACTION, _txn_values(put.new), VersionConflict(tid))
             else:
                 add(_UPDATE_TRANSACTION, _txn_update_values(put))
-                one_row[-1] = VersionConflict(tid)
-        delta_at = -1
+                must_match_one_row(VersionConflict(tid))
         if write.user_delta is not None:
             statement, params = _delta_statement(write.user_delta, write)
             add(statement, params)
-            delta_at = len(steps) - 1
+            must_match_one_row(None)
         for entry in write.ledger:
             add(_INSERT_LEDGER, _entry_values(entry))
         try:
-            counts = batch.run_batch(conn, steps)
+            counts = batch.run_batch(conn, steps, commit=in_sql)
         except batch.BatchFailed as failed:
+            error = failed.error
+            if in_sql and failed.index in one_row and batch.is_one_row_failure(error):
+                raise _Abort(refused(one_row[failed.index])) from None
             conflict = duplicate[failed.index]
-            if conflict is not None and isinstance(failed.error, IntegrityError):
+            if conflict is not None and isinstance(error, IntegrityError):
                 raise _Abort(conflict) from None
-            raise failed.error from failed.error.orig
-        for index, count in enumerate(counts):
-            if index == delta_at and count != 1:
-                assert write.user_delta is not None
-                raise _Abort(self._delta_refused(conn, write.user_delta))
-            conflict = one_row[index]
-            if conflict is not None and count != 1:
-                raise _Abort(conflict)
+            raise error from error.orig
+        if in_sql:
+            return  # committed: every check ran in the batch, before its COMMIT
+        for index, conflict in one_row.items():
+            if counts[index] != 1:
+                raise _Abort(refused(conflict))
 
     def _insert_notification(self, conn: Connection, record: NotificationRecord) -> None:
         try:

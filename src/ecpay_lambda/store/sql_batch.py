@@ -115,8 +115,28 @@ def fetch(conn: Connection, *queries: Step) -> list[list[tuple[Any, ...]]]:
     return results
 
 
-# Ends a read sent with its queries (:func:`read`).
+# Ends a read sent with its queries (:func:`read`), or a write whose checks are in SQL (:data:`ONE_ROW`).
 COMMIT = Step("COMMIT", {})
+
+# MariaDB only (a compound statement outside a stored program): raises SQLSTATE 45000 unless the
+# statement just before it matched exactly one row (FOUND_ROWS is on: matched, not changed, rows).
+# A compare-and-set followed by this check can go in a batch that ends with ``COMMIT``: the server
+# stops at the first error, so a write whose compare-and-set matched nothing never reaches it.
+ONE_ROW_MESSAGE = "ecpay_lambda: the statement before this check did not match exactly one row"
+ONE_ROW = Step(
+    "BEGIN NOT ATOMIC IF ROW_COUNT() <> 1 THEN "
+    f"SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = '{ONE_ROW_MESSAGE}'; END IF; END",
+    {},
+)
+
+
+def is_one_row_failure(error: DBAPIError) -> bool:
+    """Whether ``error`` is a :data:`ONE_ROW` check's (SQLSTATE 45000, its message)."""
+    args: tuple[Any, ...] = tuple(getattr(error.orig, "args", ()))
+    return len(args) > 1 and args[0] == _ER_SIGNAL_EXCEPTION and args[1] == ONE_ROW_MESSAGE
+
+
+_ER_SIGNAL_EXCEPTION = 1644  # MariaDB/MySQL's error number of an unhandled user SIGNAL
 
 
 def read(engine: Engine, *queries: Step) -> list[list[tuple[Any, ...]]]:
@@ -135,13 +155,15 @@ def read(engine: Engine, *queries: Step) -> list[list[tuple[Any, ...]]]:
     return results[:-1]
 
 
-def run_batch(conn: Connection, steps: Iterable[Step]) -> list[int]:
+def run_batch(conn: Connection, steps: Iterable[Step], *, commit: bool = False) -> list[int]:
     """Send ``steps`` as one multi-statement batch; each statement's row count (matched rows).
 
     Raises :class:`BatchFailed` naming the statement that failed; the transaction is then the caller's
-    to roll back (an exception leaving ``Connection.begin()`` does).
+    to roll back (an exception leaving ``Connection.begin()`` does). ``commit``: the batch ends with
+    ``COMMIT`` (every check must then be in the batch, :data:`ONE_ROW`), and the connection's own
+    commit at the end of ``Connection.begin()`` sends nothing (:func:`connect`).
     """
-    batch = list(steps)
+    batch = [*steps, COMMIT] if commit else list(steps)
     counts: list[int] = []
     cursor = conn.connection.cursor()
     sql = ""
@@ -161,4 +183,42 @@ def run_batch(conn: Connection, steps: Iterable[Step]) -> list[int]:
         cursor.close()
     if len(counts) != len(batch):
         raise AssertionError(f"a batch of {len(batch)} statements answered {len(counts)} results")
+    if commit:
+        conn.connection.dbapi_connection.committed_by_batch = True  # type: ignore[union-attr]
+        return counts[:-1]
     return counts
+
+
+def connect(_dialect: Any, _record: Any, cargs: Any, cparams: dict[str, Any]) -> Any:
+    """The engine's ``do_connect`` listener: a PyMySQL connection with ``CLIENT.MULTI_STATEMENTS``
+    added to the flags SQLAlchemy set (FOUND_ROWS: row counts are matched rows, which the
+    compare-and-set checks rely on), whose ``commit()`` skips a batch's own ``COMMIT``."""
+    from pymysql.constants import CLIENT  # noqa: PLC0415 (the driver is loaded by now)
+
+    cparams["client_flag"] = int(cparams.get("client_flag", 0)) | CLIENT.MULTI_STATEMENTS
+    return _connection_class()(*cargs, **cparams)
+
+
+@functools.cache
+def _connection_class() -> type[Any]:
+    from pymysql.connections import Connection as PyMySQLConnection  # noqa: PLC0415
+    from pymysql.constants import SERVER_STATUS  # noqa: PLC0415
+
+    class BatchConnection(PyMySQLConnection):  # type: ignore[misc]
+        """PyMySQL's connection; ``commit()`` sends nothing after a batch that ended with ``COMMIT``
+        (:func:`run_batch`) while the server reports no open transaction: it would be a turn that
+        does nothing. Any other commit (or an open transaction, whatever happened) is sent."""
+
+        committed_by_batch = False
+
+        def commit(self) -> None:
+            done = self.committed_by_batch and not self.server_status & SERVER_STATUS.SERVER_STATUS_IN_TRANS
+            self.committed_by_batch = False
+            if not done:
+                super().commit()
+
+        def rollback(self) -> None:
+            self.committed_by_batch = False
+            super().rollback()
+
+    return BatchConnection

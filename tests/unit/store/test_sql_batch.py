@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from bench.wire import proxied
 from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError, ProgrammingError
@@ -169,7 +170,10 @@ def test_an_applied_payment_is_one_read_and_one_batch(store: SqlStore) -> None:
     assert store.run(Reads((txn.transaction_id,)), decide) == "applied"
     assert len(seen) == 2  # the locked read, then the four writes together
     assert seen[0][0].rstrip().endswith("FOR UPDATE")
-    assert seen[1][0].count(";\n") == 3
+    # The four writes, a check after each compare-and-set (the transaction's, the user's), COMMIT.
+    statements = seen[1][0].split(";\n")
+    assert len(statements) == 7
+    assert [statements[i] for i in (2, 4, 6)] == [sql_batch.ONE_ROW.sql, sql_batch.ONE_ROW.sql, "COMMIT"]
     after = store.get_user(user.user_id)
     assert after is not None and (after.balance, after.open_transactions) == (100, 0)
     assert [e.entry_id for e in store.list_ledger(transaction_id=txn.transaction_id)] == ["e1"]
@@ -177,6 +181,49 @@ def test_an_applied_payment_is_one_read_and_one_batch(store: SqlStore) -> None:
     assert stored is not None and stored.status is TransactionStatus.PAID
     # The raw body (with its %) is stored as it came: the batch's values are not formatted twice.
     assert [n.raw_body for n in store.list_notifications(txn.transaction_id)] == ["RtnCode=1&x=100%"]
+
+
+def test_an_applied_payment_is_two_turns_on_the_wire(mysql_store_url: str) -> None:
+    # Counted on the wire, where a COMMIT SQLAlchemy sends on its own would show (its cursor events
+    # never see it): the locked read, then the batch that ends with the COMMIT.
+    with proxied(mysql_store_url) as (url, wire):
+        store = SqlStore.from_url(url)
+        try:
+            store.ensure_schema()
+            user, txn = _setup(store)
+            wire.reset()
+            assert store.run(Reads((txn.transaction_id,)), lambda _snap: Decision("ok", _paid(txn))) == "ok"
+            assert wire.reset() == 2
+            store.commit(AtomicWrite(transactions=(TransactionPut(_deposit(user), 0),)))
+            assert wire.reset() == 1  # a new deposit: its INSERT and COMMIT in one batch
+        finally:
+            store.dispose()
+    # Committed for every other connection to see (not left open on the pooled one).
+    other = SqlStore.from_url(mysql_store_url)
+    try:
+        stored = other.get_transaction(txn.transaction_id)
+        assert stored is not None and stored.status is TransactionStatus.PAID
+    finally:
+        other.dispose()
+
+
+def test_the_connection_still_commits_a_transaction_a_batch_did_not_end(
+    store: SqlStore, mysql_store_url: str
+) -> None:
+    # The skipped COMMIT needs both: the last batch ended with COMMIT, and the server says no
+    # transaction is open. Here the flag is set by mistake while a transaction is open.
+    user = _user()
+    store.create_user(user)
+    with store.engine.connect() as conn, conn.begin():
+        changed = {"u": user.user_id, "e": "changed@example.com"}
+        conn.execute(text("UPDATE wallet_users SET email = :e WHERE user_id = :u"), changed)
+        conn.connection.dbapi_connection.committed_by_batch = True  # type: ignore[union-attr]
+    other = SqlStore.from_url(mysql_store_url)  # another connection: committed, not just written
+    try:
+        stored = other.get_user(user.user_id)
+        assert stored is not None and stored.email == "changed@example.com"
+    finally:
+        other.dispose()
 
 
 def _unchanged(store: SqlStore, user: User, txn: Transaction, balance: int = 0) -> None:
