@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 import http.client
+import json
 import os
 import sqlite3
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
+from bench.money_floor import MoneyFloor
+from bench.seed_baseline import connection_args
+from bench.wallet_ops import paid_body
+
+from ecpay_lambda.store.sql import SqlStore
+from ecpay_lambda.wallet.models import TransactionStatus
 
 from .harness import REPO
 
@@ -76,3 +85,36 @@ def test_the_durable_floor_server_commits_each_request_before_answering(tmp_path
             assert rows == [b"first", b"second"]
         finally:
             server.terminate()
+
+
+@pytest.mark.mysql
+def test_the_money_floor_writes_what_our_store_writes(mysql_store_url: str) -> None:
+    """bench/money_floor.py: the seed table's floor must do a request's whole money work, committed, in
+    rows our own store reads back as it would have written them (a floor that skipped a statement, or
+    wrote columns our schema no longer has, would flatter the seed comparison)."""
+    store = SqlStore.from_url(mysql_store_url)
+    store.ensure_schema()
+    floor = MoneyFloor(connection_args(mysql_store_url))
+    try:
+        user_id = floor.create_user()
+        created = json.loads(
+            floor.handle_create_transaction(user_id, b'{"transaction_type": "deposit", "amount": 70}')
+        )
+        pending = store.get_transaction(created["id"])
+        assert pending is not None and (pending.status, pending.amount) == (TransactionStatus.PENDING, 70)
+        awaiting = floor.awaiting(user_id, 100, "F0000000000000000001")
+        forged = paid_body("F0000000000000000001", 100).replace(b"TradeAmt=100", b"TradeAmt=1")
+        assert floor.return_url(awaiting, forged) == "0|CheckMacValue error"
+        assert floor.return_url(awaiting, paid_body("F0000000000000000001", 100)) == "1|OK"
+        # Read by the store, on its own connections: committed.
+        paid = store.get_transaction(awaiting)
+        assert paid is not None and (paid.status, paid.version) == (TransactionStatus.PAID, 2)
+        user = store.get_user(user_id)
+        assert user is not None and (user.balance, user.open_transactions) == (100, 1)
+        assert [(e.kind, e.delta_balance) for e in store.list_ledger(transaction_id=awaiting)] == [
+            ("deposit_paid", 100)
+        ]
+        assert [n.outcome for n in store.list_notifications(awaiting)] == ["applied"]
+    finally:
+        floor.close()
+        store.dispose()
