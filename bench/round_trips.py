@@ -101,10 +101,17 @@ def _attach_sql(store: Any, recorder: Recorder) -> None:
 
     def statement(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
         verb = statement.lstrip().split(None, 1)[0].upper() if statement.strip() else "?"
+        if ";\n" in statement:  # store/sql_batch.py: several statements sent together, one turn
+            verb = "batch ending in COMMIT" if statement.rstrip().endswith("COMMIT") else f"batch from {verb}"
         recorder.count(verb)
 
+    def commit(conn: Any) -> None:
+        # MariaDB: after a batch that ended with its own COMMIT, the connection sends none.
+        if getattr(conn.connection.dbapi_connection, "commit_is_sent", True):
+            recorder.count("COMMIT")
+
     event.listen(engine, "before_cursor_execute", statement)
-    event.listen(engine, "commit", lambda conn: recorder.count("COMMIT"))
+    event.listen(engine, "commit", commit)
     event.listen(engine, "rollback", lambda conn: recorder.count("ROLLBACK"))
     # The pool's "reset" event fires on every check-in; a ROLLBACK is sent only when the pool resets.
     if str(getattr(engine.pool, "_reset_on_return", "")) != "ResetStyle.reset_none":

@@ -211,10 +211,16 @@ def _connection_class() -> type[Any]:
 
         committed_by_batch = False
 
+        @property
+        def commit_is_sent(self) -> bool:
+            """Whether ``commit()`` would send a ``COMMIT`` now."""
+            in_transaction = bool(self.server_status & SERVER_STATUS.SERVER_STATUS_IN_TRANS)
+            return in_transaction or not self.committed_by_batch
+
         def commit(self) -> None:
-            done = self.committed_by_batch and not self.server_status & SERVER_STATUS.SERVER_STATUS_IN_TRANS
+            sent = self.commit_is_sent
             self.committed_by_batch = False
-            if not done:
+            if sent:
                 super().commit()
 
         def rollback(self) -> None:
