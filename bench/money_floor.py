@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl
@@ -84,6 +85,17 @@ def _attempts(mtn: str, state: str, created_us: int, trade_no: str | None = None
     return json.dumps([attempt], sort_keys=True)
 
 
+def created_transaction(user_id: str, body: bytes, insert: Callable[[str, int], str]) -> str:
+    """The seed's POST /users/{id}/transactions around ``insert(user_id, amount)`` (the new id): the
+    JSON body parsed, the new transaction answered as JSON (shared by the seed's side and the floor)."""
+    data = json.loads(body)
+    amount = int(data["amount"])
+    transaction_id = insert(user_id, amount)
+    return json.dumps(
+        {"id": transaction_id, "user_id": user_id, "type": data["transaction_type"], "amount": amount}
+    )
+
+
 class MoneyFloor:
     """Our statements, raw, on one kept connection (see the module's docstring)."""
 
@@ -133,12 +145,7 @@ class MoneyFloor:
 
     def handle_create_transaction(self, user_id: str, body: bytes) -> str:
         """POST /users/{id}/transactions: the JSON body in, one batch, the new transaction out."""
-        data = json.loads(body)
-        amount = int(data["amount"])
-        transaction_id = self._insert_deposit(user_id, amount)
-        return json.dumps(
-            {"id": transaction_id, "user_id": user_id, "type": data["transaction_type"], "amount": amount}
-        )
+        return created_transaction(user_id, body, self._insert_deposit)
 
     def awaiting(self, user_id: str, amount: int, mtn: str) -> str:
         """A deposit awaiting payment on attempt ``mtn`` (set-up, not timed)."""

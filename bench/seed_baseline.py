@@ -37,7 +37,7 @@ from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from .common import BenchStore, Table, percentile, quiet_stdout
-from .money_floor import MoneyFloor
+from .money_floor import MoneyFloor, created_transaction
 from .wallet_ops import STAGE, Events, Wallet, context, paid_body, settings_env
 
 OPERATIONS = ("create user", "create transaction", "list transactions", "ReturnURL")
@@ -115,12 +115,7 @@ class SeedBaseline:
 
     def handle_create_transaction(self, user_id: str, body: bytes) -> str:
         """POST /users/{id}/transactions: the JSON body in, the new transaction out."""
-        data = json.loads(body)
-        amount = int(data["amount"])
-        transaction_id = self.create_transaction(user_id, amount)
-        return json.dumps(
-            {"id": transaction_id, "user_id": user_id, "type": data["transaction_type"], "amount": amount}
-        )
+        return created_transaction(user_id, body, self.create_transaction)
 
     def handle_list_transactions(self, user_id: str) -> str:
         """GET /users/{id}/transactions: the page and the total as JSON."""
