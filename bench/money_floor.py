@@ -10,9 +10,11 @@ statements for it as plain SQL on one kept PyMySQL connection, in the fewest tur
   stored), then one batch: the notification record, the deposit's compare-and-set on its version, the
   owner's credit, a row check after each, the ledger entry, ``COMMIT``.
 
-No framework, no pool, no decoding of the row read, no logging: no handler that keeps these rules can
-be faster on this server. Its p50 against the seed's says how far below the seed such a handler can
-get at all; ours against it says what our code adds.
+No framework, no pool, no decoding of the row read, no logging: no handler that keeps these rules
+(and, on the ReturnURL, decides the credit on the stored deposit, as our SQL store does) can be faster
+on this server. Its p50 against the seed's says how far below the seed such a handler can get at all;
+ours against it says what our code adds. Only a speculative credit sent without the read (what the
+DynamoDB store does, ``port.CreditGuess``) would have a lower floor.
 """
 
 from __future__ import annotations

@@ -357,6 +357,6 @@ def table(result: Comparison) -> Table:
         "statement, JSON out); ours = the Lambda handlers on the MySQL store. Below 1.00: ours is faster. "
         "CPU = this process's CPU time per call (ms; the database server's work not included). "
         "floor = the seed's HTTP-level work plus our store's statements for the request as plain SQL on one "
-        "kept connection, in the fewest turns the money rules allow (bench/money_floor.py): no handler that "
-        "keeps those rules is faster here.",
+        "kept connection, in the fewest turns the money rules allow (bench/money_floor.py; the ReturnURL's "
+        "reads the deposit before crediting it, as our SQL store does): no such handler is faster here.",
     )
