@@ -58,6 +58,12 @@ _PAID = (
     "paid_us = %s, plan = NULL, invoice = NULL, invoice_due_us = NULL "
     "WHERE transaction_id = %s AND version = %s"
 )
+_PAID_UNREAD = (
+    "UPDATE wallet_transactions SET status = 'paid', version = version + 1, updated_us = %s, trade_no = %s, "
+    "payment_info = %s, attempts = %s, next_check_us = NULL, paid_us = %s WHERE transaction_id = %s "
+    "AND user_id = %s AND amount = %s AND transaction_type = 'deposit' AND merchant_trade_no = %s "
+    "AND status IN ('awaiting_payment', 'awaiting_offline_payment') AND invoice IS NULL"
+)
 _CREDIT = (
     "UPDATE wallet_users SET balance = balance + %s, open_transactions = open_transactions - 1, "
     "updated_us = %s WHERE user_id = %s AND status = 'active' AND open_transactions - 1 >= 0"
@@ -153,8 +159,13 @@ class MoneyFloor:
         """A deposit awaiting payment on attempt ``mtn`` (set-up, not timed)."""
         return self._insert_deposit(user_id, amount, awaiting=mtn)
 
-    def return_url(self, transaction_id: str, body: bytes) -> str:
-        """Check the form's CheckMacValue, read the deposit locked, write the credit in one batch."""
+    def return_url(self, transaction_id: str, body: bytes, unread_for: str | None = None) -> str:
+        """Check the form's CheckMacValue, read the deposit locked, write the credit in one batch.
+
+        ``unread_for`` (the callback URL's user id): no read; the credit is sent speculatively, its
+        conditions in the compare-and-set (what a port.CreditGuess conditions, the attempts aside), as
+        the DynamoDB store sends it: the floor of a handler that does not decide on the stored deposit.
+        """
         from ecpay_lambda.ecpay.checkmac import verify_check_mac_value  # noqa: PLC0415
 
         from .wallet_ops import STAGE  # noqa: PLC0415
@@ -163,33 +174,25 @@ class MoneyFloor:
         fields = dict(parse_qsl(raw, keep_blank_values=True))
         if not verify_check_mac_value(fields, STAGE.hash_key, STAGE.hash_iv):
             return "0|CheckMacValue error"
-        self.cursor.execute(_LOCKED, (transaction_id,))
-        row = self.cursor.fetchone()
-        user_id, amount, version, created = row[1], row[3], row[5], row[6]
         mtn, trade_no, now = fields["MerchantTradeNo"], fields["TradeNo"], _us()
         paid_info = {"payment_type": fields["PaymentType"]}
-        attempts = _attempts(mtn, "paid", created, trade_no, **paid_info)
         info = json.dumps(paid_info, sort_keys=True)
         mogrify = self.cursor.mogrify
+        if unread_for is None:
+            self.cursor.execute(_LOCKED, (transaction_id,))
+            row = self.cursor.fetchone()
+            user_id, amount, version, created = row[1], row[3], row[5], row[6]
+            attempts = _attempts(mtn, "paid", created, trade_no, **paid_info)
+            values = (user_id, amount, version + 1, created, now, mtn, trade_no, info, attempts, now)
+            paid = mogrify(_PAID, (*values, transaction_id, version))
+        else:
+            user_id, amount = unread_for, int(fields["TradeAmt"])
+            attempts = _attempts(mtn, "paid", now, trade_no, **paid_info)
+            values = (now, trade_no, info, attempts, now, transaction_id, user_id, amount, mtn)
+            paid = mogrify(_PAID_UNREAD, values)
         self._batch(
             mogrify(_RECORD, (uuid.uuid4().hex, now, raw, transaction_id, mtn, f"{mtn}:paid")),
-            mogrify(
-                _PAID,
-                (
-                    user_id,
-                    amount,
-                    version + 1,
-                    created,
-                    now,
-                    mtn,
-                    trade_no,
-                    info,
-                    attempts,
-                    now,
-                    transaction_id,
-                    version,
-                ),
-            ),
+            paid,
             ONE_ROW.sql,
             mogrify(_CREDIT, (amount, now, user_id)),
             ONE_ROW.sql,

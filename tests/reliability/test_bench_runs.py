@@ -14,6 +14,7 @@ import pytest
 from bench.money_floor import MoneyFloor
 from bench.seed_baseline import connection_args
 from bench.wallet_ops import paid_body
+from pymysql.err import OperationalError
 
 from ecpay_lambda.store.sql import SqlStore
 from ecpay_lambda.wallet.models import TransactionStatus
@@ -115,6 +116,18 @@ def test_the_money_floor_writes_what_our_store_writes(mysql_store_url: str) -> N
             ("deposit_paid", 100)
         ]
         assert [n.outcome for n in store.list_notifications(awaiting)] == ["applied"]
+        # The unread credit: its compare-and-set refuses another user's deposit, rolling back all of it.
+        unread = floor.awaiting(user_id, 100, "G0000000000000000001")
+        with pytest.raises(OperationalError):
+            floor.return_url(unread, paid_body("G0000000000000000001", 100), unread_for="someone-else")
+        floor.conn.rollback()
+        assert store.list_notifications(unread) == []
+        assert floor.return_url(unread, paid_body("G0000000000000000001", 100), unread_for=user_id) == "1|OK"
+        credited = store.get_transaction(unread)
+        assert credited is not None and credited.status is TransactionStatus.PAID
+        user = store.get_user(user_id)
+        assert user is not None and (user.balance, user.open_transactions) == (200, 1)
+        assert len(store.list_ledger(transaction_id=unread)) == 1
     finally:
         floor.close()
         store.dispose()
