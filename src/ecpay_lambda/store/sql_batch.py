@@ -118,6 +118,8 @@ def fetch(conn: Connection, *queries: Step) -> list[list[tuple[Any, ...]]]:
 # Ends a read sent with its queries (:func:`read`), or a write whose checks are in SQL (:data:`ONE_ROW`).
 COMMIT = Step("COMMIT", {})
 
+_ER_SIGNAL_EXCEPTION = 1644  # MariaDB/MySQL's error number of an unhandled user SIGNAL
+
 # MariaDB only (a compound statement outside a stored program): raises SQLSTATE 45000 unless the
 # statement just before it matched exactly one row (FOUND_ROWS is on: matched, not changed, rows).
 # A compare-and-set followed by this check can go in a batch that ends with ``COMMIT``: the server
@@ -134,9 +136,6 @@ def is_one_row_failure(error: DBAPIError) -> bool:
     """Whether ``error`` is a :data:`ONE_ROW` check's (SQLSTATE 45000, its message)."""
     args: tuple[Any, ...] = tuple(getattr(error.orig, "args", ()))
     return len(args) > 1 and args[0] == _ER_SIGNAL_EXCEPTION and args[1] == ONE_ROW_MESSAGE
-
-
-_ER_SIGNAL_EXCEPTION = 1644  # MariaDB/MySQL's error number of an unhandled user SIGNAL
 
 
 def read(engine: Engine, *queries: Step) -> list[list[tuple[Any, ...]]]:
